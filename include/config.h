@@ -1,0 +1,106 @@
+/*
+ * config: the validated, immutable configuration.  inih reads the file;
+ * every key is checked here.  Unknown sections and keys are errors.
+ *
+ * Errors look like
+ *   beacond.ini:12: [tcp] idle_timeout: "5 parsecs" is not a duration (e.g. 30s, 500ms, 5m)
+ * and the caller exits with EX_CONFIG (78).
+ */
+#ifndef BEACOND_CONFIG_H
+#define BEACOND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "acl.h"
+#include "log.h"
+#include "parse.h"
+#include "util.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/beacond/beacond.ini"
+
+enum svc_mode { MODE_ECHO, MODE_DISCARD };
+enum icmp_socket_kind { ICMP_SOCKET_AUTO, ICMP_SOCKET_DGRAM, ICMP_SOCKET_RAW };
+enum target_family { FAMILY_AUTO, FAMILY_4, FAMILY_6, FAMILY_BOTH };
+
+struct config_daemon {
+	enum log_level log_level;        /* info */
+	enum log_format log_format;      /* logfmt */
+	char *log_target;                /* "auto" | "stderr" | path */
+	uint64_t shutdown_timeout_ns;    /* 10s: drain deadline on SIGTERM */
+	uint64_t stats_interval_ns;      /* 60s: periodic service counters; 0 = off */
+};
+
+struct config_tcp {
+	bool enabled;                    /* yes */
+	struct endpoint *listen;         /* 127.0.0.1:7, [::1]:7 */
+	size_t n_listen;
+	enum svc_mode mode;              /* echo */
+	uint32_t max_connections;        /* 4096, 1..1000000 */
+	uint64_t idle_timeout_ns;        /* 300s; 0 = never */
+	uint64_t max_pending;            /* 64KiB, 1KiB..64MiB */
+	uint32_t backlog;                /* 511, 1..65535 */
+	struct acl allow;                /* loopback + private ranges */
+	bool nodelay;                    /* yes */
+	bool keepalive;                  /* no */
+};
+
+struct config_udp {
+	bool enabled;                    /* yes */
+	struct endpoint *listen;         /* 127.0.0.1:7, [::1]:7 */
+	size_t n_listen;
+	enum svc_mode mode;              /* echo */
+	struct acl allow;                /* same default as tcp */
+	uint32_t rate_limit;             /* replies/s per source; 0 = off; default 100 */
+	uint32_t rate_burst;             /* bucket depth; default = max(1, 2 * rate_limit) */
+	uint32_t rate_table_size;        /* sources tracked, 4096, 64..1048576 */
+	uint64_t recv_buffer;            /* SO_RCVBUF; 0 = kernel default */
+};
+
+/* Settings of [icmp] that each [target] may override. */
+struct probe_opts {
+	uint64_t interval_ns;            /* 1s, 10ms..1h */
+	uint64_t timeout_ns;             /* 1s, 1ms..1h */
+	uint64_t summary_interval_ns;    /* 60s; 0 = off */
+	uint32_t payload_size;           /* 56, 0..65000 bytes */
+	uint32_t ttl;                    /* 64, 1..255 */
+	uint32_t tos;                    /* 0, 0..255 (DSCP << 2 | ECN) */
+	uint32_t down_after;             /* 3, 1..1000 */
+	uint32_t up_after;               /* 2, 1..1000 */
+	bool log_replies;                /* no */
+};
+
+struct config_icmp {
+	enum icmp_socket_kind socket;    /* auto (global, not per target) */
+	struct probe_opts defaults;
+};
+
+struct config_target {
+	char *name;                      /* [target NAME]: [A-Za-z0-9._-]{1,64}, unique */
+	char *host;                      /* IP literal or host name (required) */
+	enum target_family family;       /* auto */
+	bool has_source;
+	struct endpoint source;          /* source address (port 0) */
+	char *interface;                 /* NULL or an interface name (<16 chars) */
+	struct probe_opts opts;          /* [icmp] defaults with this target's overrides */
+	unsigned line;                   /* line of the section header, for messages */
+};
+
+struct config {
+	char *path;
+	struct config_daemon daemon;
+	struct config_tcp tcp;
+	struct config_udp udp;
+	struct config_icmp icmp;
+	struct config_target *targets;
+	size_t n_targets;
+};
+
+/* Load and validate a file.  0 and *out set, or -1 with the message in err. */
+int config_load(const char *path, struct config **out, char *err, size_t errlen);
+/* Same from a string; name is used in messages in place of the file name. */
+int config_parse_string(const char *text, const char *name, struct config **out,
+			char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+#endif

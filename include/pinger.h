@@ -1,0 +1,36 @@
+/*
+ * pinger: ICMP/ICMPv6 health pings to the configured targets: schedule,
+ * sockets (datagram first, raw fallback), reply matching, statistics,
+ * up/down state and the health log lines.  Two-phase configuration as in
+ * tcp.h: targets are reconciled by name (and host/family), unchanged ones
+ * keep their sockets and statistics.
+ */
+#ifndef BEACOND_PINGER_H
+#define BEACOND_PINGER_H
+
+#include <stddef.h>
+#include "config.h"
+#include "loop.h"
+
+struct pinger;
+struct pinger_plan;
+
+struct pinger_counts {
+	size_t probes;       /* (target, family) pairs being pinged */
+	size_t up, down, unknown;
+};
+
+struct pinger *pinger_new(struct loop *loop);
+struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
+				   char *err, size_t errlen);
+void pinger_commit(struct pinger *p, struct pinger_plan *plan);
+void pinger_abort(struct pinger_plan *plan);
+
+/* Log every probe's summary now (SIGUSR1, shutdown); why = "signal", "final". */
+void pinger_log_summaries(struct pinger *p, const char *why);
+void pinger_counts(const struct pinger *p, struct pinger_counts *out);
+/* Stop sending; final summaries are the caller's to request. */
+void pinger_stop(struct pinger *p);
+void pinger_free(struct pinger *p);
+
+#endif

@@ -1,0 +1,2 @@
+/* PLACEHOLDER */
+extern int beacond_placeholder_daemon;
