@@ -1,2 +1,459 @@
-/* PLACEHOLDER */
-extern int beacond_placeholder_daemon;
+/*
+ * daemon: lifecycle around the services.
+ *
+ *   start:  inherit sockets (LISTEN_FDS) -> prepare every service -> commit
+ *           -> READY=1 -> loop_run
+ *   reload: RELOADING=1 -> parse the file into a fresh config -> prepare every
+ *           service -> commit all (or abort all and keep the old config)
+ *           -> READY=1
+ *   stop:   STOPPING=1 -> close listeners, stop pinging -> drain TCP
+ *           connections up to shutdown_timeout -> final summaries -> exit 0
+ *
+ * Preparing every service before committing any makes a reload all or
+ * nothing: a new listener that cannot be bound leaves the old configuration
+ * running untouched.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sysexits.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "pinger.h"
+#include "sd.h"
+#include "tcp.h"
+#include "udp.h"
+
+/* One buffer for every read in the loop: TCP reads go straight into it and
+ * UDP slices it into 64 slots of 64 KiB for recvmmsg.  Pages only become
+ * resident when touched. */
+#define IOBUF_SIZE (64u * 65536u)
+
+#define DRAIN_POLL_NS (50 * NSEC_PER_MSEC)
+#define STATUS_PERIOD_NS NSEC_PER_SEC
+
+struct daemon {
+	struct loop *loop;
+	struct config *cfg;
+	const struct daemon_options *opts;
+	uint8_t *iobuf;
+
+	struct tcp_service *tcp;
+	struct udp_service *udp;
+	struct pinger *pinger;
+	struct sd_listen_set inherited;
+
+	struct timer stats_timer;
+	struct timer status_timer;
+	struct timer watchdog_timer;
+	struct timer drain_timer;
+	uint64_t watchdog_period_ns;
+	bool notify;             /* NOTIFY_SOCKET is set */
+	char last_status[256];
+
+	bool stopping;
+	uint64_t drain_deadline;
+};
+
+static int daemon_log_setup(struct daemon *d, const struct config *cfg, char *err,
+			    size_t errlen)
+{
+	enum log_level level = cfg->daemon.log_level;
+	if (d->opts->level_override >= 0)
+		level = (enum log_level)d->opts->level_override;
+	return log_setup(level, cfg->daemon.log_format, cfg->daemon.log_target, err,
+			 errlen);
+}
+
+/* ---- applying a configuration ------------------------------------------ */
+
+/* A disabled service is configured with no listeners: commit then closes
+ * whatever it had, so "enabled = no" on reload stops the service. */
+static struct tcp_plan *prepare_tcp(struct daemon *d, const struct config *cfg,
+				    char *err, size_t errlen)
+{
+	struct config_tcp tcp = cfg->tcp;
+	if (!tcp.enabled)
+		tcp.n_listen = 0;
+	return tcp_prepare(d->tcp, &tcp, &d->inherited, err, errlen);
+}
+
+static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
+				    char *err, size_t errlen)
+{
+	struct config_udp udp = cfg->udp;
+	if (!udp.enabled)
+		udp.n_listen = 0;
+	return udp_prepare(d->udp, &udp, &d->inherited, err, errlen);
+}
+
+/* Prepare every service for cfg, then commit all of them, or none. */
+static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
+			size_t errlen)
+{
+	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
+	if (!tcp)
+		return -1;
+	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
+	if (!udp) {
+		tcp_abort(tcp);
+		return -1;
+	}
+	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
+	if (!ping) {
+		udp_abort(udp);
+		tcp_abort(tcp);
+		return -1;
+	}
+	tcp_commit(d->tcp, tcp);
+	udp_commit(d->udp, udp);
+	pinger_commit(d->pinger, ping);
+	return 0;
+}
+
+static void stats_timer_arm(struct daemon *d)
+{
+	loop_timer_cancel(d->loop, &d->stats_timer);
+	if (d->cfg->daemon.stats_interval_ns)
+		loop_timer_arm(d->loop, &d->stats_timer,
+			       loop_now(d->loop) + d->cfg->daemon.stats_interval_ns);
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+
+static void log_tcp_stats(const struct tcp_counters *c, const char *why)
+{
+	struct logline *l = log_begin(LOG_INFO, "stats");
+	log_str(l, "service", "tcp");
+	log_str(l, "why", why);
+	log_u64(l, "active", c->active);
+	log_u64(l, "accepted", c->accepted);
+	log_u64(l, "refused_limit", c->refused_limit);
+	log_u64(l, "refused_acl", c->refused_acl);
+	log_u64(l, "refused_fd", c->refused_fd);
+	log_u64(l, "bytes_in", c->bytes_in);
+	log_u64(l, "bytes_out", c->bytes_out);
+	log_u64(l, "timeouts", c->timeouts);
+	log_u64(l, "errors", c->errors);
+	log_u64(l, "backpressure", c->backpressure);
+	log_end(l);
+}
+
+static void log_udp_stats(const struct udp_counters *c, const char *why)
+{
+	struct logline *l = log_begin(LOG_INFO, "stats");
+	log_str(l, "service", "udp");
+	log_str(l, "why", why);
+	log_u64(l, "received", c->received);
+	log_u64(l, "echoed", c->echoed);
+	log_u64(l, "bytes_in", c->bytes_in);
+	log_u64(l, "bytes_out", c->bytes_out);
+	log_u64(l, "drop_truncated", c->drop_truncated);
+	log_u64(l, "drop_port", c->drop_port);
+	log_u64(l, "drop_addr", c->drop_addr);
+	log_u64(l, "drop_acl", c->drop_acl);
+	log_u64(l, "drop_rate", c->drop_rate);
+	log_u64(l, "drop_send", c->drop_send);
+	log_end(l);
+}
+
+static void daemon_log_stats(struct daemon *d, const char *why)
+{
+	log_tcp_stats(tcp_counters(d->tcp), why);
+	log_udp_stats(udp_counters(d->udp), why);
+}
+
+static void on_stats_timer(struct timer *t)
+{
+	struct daemon *d = container_of(t, struct daemon, stats_timer);
+	daemon_log_stats(d, "interval");
+	stats_timer_arm(d);
+}
+
+/* ---- systemd -------------------------------------------------------------- */
+
+static void format_status(struct daemon *d, char *buf, size_t len)
+{
+	const struct tcp_counters *tc = tcp_counters(d->tcp);
+	const struct udp_counters *uc = udp_counters(d->udp);
+	struct pinger_counts pc;
+	pinger_counts(d->pinger, &pc);
+	snprintf(buf, len,
+		 "%s%llu TCP connections, %llu UDP datagrams echoed, "
+		 "%zu targets: %zu up, %zu down, %zu unknown",
+		 d->stopping ? "stopping: " : "",
+		 (unsigned long long)tc->active, (unsigned long long)uc->echoed,
+		 pc.probes, pc.up, pc.down, pc.unknown);
+}
+
+/* STATUS= is refreshed at most once a second, and only when it changed. */
+static void on_status_timer(struct timer *t)
+{
+	struct daemon *d = container_of(t, struct daemon, status_timer);
+	char status[sizeof d->last_status];
+
+	format_status(d, status, sizeof status);
+	if (strcmp(status, d->last_status) != 0) {
+		sd_notifyf("STATUS=%s", status);
+		memcpy(d->last_status, status, sizeof status);
+	}
+	loop_timer_arm(d->loop, t, t->deadline + STATUS_PERIOD_NS);
+}
+
+static void on_watchdog_timer(struct timer *t)
+{
+	struct daemon *d = container_of(t, struct daemon, watchdog_timer);
+	sd_notify("WATCHDOG=1");
+	loop_timer_arm(d->loop, t, loop_now(d->loop) + d->watchdog_period_ns);
+}
+
+static void notify_ready(struct daemon *d)
+{
+	format_status(d, d->last_status, sizeof d->last_status);
+	sd_notifyf("READY=1\nSTATUS=%s", d->last_status);
+}
+
+/* ---- reload ------------------------------------------------------------------ */
+
+static void daemon_reload(struct daemon *d)
+{
+	char err[512];
+	struct config *cfg;
+
+	/* systemd's reload waits for READY=1 after RELOADING=1; newer managers
+	 * also want the MONOTONIC_USEC of the request. */
+	sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)(mono_ns() / NSEC_PER_USEC));
+	if (log_reopen() < 0)
+		log_msg(LOG_ERR, "log_reopen_failed", "cannot reopen the log file: %s",
+			strerror(errno));
+
+	if (config_load(d->opts->config_path, &cfg, err, sizeof err) < 0) {
+		struct logline *l = log_begin(LOG_ERR, "reload_failed");
+		log_str(l, "reason", err);
+		log_str(l, "msg", "keeping the running configuration");
+		log_end(l);
+		notify_ready(d);
+		return;
+	}
+	if (daemon_apply(d, cfg, err, sizeof err) < 0) {
+		struct logline *l = log_begin(LOG_ERR, "reload_failed");
+		log_str(l, "reason", err);
+		log_str(l, "msg", "keeping the running configuration");
+		log_end(l);
+		config_free(cfg);
+		notify_ready(d);
+		return;
+	}
+
+	struct config *old = d->cfg;
+	d->cfg = cfg;
+	config_free(old);
+	if (daemon_log_setup(d, cfg, err, sizeof err) < 0)
+		log_msg(LOG_ERR, "log_setup_failed", "%s (keeping the previous log target)",
+			err);
+	stats_timer_arm(d);
+
+	struct logline *l = log_begin(LOG_NOTICE, "reloaded");
+	log_str(l, "config", d->opts->config_path);
+	log_u64(l, "targets", cfg->n_targets);
+	log_end(l);
+	notify_ready(d);
+}
+
+/* ---- stop -------------------------------------------------------------------- */
+
+static void daemon_finish_drain(struct daemon *d)
+{
+	loop_timer_cancel(d->loop, &d->drain_timer);
+	size_t left = tcp_active(d->tcp);
+	if (left) {
+		struct logline *l = log_begin(LOG_WARNING, "drain_timeout");
+		log_u64(l, "connections", left);
+		log_end(l);
+		tcp_close_all(d->tcp);
+	}
+	loop_stop(d->loop);
+}
+
+static void on_drain_timer(struct timer *t)
+{
+	struct daemon *d = container_of(t, struct daemon, drain_timer);
+	if (tcp_active(d->tcp) == 0 || loop_now(d->loop) >= d->drain_deadline) {
+		daemon_finish_drain(d);
+		return;
+	}
+	loop_timer_arm(d->loop, t, loop_now(d->loop) + DRAIN_POLL_NS);
+}
+
+static void daemon_stop(struct daemon *d, int signo)
+{
+	if (d->stopping) {
+		/* A second signal skips the rest of the drain. */
+		daemon_finish_drain(d);
+		return;
+	}
+	d->stopping = true;
+	sd_notify("STOPPING=1");
+
+	struct logline *l = log_begin(LOG_NOTICE, "stopping");
+	log_str(l, "signal", sigabbrev_np(signo));
+	log_u64(l, "connections", tcp_active(d->tcp));
+	log_fixed(l, "drain_timeout_s", d->cfg->daemon.shutdown_timeout_ns, NSEC_PER_SEC, 3);
+	log_end(l);
+
+	tcp_stop_accepting(d->tcp);
+	udp_stop(d->udp);
+	pinger_stop(d->pinger);
+	loop_timer_cancel(d->loop, &d->stats_timer);
+
+	d->drain_deadline = loop_now(d->loop) + d->cfg->daemon.shutdown_timeout_ns;
+	loop_timer_arm(d->loop, &d->drain_timer, loop_now(d->loop));
+}
+
+static void on_signal(struct loop *loop, int signo, void *arg)
+{
+	struct daemon *d = arg;
+	(void)loop;
+
+	switch (signo) {
+	case SIGTERM:
+	case SIGINT:
+		daemon_stop(d, signo);
+		break;
+	case SIGHUP:
+		if (!d->stopping)
+			daemon_reload(d);
+		break;
+	case SIGUSR1:
+		daemon_log_stats(d, "signal");
+		pinger_log_summaries(d->pinger, "signal");
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- start ------------------------------------------------------------------ */
+
+static void release_unused_inherited(struct sd_listen_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		if (set->v[i].taken)
+			continue;
+		char addr[NET_ENDPOINT_STRLEN];
+		struct logline *l = log_begin(LOG_WARNING, "inherited_unused");
+		log_int(l, "fd", set->v[i].fd);
+		log_str(l, "name", set->v[i].name);
+		log_str(l, "addr", net_endpoint_str(&set->v[i].addr, addr, sizeof addr));
+		log_str(l, "msg", "socket passed by systemd matches no service; closing it");
+		log_end(l);
+	}
+	sd_listen_release(set);
+}
+
+static void daemon_free(struct daemon *d)
+{
+	if (d->tcp)
+		tcp_free(d->tcp);
+	if (d->udp)
+		udp_free(d->udp);
+	if (d->pinger)
+		pinger_free(d->pinger);
+	if (d->loop)
+		loop_free(d->loop);
+	sd_listen_release(&d->inherited);
+	free(d->iobuf);
+	config_free(d->cfg);
+}
+
+int daemon_main(const struct daemon_options *opts, struct config *cfg)
+{
+	struct daemon d = { .cfg = cfg, .opts = opts };
+	char err[512];
+	int status = EXIT_FAILURE;
+
+	if (daemon_log_setup(&d, cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "beacond: %s\n", err);
+		config_free(cfg);
+		return EX_CANTCREAT;
+	}
+
+	timer_init(&d.stats_timer, on_stats_timer);
+	timer_init(&d.status_timer, on_status_timer);
+	timer_init(&d.watchdog_timer, on_watchdog_timer);
+	timer_init(&d.drain_timer, on_drain_timer);
+
+	d.iobuf = malloc(IOBUF_SIZE);
+	d.loop = loop_new();
+	if (!d.iobuf || !d.loop) {
+		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
+			strerror(errno));
+		goto out;
+	}
+	if (loop_signals(d.loop, on_signal, &d) < 0) {
+		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
+		goto out;
+	}
+	d.tcp = tcp_new(d.loop, d.iobuf, IOBUF_SIZE);
+	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
+	d.pinger = pinger_new(d.loop);
+	if (!d.tcp || !d.udp || !d.pinger) {
+		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
+			strerror(errno));
+		goto out;
+	}
+
+	if (sd_listen_collect(&d.inherited, err, sizeof err) < 0) {
+		log_msg(LOG_ERR, "start_failed", "socket activation: %s", err);
+		goto out;
+	}
+	if (daemon_apply(&d, cfg, err, sizeof err) < 0) {
+		struct logline *l = log_begin(LOG_ERR, "start_failed");
+		log_str(l, "reason", err);
+		log_end(l);
+		goto out;
+	}
+	release_unused_inherited(&d.inherited);
+
+	stats_timer_arm(&d);
+	uint64_t now = loop_now_refresh(d.loop);
+	d.notify = getenv("NOTIFY_SOCKET") != NULL;
+	if (d.notify)
+		loop_timer_arm(d.loop, &d.status_timer, now + STATUS_PERIOD_NS);
+	uint64_t wd_usec = sd_watchdog_usec();
+	if (wd_usec) {
+		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
+		 * loop timer so a stuck loop stops the pings and gets restarted. */
+		d.watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
+		loop_timer_arm(d.loop, &d.watchdog_timer, now);
+	}
+
+	struct logline *l = log_begin(LOG_NOTICE, "ready");
+	log_str(l, "version", BEACOND_VERSION);
+	log_str(l, "config", opts->config_path);
+	log_bool(l, "tcp", cfg->tcp.enabled);
+	log_bool(l, "udp", cfg->udp.enabled);
+	log_u64(l, "targets", cfg->n_targets);
+	log_end(l);
+	notify_ready(&d);
+
+	if (loop_run(d.loop) < 0) {
+		log_msg(LOG_ERR, "loop_failed", "epoll_wait: %s", strerror(errno));
+		goto out;
+	}
+
+	pinger_log_summaries(d.pinger, "final");
+	daemon_log_stats(&d, "final");
+	log_msg(LOG_NOTICE, "exit", "stopped cleanly");
+	status = EXIT_SUCCESS;
+out:
+	daemon_free(&d);
+	log_close();
+	return status;
+}
