@@ -409,6 +409,13 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		goto out;
 	}
 
+	struct logline *cl = log_begin(LOG_DEBUG, "config");
+	log_str(cl, "path", opts->config_path);
+	log_u64(cl, "tcp_listen", cfg->tcp.enabled ? cfg->tcp.n_listen : 0);
+	log_u64(cl, "udp_listen", cfg->udp.enabled ? cfg->udp.n_listen : 0);
+	log_u64(cl, "targets", cfg->n_targets);
+	log_end(cl);
+
 	if (sd_listen_collect(&d.inherited, err, sizeof err) < 0) {
 		log_msg(LOG_ERR, "start_failed", "socket activation: %s", err);
 		goto out;
