@@ -47,7 +47,8 @@ struct deferred {
 	void (*fn)(struct deferred *d);
 };
 
-/* Called for SIGTERM, SIGINT, SIGHUP and SIGUSR1 (with the signal number). */
+/* Called for SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 (with the signal
+ * number); ignore the numbers you do not handle. */
 typedef void (*signal_fn)(struct loop *loop, int signo, void *arg);
 
 struct loop *loop_new(void);
@@ -85,12 +86,28 @@ uint64_t loop_now_refresh(struct loop *loop);
  * when loop_free() runs).  d must stay valid until then. */
 void loop_defer(struct loop *loop, struct deferred *d);
 
-/* Block SIGTERM, SIGINT, SIGHUP, SIGUSR1, read them via signalfd and call
- * fn.  SIGPIPE is ignored.  Return 0 or -1 with errno. */
+/* Block SIGTERM, SIGINT, SIGHUP, SIGUSR1 (and SIGUSR2), read them via
+ * signalfd and call fn once per signal received.  SIGPIPE is ignored.
+ * loop_free() discards signals still pending, closes the signalfd and
+ * restores the previous mask and SIGPIPE action.  Calling it again only
+ * replaces fn and arg.  Return 0 or -1 with errno. */
 int loop_signals(struct loop *loop, signal_fn fn, void *arg);
 
-/* Run until loop_stop(); returns 0, or -1 if epoll_wait failed hard. */
+/* Run until loop_stop(); returns 0, or -1 if epoll_wait failed hard (EINTR
+ * is not an error).  Each iteration: one wait (bounded by the earliest
+ * timer, nanosecond precision), the event batch, deferred calls, every
+ * timer due at one snapshot of the clock in (deadline, arm order) order,
+ * deferred calls again.  A timer re-armed from a callback for a deadline
+ * already past runs in the next iteration, not the current one.
+ * loop_run() clears a previous stop on entry, so it may be called again
+ * (e.g. to drain connections after the main run). */
 int loop_run(struct loop *loop);
+/* Make loop_run() return after the current iteration; timers still due in
+ * the current timer pass wait for the next loop_run(). */
 void loop_stop(struct loop *loop);
+
+/* Tests: use a timerfd instead of epoll_pwait2's timeout, as on kernels
+ * older than 5.11 (picked automatically there).  Return 0 or -1. */
+int loop_debug_use_timerfd(struct loop *loop);
 
 #endif
