@@ -26,11 +26,13 @@ struct sd_listen_fd {
 	struct endpoint addr;    /* from getsockname */
 	char name[64];           /* LISTEN_FDNAMES entry or "" */
 	bool taken;
+	bool listening;          /* SO_ACCEPTCONN: a stream socket in listen() */
 };
 
 struct sd_listen_set {
 	struct sd_listen_fd *v;
 	size_t n;
+	bool named;              /* LISTEN_FDNAMES was set */
 };
 
 /* Collect sockets passed by systemd (only when LISTEN_PID is ours), set them
@@ -38,7 +40,7 @@ struct sd_listen_set {
  * there are none.  Returns 0 or -1 with err. */
 int sd_listen_collect(struct sd_listen_set *set, char *err, size_t errlen);
 /* Find an untaken socket of this type bound to ep, mark it taken and return
- * its fd; -1 when none. */
+ * its fd; -1 when none.  Stream sockets are only returned when listening. */
 int sd_listen_take(struct sd_listen_set *set, int type, const struct endpoint *ep);
 /* Take any untaken socket of this type (named `name` if name is non-NULL and
  * the set has names); -1 when none. */
