@@ -3,7 +3,8 @@
 
 BUILD_PKGS=(meson ninja-build pkg-config gcc libc6-dev libinih-dev)
 TEST_PKGS=(libcriterion-dev python3 iproute2 nftables socat netcat-openbsd
-	iputils-ping procps systemd systemd-container tcpdump)
+	iputils-ping procps systemd systemd-container tcpdump strace
+	clang libclang-rt-14-dev)
 
 # Print the packages from "$@" that are not installed.
 missing_pkgs() {
