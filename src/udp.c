@@ -1,11 +1,884 @@
-/* PLACEHOLDER: replaced by the module's real implementation. */
+/*
+ * udp: the UDP echo (RFC 862) and discard (RFC 863) service.
+ *
+ * Each socket is read with recvmmsg() into the loop-wide buffer, cut into
+ * 64 KiB slots (64 of them in the daemon's 4 MiB buffer), so a full 65 507
+ * byte datagram fits and a batch needs no allocation.  Replies are the very
+ * same slots handed to sendmmsg(): the payload is never copied.  A wakeup
+ * reads at most UDP_ROUNDS batches; epoll is level-triggered, so whatever is
+ * left is reported again after TCP and ICMP have had their turn.
+ *
+ * Nothing is ever queued for sending.  A reply the kernel will not take now
+ * (EAGAIN, ENOBUFS) is dropped and counted, as a router would drop it: an
+ * echo service that buffered would let a sender who never reads grow its
+ * memory.
+ *
+ * Reflection safeguards, checked in this order, each with its counter:
+ *   1. source port 0 or a port where an answering service lives (see
+ *      udp_port_refused) -- two echo-like services answering each other
+ *      forever is the classic UDP packet storm (CVE-1999-0103);
+ *   2. a source (or, on wildcard sockets, a destination) that is not one
+ *      unicast host: unspecified, broadcast, multicast, class E;
+ *   3. the allow-list;
+ *   4. a per-source token bucket (ratelimit.h) whose table has a fixed size,
+ *      so a spoofed flood neither turns beacond into a traffic source beyond
+ *      rate_limit per victim nor grows its memory.
+ *
+ * Sockets bound to a wildcard address ask for IP_PKTINFO / IPV6_RECVPKTINFO
+ * and send each reply from the address its datagram arrived on; without
+ * that, a multi-homed host would answer from whatever address the route
+ * picks, and a client with a connected socket would never see the reply.
+ */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include "acl.h"
+#include "log.h"
+#include "net.h"
+#include "ratelimit.h"
 #include "udp.h"
-static struct udp_counters zero;
-struct udp_service *udp_new(struct loop *l, uint8_t *b, size_t n) { (void)l; (void)b; (void)n; return 0; }
-struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *c, struct sd_listen_set *i, char *e, size_t el) { (void)s; (void)c; (void)i; snprintf(e, el, "udp not implemented"); return 0; }
-void udp_commit(struct udp_service *s, struct udp_plan *p) { (void)s; (void)p; }
-void udp_abort(struct udp_plan *p) { (void)p; }
-void udp_stop(struct udp_service *s) { (void)s; }
-void udp_free(struct udp_service *s) { (void)s; }
-const struct udp_counters *udp_counters(const struct udp_service *s) { (void)s; return &zero; }
+#include "util.h"
+
+#define UDP_SLOT_SIZE     65536u  /* > 65 527, the largest UDP payload over IPv6 */
+#define UDP_BATCH         64u     /* datagrams per recvmmsg */
+#define UDP_ROUNDS        4u      /* recvmmsg batches per wakeup */
+#define UDP_LOG_INTERVAL_NS (10 * NSEC_PER_SEC)
+
+/* Room for one pktinfo of either family (plus some slack for options an
+ * inherited socket may have set; anything beyond is cut, MSG_CTRUNC). */
+#define UDP_CTL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + \
+		      CMSG_SPACE(sizeof(struct in_pktinfo)) + 64)
+
+struct udp_sock {
+	struct io io;
+	struct udp_service *svc;
+	struct deferred defer;
+	int fd;
+	struct endpoint want;    /* as configured (port may be 0), or bound if adopted */
+	struct endpoint bound;   /* getsockname */
+	int rcvbuf_initial;      /* SO_RCVBUF as opened, to restore recv_buffer = 0 */
+	bool inherited;          /* from systemd */
+	bool pinned;             /* adopted from systemd with no config entry: kept on reload */
+	bool pktinfo;            /* wildcard: replies leave from the arrival address */
+	bool fresh;              /* opened by a prepare not yet committed */
+	bool claimed;            /* part of the plan being prepared */
+	bool in_loop;
+};
+
+struct udp_settings {
+	enum svc_mode mode;
+	struct acl allow;        /* owned copy: the config is freed after a reload */
+	uint32_t rate;
+	uint32_t burst;
+	uint32_t table_size;
+	uint64_t recv_buffer;
+};
+
+struct udp_plan {
+	struct udp_service *svc;
+	struct udp_sock **v;
+	size_t n;
+	struct udp_settings set;
+	struct ratelimit *rl;    /* the table to use: new, or the current one kept */
+};
+
+struct udp_ratelog {
+	uint64_t next_ns;
+	uint64_t suppressed;
+};
+
+enum udp_drop {
+	DROP_TRUNCATED,
+	DROP_PORT,
+	DROP_ADDR,
+	DROP_ACL,
+	DROP_RATE,
+	DROP_SEND,
+	DROP_N,
+};
+
+static const char *const drop_reason[DROP_N] = {
+	[DROP_TRUNCATED] = "truncated",
+	[DROP_PORT] = "port",
+	[DROP_ADDR] = "addr",
+	[DROP_ACL] = "acl",
+	[DROP_RATE] = "rate",
+	[DROP_SEND] = "send",
+};
+
+union udp_ctl {
+	struct cmsghdr align;
+	char buf[UDP_CTL_SIZE];
+};
+
+struct udp_service {
+	struct loop *loop;
+	uint8_t *buf;
+	size_t slot_size;
+	unsigned nslots;
+
+	struct udp_sock **socks;
+	size_t n_socks;
+	struct udp_settings set;
+	struct ratelimit *rl;    /* NULL when rate_limit = 0 */
+	struct udp_counters counters;
+
+	struct udp_ratelog log_drop[DROP_N];
+	struct udp_ratelog log_recv;
+
+	/* One batch.  Kept here rather than on the stack: about 40 KiB. */
+	struct mmsghdr in[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	struct sockaddr_storage names[UDP_BATCH];
+	union udp_ctl ctl_in[UDP_BATCH];
+	struct mmsghdr out[UDP_BATCH];
+	union udp_ctl ctl_out[UDP_BATCH];
+};
+
+/* ---- logging ---------------------------------------------------------------- */
+
+/* The first line of a kind in each interval is logged, with the number of
+ * lines suppressed since the previous one: a flood costs one line per 10 s. */
+static struct logline *ratelog_begin(struct udp_service *s, struct udp_ratelog *r,
+				     enum log_level level, const char *event)
+{
+	uint64_t now = loop_now(s->loop);
+
+	if (!log_enabled(level))
+		return NULL;
+	if (r->next_ns != 0 && now < r->next_ns) {
+		r->suppressed++;
+		return NULL;
+	}
+	struct logline *l = log_begin(level, event);
+	log_str(l, "service", "udp");
+	if (r->suppressed)
+		log_u64(l, "suppressed", r->suppressed);
+	r->next_ns = now + UDP_LOG_INTERVAL_NS;
+	r->suppressed = 0;
+	return l;
+}
+
+static void drop_log(struct udp_service *s, enum udp_drop why, const struct sockaddr *peer)
+{
+	struct logline *l = ratelog_begin(s, &s->log_drop[why], LOG_INFO, "refused");
+	log_str(l, "reason", drop_reason[why]);
+	log_addr(l, "peer", peer);
+	log_end(l);
+}
+
+static void sock_log(const struct udp_sock *u, const char *event)
+{
+	char addr[NET_ENDPOINT_STRLEN];
+	struct logline *l = log_begin(LOG_INFO, event);
+
+	log_str(l, "service", "udp");
+	log_str(l, "addr", net_endpoint_str(&u->bound, addr, sizeof addr));
+	log_str(l, "inherited", u->inherited ? "yes" : "no");
+	log_end(l);
+}
+
+/* ---- safeguards ---------------------------------------------------------- */
+
+/*
+ * Source ports that get no reply.  Port 0 means "no reply wanted" and cannot
+ * be answered anyway.  Below 1024 live the services that answer whatever
+ * they are sent (echo 7, daytime 13, qotd 17, chargen 19, time 37) and the
+ * amplifiers (dns 53, ntp 123, snmp 161, cldap 389, ...): an echo aimed at
+ * one, from a forged request, starts a loop or an amplified stream, so the
+ * whole range is refused, as OpenBSD's inetd does.  Above it: NFS (2049),
+ * which trusts its clients by port, and the best-known answering services on
+ * unprivileged ports.  None of these is an ephemeral port a real client would
+ * send from (Linux uses 32768-60999, IANA 49152-65535).
+ */
+static bool udp_port_refused(uint16_t port)
+{
+	if (port < 1024)
+		return true;
+	switch (port) {
+	case 1900:   /* SSDP */
+	case 2049:   /* NFS */
+	case 3283:   /* Apple Remote Desktop */
+	case 3702:   /* WS-Discovery */
+	case 5353:   /* mDNS */
+	case 5683:   /* CoAP */
+	case 11211:  /* memcached */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* An IPv4 address that is not one unicast host: 0/8 ("this network", the
+ * unspecified 0.0.0.0), 224/4 (multicast) and 240/4 (reserved, including the
+ * limited broadcast 255.255.255.255).  Directed broadcasts depend on the
+ * interfaces' netmasks; the kernel refuses to send to them without
+ * SO_BROADCAST, which we never set, so such replies fail and are counted as
+ * drop_send. */
+static bool v4_not_unicast(const struct in_addr *a)
+{
+	uint32_t h = ntohl(a->s_addr);
+	return (h >> 24) == 0 || h >= 0xe0000000u;
+}
+
+static bool v6_not_unicast(const struct in6_addr *a)
+{
+	if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_MULTICAST(a))
+		return true;
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		struct in_addr v4;
+		memcpy(&v4, &a->s6_addr[12], 4);
+		return v4_not_unicast(&v4);
+	}
+	return false;
+}
+
+/* Source port and address of a datagram; false for a family we cannot
+ * answer (which then counts as drop_addr). */
+static bool peer_parts(const struct sockaddr_storage *ss, socklen_t len, uint16_t *port,
+		       bool *unicast)
+{
+	if (ss->ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)ss;
+		*port = ntohs(in4->sin_port);
+		*unicast = !v4_not_unicast(&in4->sin_addr);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
+		*port = ntohs(in6->sin6_port);
+		*unicast = !v6_not_unicast(&in6->sin6_addr);
+		return true;
+	}
+	return false;
+}
+
+/* The arrival address of a datagram on a wildcard socket, turned into the
+ * control message that makes its reply leave from that address.  Returns
+ * the control length written to out (0 when there was no pktinfo), or -1
+ * when the datagram was sent to a broadcast or multicast address: such
+ * requests get no reply at all. */
+static int reply_source(const struct msghdr *in, union udp_ctl *out)
+{
+	for (const struct cmsghdr *c = CMSG_FIRSTHDR(in); c;
+	     c = CMSG_NXTHDR((struct msghdr *)(uintptr_t)in, (struct cmsghdr *)(uintptr_t)c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+			struct in_pktinfo got;
+			memcpy(&got, CMSG_DATA(c), sizeof got);
+			if (v4_not_unicast(&got.ipi_addr))
+				return -1;
+			/* ipi_spec_dst is the source of the reply; no interface, so
+			 * the route for the client decides where it leaves. */
+			struct in_pktinfo put = { .ipi_ifindex = 0, .ipi_spec_dst = got.ipi_addr };
+			memset(out, 0, sizeof *out);
+			struct cmsghdr *o = &out->align;
+			o->cmsg_level = IPPROTO_IP;
+			o->cmsg_type = IP_PKTINFO;
+			o->cmsg_len = CMSG_LEN(sizeof put);
+			memcpy(CMSG_DATA(o), &put, sizeof put);
+			return (int)CMSG_SPACE(sizeof put);
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+			struct in6_pktinfo got;
+			memcpy(&got, CMSG_DATA(c), sizeof got);
+			if (v6_not_unicast(&got.ipi6_addr))
+				return -1;
+			/* A link-local address is only meaningful with its
+			 * interface; otherwise let the route choose, as above.
+			 * (IPv4 traffic on a dual-stack socket arrives here as a
+			 * mapped address, which the kernel accepts back.) */
+			struct in6_pktinfo put = { .ipi6_addr = got.ipi6_addr };
+			if (IN6_IS_ADDR_LINKLOCAL(&got.ipi6_addr))
+				put.ipi6_ifindex = got.ipi6_ifindex;
+			memset(out, 0, sizeof *out);
+			struct cmsghdr *o = &out->align;
+			o->cmsg_level = IPPROTO_IPV6;
+			o->cmsg_type = IPV6_PKTINFO;
+			o->cmsg_len = CMSG_LEN(sizeof put);
+			memcpy(CMSG_DATA(o), &put, sizeof put);
+			return (int)CMSG_SPACE(sizeof put);
+		}
+	}
+	return 0;
+}
+
+/* ---- datagrams ------------------------------------------------------------ */
+
+static void count_drop(struct udp_service *s, enum udp_drop why, const struct sockaddr *peer)
+{
+	switch (why) {
+	case DROP_TRUNCATED: s->counters.drop_truncated++; break;
+	case DROP_PORT:      s->counters.drop_port++; break;
+	case DROP_ADDR:      s->counters.drop_addr++; break;
+	case DROP_ACL:       s->counters.drop_acl++; break;
+	case DROP_RATE:      s->counters.drop_rate++; break;
+	case DROP_SEND:      s->counters.drop_send++; break;
+	case DROP_N:         break;
+	}
+	drop_log(s, why, peer);
+}
+
+/* Decide on datagram i of the batch; true when it is to be echoed, with
+ * its reply's control data (if any) in ctl_out[k] and length in *ctllen. */
+static bool udp_admit(struct udp_service *s, struct udp_sock *u, unsigned i, unsigned k,
+		      size_t *ctllen, uint64_t now)
+{
+	const struct msghdr *m = &s->in[i].msg_hdr;
+	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
+	uint16_t port;
+	bool unicast;
+
+	if (m->msg_flags & MSG_TRUNC) {
+		count_drop(s, DROP_TRUNCATED, peer);
+		return false;
+	}
+	if (s->set.mode == MODE_DISCARD)
+		return false;
+	if (!peer_parts(&s->names[i], m->msg_namelen, &port, &unicast)) {
+		count_drop(s, DROP_ADDR, peer);
+		return false;
+	}
+	if (udp_port_refused(port)) {
+		count_drop(s, DROP_PORT, peer);
+		return false;
+	}
+	if (!unicast) {
+		count_drop(s, DROP_ADDR, peer);
+		return false;
+	}
+	*ctllen = 0;
+	if (u->pktinfo) {
+		int n = reply_source(m, &s->ctl_out[k]);
+		if (n < 0) {
+			count_drop(s, DROP_ADDR, peer);
+			return false;
+		}
+		*ctllen = (size_t)n;
+	}
+	if (!acl_allows(&s->set.allow, peer)) {
+		count_drop(s, DROP_ACL, peer);
+		return false;
+	}
+	if (s->rl) {
+		uint8_t key[RATELIMIT_KEY_LEN];
+		if (ratelimit_key(peer, key) && !ratelimit_allow(s->rl, key, now)) {
+			count_drop(s, DROP_RATE, peer);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool send_would_block(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
+
+/* Send the k replies in out[].  Whatever the kernel will not take now is
+ * dropped; a message it refuses for a reason of its own (no route, a
+ * firewall) is dropped alone and the rest still go. */
+static void udp_send_batch(struct udp_service *s, struct udp_sock *u, unsigned k)
+{
+	unsigned off = 0;
+
+	while (off < k) {
+		int r = sendmmsg(u->fd, s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r > 0) {
+			for (unsigned j = off; j < off + (unsigned)r; j++) {
+				s->counters.echoed++;
+				s->counters.bytes_out += s->out[j].msg_len;
+			}
+			off += (unsigned)r;
+			continue;
+		}
+		int err = r < 0 ? errno : EAGAIN;
+		if (err == EINTR)
+			continue;
+		const struct sockaddr *peer = s->out[off].msg_hdr.msg_name;
+		if (send_would_block(err)) {
+			s->counters.drop_send += k - off;
+			drop_log(s, DROP_SEND, peer);
+			return;
+		}
+		s->counters.drop_send++;
+		struct logline *l = ratelog_begin(s, &s->log_drop[DROP_SEND], LOG_INFO,
+						  "send_error");
+		log_addr(l, "peer", peer);
+		log_errno(l, err);
+		log_end(l);
+		off++;
+	}
+}
+
+static void udp_on_ready(struct io *io, uint32_t events)
+{
+	struct udp_sock *u = container_of(io, struct udp_sock, io);
+	struct udp_service *s = u->svc;
+	unsigned nslots = s->nslots;
+	(void)events;
+
+	for (unsigned round = 0; round < UDP_ROUNDS; round++) {
+		for (unsigned i = 0; i < nslots; i++) {
+			s->iov[i].iov_base = s->buf + (size_t)i * s->slot_size;
+			s->iov[i].iov_len = s->slot_size;
+			struct msghdr *m = &s->in[i].msg_hdr;
+			m->msg_name = &s->names[i];
+			m->msg_namelen = sizeof s->names[i];
+			m->msg_iov = &s->iov[i];
+			m->msg_iovlen = 1;
+			m->msg_control = u->pktinfo ? s->ctl_in[i].buf : NULL;
+			m->msg_controllen = u->pktinfo ? sizeof s->ctl_in[i].buf : 0;
+			m->msg_flags = 0;
+		}
+		int n = recvmmsg(u->fd, s->in, nslots, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			int err = errno;
+			if (err == EINTR)
+				continue;
+			if (err != EAGAIN && err != EWOULDBLOCK) {
+				/* A pending socket error (an ICMP error for an earlier
+				 * reply, ENOMEM) is consumed by this read; log it and
+				 * come back on the next wakeup. */
+				struct logline *l = ratelog_begin(s, &s->log_recv, LOG_WARNING,
+								  "recv_error");
+				log_errno(l, err);
+				log_end(l);
+			}
+			return;
+		}
+
+		uint64_t now = loop_now(s->loop);
+		unsigned k = 0;
+		for (unsigned i = 0; i < (unsigned)n; i++) {
+			s->counters.received++;
+			s->counters.bytes_in += s->in[i].msg_len;
+			size_t ctllen = 0;
+			if (!udp_admit(s, u, i, k, &ctllen, now))
+				continue;
+			/* The reply is the received slot itself: same bytes, same
+			 * length, back to the address it came from. */
+			s->iov[i].iov_len = s->in[i].msg_len;
+			struct msghdr *o = &s->out[k].msg_hdr;
+			o->msg_name = &s->names[i];
+			o->msg_namelen = s->in[i].msg_hdr.msg_namelen;
+			o->msg_iov = &s->iov[i];
+			o->msg_iovlen = 1;
+			o->msg_control = ctllen ? s->ctl_out[k].buf : NULL;
+			o->msg_controllen = ctllen;
+			o->msg_flags = 0;
+			k++;
+		}
+		if (k)
+			udp_send_batch(s, u, k);
+		/* A short batch means the queue was empty a moment ago; a new
+		 * arrival will wake us again, so do not spend a syscall to hear
+		 * EAGAIN. */
+		if ((unsigned)n < nslots)
+			return;
+	}
+}
+
+/* ---- sockets ---------------------------------------------------------------- */
+
+static void sock_free(struct deferred *d)
+{
+	free(container_of(d, struct udp_sock, defer));
+}
+
+/* Take a committed socket out of service; freed after the current batch,
+ * since an event for it may still be queued. */
+static void sock_close(struct udp_service *s, struct udp_sock *u)
+{
+	if (u->in_loop)
+		loop_del(s->loop, &u->io);
+	u->in_loop = false;
+	close(u->fd);
+	sock_log(u, "listen_close");
+	u->defer.fn = sock_free;
+	loop_defer(s->loop, &u->defer);
+}
+
+static bool endpoint_is_wildcard(const struct endpoint *ep)
+{
+	if (ep->u.sa.sa_family == AF_INET)
+		return ep->u.in4.sin_addr.s_addr == htonl(INADDR_ANY);
+	if (ep->u.sa.sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&ep->u.in6.sin6_addr);
+	return false;
+}
+
+/* Wrap an open socket.  On wildcard sockets, ask for the arrival address of
+ * each datagram (see the top of the file).  Returns NULL with errno set. */
+static struct udp_sock *sock_new(struct udp_service *s, int fd, bool inherited,
+				 const struct endpoint *want)
+{
+	struct udp_sock *u = calloc(1, sizeof *u);
+	if (!u)
+		return NULL;
+	u->svc = s;
+	u->fd = fd;
+	u->io.fd = fd;
+	u->io.on_ready = udp_on_ready;
+	u->inherited = inherited;
+	u->fresh = true;
+	if (net_local_endpoint(fd, &u->bound) < 0)
+		goto fail;
+	u->want = want ? *want : u->bound;
+	if (endpoint_is_wildcard(&u->bound)) {
+		int one = 1;
+		int r = u->bound.u.sa.sa_family == AF_INET6
+			? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one)
+			: setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+		if (r < 0)
+			goto fail;
+		u->pktinfo = true;
+	}
+	int rcv = 0;
+	socklen_t len = sizeof rcv;
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) == 0)
+		u->rcvbuf_initial = rcv / 2;   /* the kernel reports twice what was set */
+	return u;
+fail:;
+	int err = errno;
+	free(u);
+	errno = err;
+	return NULL;
+}
+
+/* SO_RCVBUF: SO_RCVBUFFORCE first, which may exceed net.core.rmem_max when
+ * we have CAP_NET_ADMIN, then the capped SO_RCVBUF.  0 restores the size
+ * the socket had when it was opened. */
+static void sock_apply_rcvbuf(struct udp_sock *u, uint64_t want)
+{
+	int v = want == 0 ? u->rcvbuf_initial
+		: want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
+	if (v <= 0)
+		return;
+	if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
+	    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
+		return;
+	int got = 0;
+	socklen_t len = sizeof got;
+	if (want && getsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	    got / 2 < v) {
+		char addr[NET_ENDPOINT_STRLEN];
+		struct logline *l = log_begin(LOG_WARNING, "recv_buffer");
+		log_str(l, "service", "udp");
+		log_str(l, "addr", net_endpoint_str(&u->bound, addr, sizeof addr));
+		log_u64(l, "want", (uint64_t)v);
+		log_u64(l, "got", (uint64_t)got / 2);
+		log_str(l, "msg", "capped by net.core.rmem_max (no CAP_NET_ADMIN)");
+		log_end(l);
+	}
+}
+
+/* ---- service ------------------------------------------------------------------ */
+
+struct udp_service *udp_new(struct loop *loop, uint8_t *buf, size_t buflen)
+{
+	if (!buf || buflen == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct udp_service *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->loop = loop;
+	s->buf = buf;
+	/* Slots of 64 KiB hold any datagram; a smaller buffer still works, with
+	 * bigger datagrams counted as truncated. */
+	s->slot_size = buflen < UDP_SLOT_SIZE ? buflen : UDP_SLOT_SIZE;
+	size_t n = buflen / s->slot_size;
+	s->nslots = n > UDP_BATCH ? UDP_BATCH : (unsigned)n;
+	s->set.mode = MODE_ECHO;
+	return s;
+}
+
+const struct udp_counters *udp_counters(const struct udp_service *s)
+{
+	return &s->counters;
+}
+
+/* The hash key of a new rate table.  getrandom() cannot fail this way on
+ * a running system; the fallback only keeps a table usable if it does. */
+static void random_seed(uint8_t seed[RATELIMIT_SEED_LEN])
+{
+	if (getrandom(seed, RATELIMIT_SEED_LEN, GRND_NONBLOCK) == RATELIMIT_SEED_LEN)
+		return;
+	uint64_t mix[2] = { mono_ns(), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)seed };
+	uint8_t k[RATELIMIT_SEED_LEN] = { 0 };
+	uint64_t a = ratelimit_siphash(k, mix, sizeof mix);
+	mix[0] ^= a;
+	uint64_t b = ratelimit_siphash(k, mix, sizeof mix);
+	memcpy(seed, &a, 8);
+	memcpy(seed + 8, &b, 8);
+}
+
+static void settings_free(struct udp_settings *set)
+{
+	free(set->allow.v);
+	set->allow.v = NULL;
+	set->allow.n = 0;
+}
+
+static int settings_from_config(struct udp_settings *set, const struct config_udp *cfg)
+{
+	set->mode = cfg->mode;
+	set->rate = cfg->rate_limit;
+	set->burst = cfg->rate_burst;
+	set->table_size = cfg->rate_table_size ? cfg->rate_table_size : 4096;
+	set->recv_buffer = cfg->recv_buffer;
+	set->allow.n = 0;
+	set->allow.v = NULL;
+	if (cfg->allow.n) {
+		set->allow.v = malloc(cfg->allow.n * sizeof *set->allow.v);
+		if (!set->allow.v)
+			return -1;
+		memcpy(set->allow.v, cfg->allow.v, cfg->allow.n * sizeof *set->allow.v);
+		set->allow.n = cfg->allow.n;
+	}
+	return 0;
+}
+
+static int plan_push(struct udp_plan *p, struct udp_sock *u)
+{
+	struct udp_sock **v = realloc(p->v, (p->n + 1) * sizeof *v);
+	if (!v)
+		return -1;
+	p->v = v;
+	p->v[p->n++] = u;
+	u->claimed = true;
+	return 0;
+}
+
+static struct udp_sock *find_existing(struct udp_service *s, const struct endpoint *ep)
+{
+	for (size_t i = 0; i < s->n_socks; i++) {
+		struct udp_sock *u = s->socks[i];
+		if (!u->claimed && !u->pinned && net_endpoint_equal(&u->want, ep))
+			return u;
+	}
+	return NULL;
+}
+
+/* The socket for one configured endpoint: the one already open for it, an
+ * inherited one bound to it, or a new one. */
+static int plan_endpoint(struct udp_plan *p, const struct endpoint *ep,
+			 struct sd_listen_set *inherited, char *err, size_t errlen)
+{
+	struct udp_service *s = p->svc;
+	char addr[NET_ENDPOINT_STRLEN];
+	struct udp_sock *u = find_existing(s, ep);
+
+	if (!u) {
+		bool from_sd = false;
+		int fd = -1;
+		if (inherited && inherited->n > 0) {
+			fd = sd_listen_take(inherited, SOCK_DGRAM, ep);
+			from_sd = fd >= 0;
+		}
+		if (fd < 0)
+			fd = net_listen(ep, SOCK_DGRAM, 0);
+		if (fd < 0) {
+			snprintf(err, errlen, "[udp] listen %s: %s",
+				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
+			return -1;
+		}
+		u = sock_new(s, fd, from_sd, ep);
+		if (!u) {
+			snprintf(err, errlen, "[udp] listen %s: %s",
+				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	if (plan_push(p, u) < 0) {
+		snprintf(err, errlen, "[udp] out of memory");
+		if (u->fresh) {
+			close(u->fd);
+			free(u);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+/* Datagram sockets passed by systemd that no listen entry names: the socket
+ * unit is the authority on where to listen, so serve them, and keep them
+ * across reloads (they could not be re-created without systemd).  Only IPv4
+ * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on. */
+static int plan_inherited(struct udp_plan *p, struct sd_listen_set *inherited,
+			  char *err, size_t errlen)
+{
+	struct udp_service *s = p->svc;
+
+	for (size_t i = 0; i < s->n_socks; i++) {
+		struct udp_sock *u = s->socks[i];
+		if (u->pinned && !u->claimed && plan_push(p, u) < 0)
+			goto nomem;
+	}
+	if (!inherited)
+		return 0;
+	for (size_t i = 0; i < inherited->n; i++) {
+		const struct sd_listen_fd *f = &inherited->v[i];
+		int family = f->addr.u.sa.sa_family;
+		if (f->taken || f->type != SOCK_DGRAM ||
+		    (family != AF_INET && family != AF_INET6))
+			continue;
+		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
+		if (fd < 0)
+			continue;
+		struct udp_sock *u = sock_new(s, fd, true, NULL);
+		if (!u) {
+			char addr[NET_ENDPOINT_STRLEN];
+			snprintf(err, errlen, "[udp] inherited socket %s: %s",
+				 net_endpoint_str(&f->addr, addr, sizeof addr), strerror(errno));
+			close(fd);
+			return -1;
+		}
+		u->pinned = true;
+		if (plan_push(p, u) < 0) {
+			close(fd);
+			free(u);
+			goto nomem;
+		}
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "[udp] out of memory");
+	return -1;
+}
+
+struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg,
+			     struct sd_listen_set *inherited, char *err, size_t errlen)
+{
+	struct udp_plan *p = calloc(1, sizeof *p);
+	if (!p) {
+		snprintf(err, errlen, "[udp] out of memory");
+		return NULL;
+	}
+	p->svc = s;
+	if (settings_from_config(&p->set, cfg) < 0) {
+		snprintf(err, errlen, "[udp] out of memory");
+		free(p);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if (plan_endpoint(p, &cfg->listen[i], inherited, err, errlen) < 0)
+			goto fail;
+	if (cfg->enabled && plan_inherited(p, inherited, err, errlen) < 0)
+		goto fail;
+
+	/* The table keeps its sources across a reload unless its size changes
+	 * (a new size means new memory, and a fresh start is the simple,
+	 * lenient choice). */
+	if (p->set.rate > 0) {
+		if (s->rl && ratelimit_capacity(s->rl) == p->set.table_size) {
+			p->rl = s->rl;
+		} else {
+			uint8_t seed[RATELIMIT_SEED_LEN];
+			random_seed(seed);
+			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
+			if (!p->rl) {
+				snprintf(err, errlen, "[udp] rate_table_size %u: %s",
+					 p->set.table_size, strerror(errno));
+				goto fail;
+			}
+		}
+	}
+	return p;
+fail:
+	udp_abort(p);
+	return NULL;
+}
+
+void udp_abort(struct udp_plan *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		struct udp_sock *u = p->v[i];
+		u->claimed = false;
+		if (u->fresh) {
+			close(u->fd);
+			free(u);
+		}
+	}
+	if (p->rl && p->rl != p->svc->rl)
+		ratelimit_free(p->rl);
+	settings_free(&p->set);
+	free(p->v);
+	free(p);
+}
+
+void udp_commit(struct udp_service *s, struct udp_plan *p)
+{
+	for (size_t i = 0; i < s->n_socks; i++)
+		if (!s->socks[i]->claimed)
+			sock_close(s, s->socks[i]);
+	free(s->socks);
+	s->socks = p->v;
+	s->n_socks = p->n;
+	p->v = NULL;
+
+	settings_free(&s->set);
+	s->set = p->set;
+	if (s->rl != p->rl)
+		ratelimit_free(s->rl);
+	s->rl = p->rl;
+	if (s->rl)
+		ratelimit_set_rate(s->rl, s->set.rate, s->set.burst);
+
+	for (size_t i = 0; i < s->n_socks; i++) {
+		struct udp_sock *u = s->socks[i];
+		u->claimed = false;
+		sock_apply_rcvbuf(u, s->set.recv_buffer);
+		if (!u->fresh)
+			continue;
+		u->fresh = false;
+		u->io.fd = u->fd;
+		if (loop_add(s->loop, &u->io, EPOLLIN) < 0) {
+			int e = errno;
+			char addr[NET_ENDPOINT_STRLEN];
+			struct logline *l = log_begin(LOG_ERR, "listen_error");
+			log_str(l, "service", "udp");
+			log_str(l, "addr", net_endpoint_str(&u->bound, addr, sizeof addr));
+			log_errno(l, e);
+			log_end(l);
+			continue;
+		}
+		u->io.events = EPOLLIN;
+		u->in_loop = true;
+		sock_log(u, "listen");
+	}
+	free(p);
+}
+
+void udp_stop(struct udp_service *s)
+{
+	for (size_t i = 0; i < s->n_socks; i++)
+		sock_close(s, s->socks[i]);
+	free(s->socks);
+	s->socks = NULL;
+	s->n_socks = 0;
+}
+
+void udp_free(struct udp_service *s)
+{
+	if (!s)
+		return;
+	udp_stop(s);
+	ratelimit_free(s->rl);
+	settings_free(&s->set);
+	free(s);
+}
