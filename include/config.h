@@ -4,7 +4,15 @@
  *
  * Errors look like
  *   beacond.ini:12: [tcp] idle_timeout: "5 parsecs" is not a duration (e.g. 30s, 500ms, 5m)
- * and the caller exits with EX_CONFIG (78).
+ * and the caller exits with EX_CONFIG (78).  The first error wins.
+ *
+ * Rules beyond "key = value": files up to 16 MiB, lines up to 64 KiB (a
+ * longer line is an error, never split); no control characters (NUL and
+ * binary garbage are errors with their line); each section at most once
+ * ([target NAME] names unique) and each key at most once per section;
+ * comments start with ';' or '#', also after whitespace inside a line.
+ * Targets inherit every [icmp] probe value they do not set, wherever [icmp]
+ * appears in the file.
  */
 #ifndef BEACOND_CONFIG_H
 #define BEACOND_CONFIG_H
@@ -101,6 +109,10 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 /* Same from a string; name is used in messages in place of the file name. */
 int config_parse_string(const char *text, const char *name, struct config **out,
 			char *err, size_t errlen);
+/* Same from len bytes that may contain NULs (they are rejected as control
+ * characters, with their line): for tests and fuzzers. */
+int config_parse_buffer(const char *buf, size_t len, const char *name,
+			struct config **out, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
 #endif

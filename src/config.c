@@ -1,7 +1,1244 @@
-/* PLACEHOLDER: replaced by the module's real implementation. */
+/*
+ * config: the inih callback, defaults, per-key validation, typed values.
+ *
+ * inih splits lines into sections, keys and values.  Everything around it is
+ * ours, for three reasons found in Debian's libinih r55:
+ *   - lines longer than the library's buffer are cut and the rest is parsed
+ *     as further lines, which could turn one long value into a different,
+ *     valid one.  We hand inih one line at a time through ini_parse_stream()
+ *     and refuse a line that does not fit the buffer it offers us;
+ *   - section names are cut at 50 bytes and empty sections are never
+ *     reported, so the reader recognises section headers itself (it sees
+ *     each line just before inih does, so the reader's idea of the current
+ *     section is exact when the key handler runs);
+ *   - a NUL byte ends a line for fgets-style readers; we read the whole file
+ *     into memory and reject control characters before inih sees them.
+ *
+ * Library knobs (this build exposes them as globals) are set around each
+ * parse and restored afterwards: a 64 KiB line limit, no multi-line values
+ * (an indented "key = value" is an ordinary line, not a continuation), ";"
+ * and "#" inline comments, stop at the first error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "config.h"
-int config_load(const char *path, struct config **out, char *err, size_t errlen) { (void)out; snprintf(err, errlen, "%s: config not implemented", path); return -1; }
-int config_parse_string(const char *text, const char *name, struct config **out, char *err, size_t errlen) { (void)text; (void)out; snprintf(err, errlen, "%s: config not implemented", name); return -1; }
-void config_free(struct config *cfg) { free(cfg); }
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#define CONFIG_MAX_FILE (16u << 20)
+#define CONFIG_MAX_LINE 65536
+#define TARGET_NAME_MAX 64
+#define IFNAME_MAX 15
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define SEC NSEC_PER_SEC
+#define MSEC NSEC_PER_MSEC
+#define MINUTE (60 * SEC)
+#define HOUR (3600 * SEC)
+#define DAY (86400 * SEC)
+
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum log_format) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum svc_mode) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum icmp_socket_kind) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum target_family) == sizeof(int), "enum stored as int");
+
+static const char default_listen[] = "127.0.0.1:7, [::1]:7";
+static const char default_allow[] =
+	"127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+	"169.254.0.0/16, fc00::/7, fe80::/10";
+
+enum section_kind {
+	SEC_NONE,
+	SEC_DAEMON,
+	SEC_TCP,
+	SEC_UDP,
+	SEC_ICMP,
+	SEC_TARGET,
+	SEC_COUNT,
+};
+
+static const char *const section_names[SEC_COUNT] = {
+	[SEC_NONE] = "",
+	[SEC_DAEMON] = "daemon",
+	[SEC_TCP] = "tcp",
+	[SEC_UDP] = "udp",
+	[SEC_ICMP] = "icmp",
+	[SEC_TARGET] = "target NAME",
+};
+
+enum key_type {
+	K_BOOL,
+	K_U32,
+	K_DURATION,
+	K_SIZE,
+	K_ENUM,
+	K_LOG_TARGET,
+	K_ENDPOINTS,
+	K_CIDRS,
+	K_HOST,
+	K_SOURCE,
+	K_INTERFACE,
+};
+
+/*
+ * One key: its type, where it lives (offset inside the section's struct)
+ * and its range.  zero_ok means 0 is allowed besides [min, max] (0 = off).
+ */
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t off;
+	size_t off_n;                    /* K_ENDPOINTS: offset of the count */
+	uint64_t min, max;
+	bool zero_ok;
+	const char *const *names;        /* K_ENUM: NULL-terminated */
+};
+
+static const char *const level_names[] = {
+	"debug", "info", "notice", "warning", "error", NULL,
+};
+static const char *const format_names[] = { "logfmt", "json", NULL };
+static const char *const mode_names[] = { "echo", "discard", NULL };
+static const char *const socket_names[] = { "auto", "dgram", "raw", NULL };
+static const char *const family_names[] = { "auto", "4", "6", "both", NULL };
+
+#define D(f) offsetof(struct config_daemon, f)
+static const struct key_def daemon_keys[] = {
+	{ "log_level", K_ENUM, D(log_level), 0, 0, 0, false, level_names },
+	{ "log_format", K_ENUM, D(log_format), 0, 0, 0, false, format_names },
+	{ "log_target", K_LOG_TARGET, D(log_target), 0, 0, 0, false, NULL },
+	{ "shutdown_timeout", K_DURATION, D(shutdown_timeout_ns), 0, 0, HOUR, false, NULL },
+	{ "stats_interval", K_DURATION, D(stats_interval_ns), 0, SEC, DAY, true, NULL },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef D
+
+#define T(f) offsetof(struct config_tcp, f)
+static const struct key_def tcp_keys[] = {
+	{ "enabled", K_BOOL, T(enabled), 0, 0, 0, false, NULL },
+	{ "listen", K_ENDPOINTS, T(listen), T(n_listen), 0, 0, false, NULL },
+	{ "mode", K_ENUM, T(mode), 0, 0, 0, false, mode_names },
+	{ "max_connections", K_U32, T(max_connections), 0, 1, 1000000, false, NULL },
+	{ "idle_timeout", K_DURATION, T(idle_timeout_ns), 0, SEC, 7 * DAY, true, NULL },
+	{ "max_pending", K_SIZE, T(max_pending), 0, KiB, 64 * MiB, false, NULL },
+	{ "backlog", K_U32, T(backlog), 0, 1, 65535, false, NULL },
+	{ "allow", K_CIDRS, T(allow), 0, 0, 0, false, NULL },
+	{ "nodelay", K_BOOL, T(nodelay), 0, 0, 0, false, NULL },
+	{ "keepalive", K_BOOL, T(keepalive), 0, 0, 0, false, NULL },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef T
+
+#define U(f) offsetof(struct config_udp, f)
+static const struct key_def udp_keys[] = {
+	{ "enabled", K_BOOL, U(enabled), 0, 0, 0, false, NULL },
+	{ "listen", K_ENDPOINTS, U(listen), U(n_listen), 0, 0, false, NULL },
+	{ "mode", K_ENUM, U(mode), 0, 0, 0, false, mode_names },
+	{ "allow", K_CIDRS, U(allow), 0, 0, 0, false, NULL },
+	{ "rate_limit", K_U32, U(rate_limit), 0, 0, 1000000, false, NULL },
+	{ "rate_burst", K_U32, U(rate_burst), 0, 1, 10000000, false, NULL },
+	{ "rate_table_size", K_U32, U(rate_table_size), 0, 64, 1048576, false, NULL },
+	{ "recv_buffer", K_SIZE, U(recv_buffer), 0, 0, 256 * MiB, false, NULL },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef U
+
+static const struct key_def icmp_keys[] = {
+	{ "socket", K_ENUM, offsetof(struct config_icmp, socket), 0, 0, 0, false,
+	  socket_names },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+
+/* The [icmp] keys every [target] may override.  Their index is the bit in
+ * the per-target "explicitly set" mask. */
+#define P(f) offsetof(struct probe_opts, f)
+static const struct key_def probe_keys[] = {
+	{ "interval", K_DURATION, P(interval_ns), 0, 10 * MSEC, HOUR, false, NULL },
+	{ "timeout", K_DURATION, P(timeout_ns), 0, MSEC, HOUR, false, NULL },
+	{ "payload_size", K_U32, P(payload_size), 0, 0, 65000, false, NULL },
+	{ "ttl", K_U32, P(ttl), 0, 1, 255, false, NULL },
+	{ "tos", K_U32, P(tos), 0, 0, 255, false, NULL },
+	{ "down_after", K_U32, P(down_after), 0, 1, 1000, false, NULL },
+	{ "up_after", K_U32, P(up_after), 0, 1, 1000, false, NULL },
+	{ "summary_interval", K_DURATION, P(summary_interval_ns), 0, SEC, DAY, true, NULL },
+	{ "log_replies", K_BOOL, P(log_replies), 0, 0, 0, false, NULL },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef P
+
+#define G(f) offsetof(struct config_target, f)
+enum { TKEY_HOST, TKEY_FAMILY, TKEY_SOURCE, TKEY_INTERFACE };
+static const struct key_def target_keys[] = {
+	[TKEY_HOST] = { "host", K_HOST, G(host), 0, 0, 0, false, NULL },
+	[TKEY_FAMILY] = { "family", K_ENUM, G(family), 0, 0, 0, false, family_names },
+	[TKEY_SOURCE] = { "source", K_SOURCE, G(source), 0, 0, 0, false, NULL },
+	[TKEY_INTERFACE] = { "interface", K_INTERFACE, G(interface), 0, 0, 0, false, NULL },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef G
+
+/* Each section is one or two key tables; a key's slot (table * 32 + index)
+ * indexes the "line where it was set" array used to name duplicates. */
+#define SLOTS_PER_TABLE 32
+static const struct key_def *const section_tables[SEC_COUNT][2] = {
+	[SEC_NONE] = { NULL, NULL },
+	[SEC_DAEMON] = { daemon_keys, NULL },
+	[SEC_TCP] = { tcp_keys, NULL },
+	[SEC_UDP] = { udp_keys, NULL },
+	[SEC_ICMP] = { icmp_keys, probe_keys },
+	[SEC_TARGET] = { target_keys, probe_keys },
+};
+
+struct parser {
+	struct config *cfg;
+	const char *name;                /* file name used in messages */
+	const char *buf;
+	size_t len, pos;
+	unsigned lineno;
+	char *err;
+	size_t errlen;
+	bool failed;
+
+	enum section_kind sec;
+	unsigned sec_line;
+	char sec_label[TARGET_NAME_MAX + 16];  /* "[tcp]", "[target web]" */
+	unsigned key_line[2 * SLOTS_PER_TABLE];
+	unsigned section_seen[SEC_COUNT];  /* header line of singletons */
+	bool rate_burst_set;
+
+	/* Targets grow by doubling; probe_set[i] has bit k set when target i
+	 * sets probe_keys[k] itself.  Names are indexed by an open-addressing
+	 * hash of (index + 1) so duplicate detection stays O(1). */
+	size_t cap_targets;
+	uint16_t *probe_set;
+	uint32_t *name_index;
+	size_t name_cap;
+};
+
+static void fail(struct parser *p, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct parser *p, unsigned line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (p->failed)
+		return;
+	p->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->err != NULL && p->errlen > 0)
+		snprintf(p->err, p->errlen, "%s:%u: %s", p->name, line, msg);
+}
+
+/* Values are shown in quotes and shortened when long, so one bad line never
+ * floods a log. */
+#define VALUE_SHOWN 80
+#define SHOW(v) (int)(strlen(v) > VALUE_SHOWN ? VALUE_SHOWN : strlen(v)), (v), \
+		(strlen(v) > VALUE_SHOWN ? "..." : "")
+
+static void fail_key(struct parser *p, const struct key_def *k,
+		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail_key(struct parser *p, const struct key_def *k,
+		     const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fail(p, p->lineno, "%s %s: %s", p->sec_label, k->name, msg);
+}
+
+static void fmt_duration(char *buf, size_t len, uint64_t ns)
+{
+	static const struct { const char *unit; uint64_t mult; } units[] = {
+		{ "d", DAY }, { "h", HOUR }, { "m", MINUTE }, { "s", SEC },
+		{ "ms", MSEC }, { "us", NSEC_PER_USEC },
+	};
+
+	if (ns == 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (ns % units[i].mult == 0) {
+			snprintf(buf, len, "%llu%s",
+				 (unsigned long long)(ns / units[i].mult), units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%lluns", (unsigned long long)ns);
+}
+
+static void fmt_size(char *buf, size_t len, uint64_t bytes)
+{
+	static const struct { const char *unit; uint64_t mult; } units[] = {
+		{ "GiB", 1ULL << 30 }, { "MiB", MiB }, { "KiB", KiB },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (bytes != 0 && bytes % units[i].mult == 0) {
+			snprintf(buf, len, "%llu%s",
+				 (unsigned long long)(bytes / units[i].mult), units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu", (unsigned long long)bytes);
+}
+
+/* "(1..65535)", "(10ms..1h)", "(0 or 1s..1d)" */
+static void fmt_range(char *buf, size_t len, const struct key_def *k)
+{
+	char lo[32], hi[32];
+
+	switch (k->type) {
+	case K_DURATION:
+		fmt_duration(lo, sizeof(lo), k->min);
+		fmt_duration(hi, sizeof(hi), k->max);
+		break;
+	case K_SIZE:
+		fmt_size(lo, sizeof(lo), k->min);
+		fmt_size(hi, sizeof(hi), k->max);
+		break;
+	default:
+		snprintf(lo, sizeof(lo), "%llu", (unsigned long long)k->min);
+		snprintf(hi, sizeof(hi), "%llu", (unsigned long long)k->max);
+		break;
+	}
+	snprintf(buf, len, "(%s%s..%s)", k->zero_ok ? "0 or " : "", lo, hi);
+}
+
+static bool in_range(const struct key_def *k, uint64_t v)
+{
+	return (k->zero_ok && v == 0) || (v >= k->min && v <= k->max);
+}
+
+static void fail_range(struct parser *p, const struct key_def *k,
+		       const char *value)
+{
+	char range[80];
+
+	fmt_range(range, sizeof(range), k);
+	fail_key(p, k, "%.*s%s is out of range %s", SHOW(value), range);
+}
+
+static void *field(void *base, size_t off)
+{
+	return (char *)base + off;
+}
+
+static int replace_string(struct parser *p, char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (copy == NULL) {
+		fail(p, p->lineno, "out of memory");
+		return -1;
+	}
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+static bool valid_interface(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > IFNAME_MAX || strcmp(s, ".") == 0 ||
+	    strcmp(s, "..") == 0)
+		return false;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '/' || c == ' ' || c == '\t' || c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static void enum_list(char *buf, size_t len, const char *const *names)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; names[i] != NULL && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s",
+				 i == 0 ? "" : ", ", names[i]);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* Parse value into the field k describes inside base. */
+static void set_value(struct parser *p, const struct key_def *k, void *base,
+		      const char *value)
+{
+	char lerr[256];
+	uint64_t v;
+	bool b;
+
+	switch (k->type) {
+	case K_BOOL:
+		if (parse_bool(value, &b) < 0) {
+			fail_key(p, k, "\"%.*s%s\" is not a boolean (yes/no, true/false, on/off, 1/0)",
+				 SHOW(value));
+			return;
+		}
+		*(bool *)field(base, k->off) = b;
+		return;
+	case K_U32:
+		if (parse_uint(value, 0, UINT64_MAX, &v) < 0) {
+			if (errno == ERANGE)
+				fail_range(p, k, value);
+			else
+				fail_key(p, k, "\"%.*s%s\" is not a whole number",
+					 SHOW(value));
+			return;
+		}
+		if (!in_range(k, v)) {
+			fail_range(p, k, value);
+			return;
+		}
+		*(uint32_t *)field(base, k->off) = (uint32_t)v;
+		return;
+	case K_DURATION:
+		errno = 0;
+		if (parse_duration(value, &v) < 0) {
+			if (errno == ERANGE)
+				fail_range(p, k, value);
+			else
+				fail_key(p, k, "\"%.*s%s\" is not a duration (e.g. 30s, 500ms, 5m)",
+					 SHOW(value));
+			return;
+		}
+		if (!in_range(k, v)) {
+			fail_range(p, k, value);
+			return;
+		}
+		*(uint64_t *)field(base, k->off) = v;
+		return;
+	case K_SIZE:
+		errno = 0;
+		if (parse_size(value, &v) < 0) {
+			if (errno == ERANGE)
+				fail_range(p, k, value);
+			else
+				fail_key(p, k, "\"%.*s%s\" is not a size (e.g. 512, 64KiB, 1MiB)",
+					 SHOW(value));
+			return;
+		}
+		if (!in_range(k, v)) {
+			fail_range(p, k, value);
+			return;
+		}
+		*(uint64_t *)field(base, k->off) = v;
+		return;
+	case K_ENUM:
+		for (int i = 0; k->names[i] != NULL; i++) {
+			if (strcasecmp(value, k->names[i]) == 0) {
+				memcpy(field(base, k->off), &i, sizeof(i));
+				return;
+			}
+		}
+		enum_list(lerr, sizeof(lerr), k->names);
+		fail_key(p, k, "\"%.*s%s\" is not one of %s", SHOW(value), lerr);
+		return;
+	case K_LOG_TARGET:
+		if (strcmp(value, "auto") != 0 && strcmp(value, "stderr") != 0 &&
+		    (value[0] != '/' || strlen(value) >= 4096)) {
+			fail_key(p, k, "\"%.*s%s\" is not auto, stderr or an absolute path",
+				 SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_ENDPOINTS: {
+		struct endpoint *list;
+		size_t n;
+
+		if (parse_endpoint_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
+			fail_key(p, k, "%s%s", lerr, value[0] == '\0'
+				 ? " (set enabled = no to turn the service off)" : "");
+			return;
+		}
+		free(*(struct endpoint **)field(base, k->off));
+		*(struct endpoint **)field(base, k->off) = list;
+		*(size_t *)field(base, k->off_n) = n;
+		return;
+	}
+	case K_CIDRS: {
+		struct acl *acl = field(base, k->off);
+		struct cidr *list;
+		size_t n;
+
+		if (parse_cidr_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
+			fail_key(p, k, "%s", lerr);
+			return;
+		}
+		free(acl->v);
+		acl->v = list;
+		acl->n = n;
+		return;
+	}
+	case K_HOST:
+		if (!parse_is_hostname(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not an IP address or a valid host name",
+				 SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_SOURCE: {
+		struct config_target *t = base;
+
+		if (parse_ip(value, &t->source) < 0) {
+			fail_key(p, k, "\"%.*s%s\" is not an IP address", SHOW(value));
+			return;
+		}
+		t->has_source = true;
+		return;
+	}
+	case K_INTERFACE:
+		if (!valid_interface(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
+				 SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	}
+}
+
+/* Levenshtein distance for "did you mean"; names are short. */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	unsigned row[TARGET_NAME_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > TARGET_NAME_MAX || lb > TARGET_NAME_MAX)
+		return 1000;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned diag = row[0];
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned up = row[j];
+			unsigned best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static const struct key_def *find_key(enum section_kind sec, const char *name,
+				      unsigned *slot, unsigned *table)
+{
+	for (unsigned t = 0; t < 2; t++) {
+		const struct key_def *keys = section_tables[sec][t];
+		for (unsigned i = 0; keys != NULL && keys[i].name != NULL; i++) {
+			if (strcmp(keys[i].name, name) == 0) {
+				*slot = t * SLOTS_PER_TABLE + i;
+				*table = t;
+				return &keys[i];
+			}
+		}
+	}
+	return NULL;
+}
+
+static void fail_unknown_key(struct parser *p, const char *name)
+{
+	const char *best = NULL;
+	unsigned best_d = 3;
+	char where[64] = "";
+	unsigned slot, table, found = 0;
+
+	for (unsigned t = 0; t < 2; t++) {
+		const struct key_def *keys = section_tables[p->sec][t];
+		for (unsigned i = 0; keys != NULL && keys[i].name != NULL; i++) {
+			unsigned d = edit_distance(name, keys[i].name);
+			if (d < best_d) {
+				best_d = d;
+				best = keys[i].name;
+			}
+		}
+	}
+	if (best != NULL) {
+		fail(p, p->lineno, "%s unknown key \"%.*s%s\" (did you mean \"%s\"?)",
+		     p->sec_label, SHOW(name), best);
+		return;
+	}
+	/* A key that is valid elsewhere is most likely in the wrong section. */
+	for (int s = SEC_DAEMON; s < SEC_COUNT; s++) {
+		if (s == (int)p->sec || find_key(s, name, &slot, &table) == NULL)
+			continue;
+		if (found++ < 2) {
+			size_t used = strlen(where);
+			snprintf(where + used, sizeof(where) - used, "%s[%s]",
+				 used != 0 ? " or " : "", section_names[s]);
+		}
+	}
+	if (found != 0)
+		fail(p, p->lineno, "%s unknown key \"%s\" (it belongs in %s)",
+		     p->sec_label, name, where);
+	else
+		fail(p, p->lineno, "%s unknown key \"%.*s%s\"", p->sec_label,
+		     SHOW(name));
+}
+
+static struct config_target *current_target(struct parser *p)
+{
+	return &p->cfg->targets[p->cfg->n_targets - 1];
+}
+
+/* inih's key handler.  Returns 0 (stop) after the first error. */
+static int on_key(void *user, const char *section, const char *name,
+		  const char *value)
+{
+	struct parser *p = user;
+	const struct key_def *k;
+	unsigned slot, table;
+	void *base = NULL;
+
+	(void)section;  /* the reader tracks sections itself, see above */
+	if (p->failed)
+		return 0;
+	if (name[0] == '\0') {
+		fail(p, p->lineno, "syntax error: missing key name before \"=\"");
+		return 0;
+	}
+	if (p->sec == SEC_NONE) {
+		fail(p, p->lineno,
+		     "key \"%.*s%s\" outside of any section (add a [section] header above it)",
+		     SHOW(name));
+		return 0;
+	}
+	k = find_key(p->sec, name, &slot, &table);
+	if (k == NULL) {
+		fail_unknown_key(p, name);
+		return 0;
+	}
+	if (p->key_line[slot] != 0) {
+		fail(p, p->lineno, "%s duplicate key \"%s\" (first set on line %u)",
+		     p->sec_label, name, p->key_line[slot]);
+		return 0;
+	}
+	p->key_line[slot] = p->lineno;
+
+	switch (p->sec) {
+	case SEC_DAEMON:
+		base = &p->cfg->daemon;
+		break;
+	case SEC_TCP:
+		base = &p->cfg->tcp;
+		break;
+	case SEC_UDP:
+		base = &p->cfg->udp;
+		p->rate_burst_set |= strcmp(name, "rate_burst") == 0;
+		break;
+	case SEC_ICMP:
+		base = table == 0 ? (void *)&p->cfg->icmp : (void *)&p->cfg->icmp.defaults;
+		break;
+	case SEC_TARGET:
+		base = table == 0 ? (void *)current_target(p) : (void *)&current_target(p)->opts;
+		if (table == 1)
+			p->probe_set[p->cfg->n_targets - 1] |=
+				(uint16_t)(1u << (slot - SLOTS_PER_TABLE));
+		break;
+	case SEC_NONE:
+	case SEC_COUNT:
+		return 0;
+	}
+	set_value(p, k, base, value);
+	return p->failed ? 0 : 1;
+}
+
+static bool valid_target_name(const char *s, size_t len)
+{
+	if (len == 0 || len > TARGET_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;  /* FNV-1a */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Index (+1) slot of name in the hash, or of the empty slot it would take. */
+static uint32_t *name_slot(struct parser *p, const char *name)
+{
+	size_t mask = p->name_cap - 1, i = name_hash(name) & mask;
+
+	for (;;) {
+		uint32_t *slot = &p->name_index[i];
+		if (*slot == 0 || strcmp(p->cfg->targets[*slot - 1].name, name) == 0)
+			return slot;
+		i = (i + 1) & mask;
+	}
+}
+
+static int name_index_grow(struct parser *p)
+{
+	size_t old_cap = p->name_cap;
+	uint32_t *old = p->name_index;
+
+	p->name_cap = old_cap != 0 ? old_cap * 2 : 64;
+	p->name_index = calloc(p->name_cap, sizeof(*p->name_index));
+	if (p->name_index == NULL) {
+		p->name_index = old;
+		p->name_cap = old_cap;
+		return -1;
+	}
+	for (size_t i = 0; i < old_cap; i++) {
+		if (old[i] != 0)
+			*name_slot(p, p->cfg->targets[old[i] - 1].name) = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+static int target_add(struct parser *p, const char *name, size_t len)
+{
+	struct config *cfg = p->cfg;
+	struct config_target *t;
+	uint32_t *slot;
+	char *copy;
+
+	if (cfg->n_targets == UINT32_MAX - 1)
+		goto oom;
+	if (cfg->n_targets == p->cap_targets) {
+		size_t cap = p->cap_targets != 0 ? p->cap_targets * 2 : 16;
+		struct config_target *nt = realloc(cfg->targets, cap * sizeof(*nt));
+		uint16_t *ns;
+
+		if (nt == NULL)
+			goto oom;
+		cfg->targets = nt;
+		ns = realloc(p->probe_set, cap * sizeof(*ns));
+		if (ns == NULL)
+			goto oom;
+		p->probe_set = ns;
+		p->cap_targets = cap;
+	}
+	if ((cfg->n_targets + 1) * 2 > p->name_cap && name_index_grow(p) < 0)
+		goto oom;
+	copy = strndup(name, len);
+	if (copy == NULL)
+		goto oom;
+	slot = name_slot(p, copy);
+	if (*slot != 0) {
+		fail(p, p->lineno, "duplicate section [target %s] (first on line %u)",
+		     copy, cfg->targets[*slot - 1].line);
+		free(copy);
+		return -1;
+	}
+	t = &cfg->targets[cfg->n_targets];
+	memset(t, 0, sizeof(*t));
+	t->name = copy;
+	t->family = FAMILY_AUTO;
+	t->line = p->lineno;
+	p->probe_set[cfg->n_targets] = 0;
+	cfg->n_targets++;
+	*slot = (uint32_t)cfg->n_targets;
+	return 0;
+oom:
+	fail(p, p->lineno, "out of memory");
+	return -1;
+}
+
+static const char *family_label(int af)
+{
+	return af == AF_INET ? "an IPv4 address" : "an IPv6 address";
+}
+
+static unsigned later(unsigned a, unsigned b)
+{
+	return a > b ? a : b;
+}
+
+/* Checks that need all of a target's keys: run when its section ends. */
+static void target_end(struct parser *p)
+{
+	struct config_target *t = current_target(p);
+	unsigned l_host = p->key_line[TKEY_HOST];
+	unsigned l_family = p->key_line[TKEY_FAMILY];
+	unsigned l_source = p->key_line[TKEY_SOURCE];
+	struct endpoint lit;
+	int host_af = 0, src_af;
+	char src[INET6_ADDRSTRLEN] = "";
+
+	if (t->host == NULL) {
+		fail(p, t->line, "%s missing required key \"host\"", p->sec_label);
+		return;
+	}
+	if (parse_ip(t->host, &lit) == 0)
+		host_af = lit.u.sa.sa_family;
+	if (host_af != 0 && t->family != FAMILY_AUTO) {
+		bool bad = t->family == FAMILY_BOTH ||
+			   (t->family == FAMILY_4 && host_af != AF_INET) ||
+			   (t->family == FAMILY_6 && host_af != AF_INET6);
+		if (bad) {
+			fail(p, later(l_host, l_family),
+			     "%s family: %s contradicts host \"%s\", %s%s",
+			     p->sec_label, family_names[t->family], t->host,
+			     family_label(host_af),
+			     t->family == FAMILY_BOTH ? " (both needs a host name)" : "");
+			return;
+		}
+	}
+	if (!t->has_source)
+		return;
+	src_af = t->source.u.sa.sa_family;
+	inet_ntop(src_af, src_af == AF_INET ? (const void *)&t->source.u.in4.sin_addr
+					    : (const void *)&t->source.u.in6.sin6_addr,
+		  src, sizeof(src));
+	if (t->family == FAMILY_BOTH) {
+		fail(p, later(l_source, l_family),
+		     "%s source: one source address cannot serve family = both",
+		     p->sec_label);
+	} else if ((t->family == FAMILY_4 && src_af != AF_INET) ||
+		   (t->family == FAMILY_6 && src_af != AF_INET6)) {
+		fail(p, later(l_source, l_family),
+		     "%s source: \"%s\" is %s but family = %s", p->sec_label,
+		     src, family_label(src_af), family_names[t->family]);
+	} else if (host_af != 0 && src_af != host_af) {
+		fail(p, later(l_source, l_host),
+		     "%s source: \"%s\" is %s but host \"%s\" is %s",
+		     p->sec_label, src, family_label(src_af), t->host,
+		     family_label(host_af));
+	}
+}
+
+static void section_end(struct parser *p)
+{
+	if (p->sec == SEC_TARGET && !p->failed)
+		target_end(p);
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* A header line "[name]" (leading blanks already skipped); len excludes the
+ * line ending. */
+static void section_begin(struct parser *p, const char *s, size_t len)
+{
+	const char *close = memchr(s, ']', len);
+	const char *in, *in_end, *word_end, *arg;
+	size_t in_len, word_len, arg_len;
+	enum section_kind kind = SEC_NONE;
+
+	section_end(p);
+	if (p->failed)
+		return;
+	if (close == NULL) {
+		fail(p, p->lineno, "syntax error: missing \"]\" in section header");
+		return;
+	}
+	for (const char *c = close + 1; c < s + len; c++) {
+		if (*c == ';' || *c == '#')
+			break;
+		if (!is_blank(*c)) {
+			fail(p, p->lineno,
+			     "syntax error: unexpected text after section header");
+			return;
+		}
+	}
+	in = s + 1;
+	in_end = close;
+	while (in < in_end && is_blank(*in))
+		in++;
+	while (in_end > in && is_blank(in_end[-1]))
+		in_end--;
+	in_len = (size_t)(in_end - in);
+	word_end = in;
+	while (word_end < in_end && !is_blank(*word_end))
+		word_end++;
+	word_len = (size_t)(word_end - in);
+	arg = word_end;
+	while (arg < in_end && is_blank(*arg))
+		arg++;
+	arg_len = (size_t)(in_end - arg);
+
+	for (int k = SEC_DAEMON; k < SEC_TARGET; k++) {
+		if (arg_len == 0 && word_len == strlen(section_names[k]) &&
+		    memcmp(in, section_names[k], word_len) == 0)
+			kind = k;
+	}
+	if (word_len == 6 && memcmp(in, "target", 6) == 0)
+		kind = SEC_TARGET;
+	if (kind == SEC_NONE) {
+		fail(p, p->lineno, "unknown section [%.*s]",
+		     in_len > VALUE_SHOWN ? VALUE_SHOWN : (int)in_len, in);
+		return;
+	}
+	memset(p->key_line, 0, sizeof(p->key_line));
+	p->sec = kind;
+	p->sec_line = p->lineno;
+	if (kind != SEC_TARGET) {
+		if (p->section_seen[kind] != 0) {
+			fail(p, p->lineno, "duplicate section [%s] (first on line %u)",
+			     section_names[kind], p->section_seen[kind]);
+			return;
+		}
+		p->section_seen[kind] = p->lineno;
+		snprintf(p->sec_label, sizeof(p->sec_label), "[%s]",
+			 section_names[kind]);
+		return;
+	}
+	if (arg_len == 0) {
+		fail(p, p->lineno, "[target] needs a name, e.g. [target gateway]");
+		return;
+	}
+	if (!valid_target_name(arg, arg_len)) {
+		fail(p, p->lineno,
+		     "invalid target name \"%.*s%s\" (1..64 characters of A-Z a-z 0-9 . _ -)",
+		     arg_len > VALUE_SHOWN ? VALUE_SHOWN : (int)arg_len, arg,
+		     arg_len > VALUE_SHOWN ? "..." : "");
+		return;
+	}
+	snprintf(p->sec_label, sizeof(p->sec_label), "[target %.*s]",
+		 (int)arg_len, arg);
+	target_add(p, arg, arg_len);
+}
+
+/*
+ * inih's reader: one line per call from the in-memory buffer.  num is the
+ * size of inih's line buffer; a line that does not fit (with its line ending
+ * and the terminating NUL) is refused rather than split.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	const char *line, *nl, *s;
+	size_t rest, len, content, max;
+
+	if (p->failed || p->pos >= p->len)
+		return NULL;
+	line = p->buf + p->pos;
+	rest = p->len - p->pos;
+	nl = memchr(line, '\n', rest);
+	len = nl != NULL ? (size_t)(nl - line) + 1 : rest;
+	content = nl != NULL ? len - 1 : len;
+	if (content > 0 && line[content - 1] == '\r')
+		content--;
+	p->lineno++;
+	max = num > 3 ? (size_t)num - 3 : 0;
+	if (content > max) {
+		fail(p, p->lineno, "line is too long (more than %zu bytes)", max);
+		return NULL;
+	}
+	for (size_t i = 0; i < content; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			fail(p, p->lineno,
+			     "invalid control character 0x%02x (is this a text file?)",
+			     c);
+			return NULL;
+		}
+	}
+	memcpy(str, line, len);
+	str[len] = '\0';
+	p->pos += len;
+
+	s = line;
+	if (p->lineno == 1 && content >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+		s += 3;
+	while (s < line + content && is_blank(*s))
+		s++;
+	if (s < line + content && *s == '[') {
+		section_begin(p, s, (size_t)(line + content - s));
+		if (p->failed)
+			return NULL;
+	}
+	return str;
+}
+
+static int set_defaults(struct config *cfg)
+{
+	char err[128];
+
+	cfg->daemon.log_level = LOG_INFO;
+	cfg->daemon.log_format = LOG_FMT_LOGFMT;
+	cfg->daemon.log_target = strdup("auto");
+	cfg->daemon.shutdown_timeout_ns = 10 * SEC;
+	cfg->daemon.stats_interval_ns = 60 * SEC;
+
+	cfg->tcp.enabled = true;
+	cfg->tcp.mode = MODE_ECHO;
+	cfg->tcp.max_connections = 4096;
+	cfg->tcp.idle_timeout_ns = 5 * MINUTE;
+	cfg->tcp.max_pending = 64 * KiB;
+	cfg->tcp.backlog = 511;
+	cfg->tcp.nodelay = true;
+	cfg->tcp.keepalive = false;
+
+	cfg->udp.enabled = true;
+	cfg->udp.mode = MODE_ECHO;
+	cfg->udp.rate_limit = 100;
+	cfg->udp.rate_burst = 200;
+	cfg->udp.rate_table_size = 4096;
+	cfg->udp.recv_buffer = 0;
+
+	cfg->icmp.socket = ICMP_SOCKET_AUTO;
+	cfg->icmp.defaults = (struct probe_opts){
+		.interval_ns = SEC,
+		.timeout_ns = SEC,
+		.summary_interval_ns = 60 * SEC,
+		.payload_size = 56,
+		.ttl = 64,
+		.tos = 0,
+		.down_after = 3,
+		.up_after = 2,
+		.log_replies = false,
+	};
+
+	if (cfg->daemon.log_target == NULL ||
+	    parse_endpoint_list(default_listen, &cfg->tcp.listen, &cfg->tcp.n_listen,
+				err, sizeof(err)) < 0 ||
+	    parse_endpoint_list(default_listen, &cfg->udp.listen, &cfg->udp.n_listen,
+				err, sizeof(err)) < 0 ||
+	    parse_cidr_list(default_allow, &cfg->tcp.allow.v, &cfg->tcp.allow.n,
+			    err, sizeof(err)) < 0 ||
+	    parse_cidr_list(default_allow, &cfg->udp.allow.v, &cfg->udp.allow.n,
+			    err, sizeof(err)) < 0)
+		return -1;
+	return 0;
+}
+
+/* After the whole file: values that depend on other keys. */
+static void finish(struct parser *p)
+{
+	struct config *cfg = p->cfg;
+
+	if (!p->rate_burst_set) {
+		uint64_t burst = 2 * (uint64_t)cfg->udp.rate_limit;
+		cfg->udp.rate_burst = burst < 1 ? 1 : (uint32_t)burst;
+	}
+	/* Targets inherit every [icmp] value they do not set themselves, no
+	 * matter whether [icmp] came before or after them in the file. */
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		struct probe_opts set = cfg->targets[i].opts;
+
+		cfg->targets[i].opts = cfg->icmp.defaults;
+		for (unsigned k = 0; probe_keys[k].name != NULL; k++) {
+			size_t off = probe_keys[k].off, size;
+
+			if (!(p->probe_set[i] & (1u << k)))
+				continue;
+			switch (probe_keys[k].type) {
+			case K_BOOL:
+				size = sizeof(bool);
+				break;
+			case K_U32:
+				size = sizeof(uint32_t);
+				break;
+			default:
+				size = sizeof(uint64_t);
+				break;
+			}
+			memcpy(field(&cfg->targets[i].opts, off), field(&set, off), size);
+		}
+	}
+	if (cfg->tcp.enabled && cfg->tcp.n_listen == 0)
+		fail(p, p->section_seen[SEC_TCP], "[tcp] listen: at least one address is required");
+	else if (cfg->udp.enabled && cfg->udp.n_listen == 0)
+		fail(p, p->section_seen[SEC_UDP], "[udp] listen: at least one address is required");
+}
+
+int config_parse_buffer(const char *buf, size_t len, const char *name,
+			struct config **out, char *err, size_t errlen)
+{
+	static char inline_prefixes[] = ";#";
+	struct parser p = {
+		.name = name,
+		.buf = buf,
+		.len = len,
+		.err = err,
+		.errlen = errlen,
+	};
+	int saved_max_line = ini_max_line;
+	bool saved_multiline = ini_allow_multiline;
+	bool saved_stop = ini_stop_on_first_error;
+	bool saved_no_value = ini_allow_no_value;
+	char *saved_inline = ini_inline_comment_prefixes;
+	int r;
+
+	*out = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	p.cfg = calloc(1, sizeof(*p.cfg));
+	if (p.cfg == NULL || (p.cfg->path = strdup(name)) == NULL ||
+	    set_defaults(p.cfg) < 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: out of memory", name);
+		config_free(p.cfg);
+		return -1;
+	}
+
+	ini_max_line = CONFIG_MAX_LINE + 3;  /* '\r', '\n' and '\0' */
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_allow_no_value = false;
+	ini_inline_comment_prefixes = inline_prefixes;
+	r = ini_parse_stream(read_line, &p, on_key, &p);
+	ini_max_line = saved_max_line;
+	ini_allow_multiline = saved_multiline;
+	ini_stop_on_first_error = saved_stop;
+	ini_allow_no_value = saved_no_value;
+	ini_inline_comment_prefixes = saved_inline;
+
+	if (!p.failed && r > 0)
+		fail(&p, (unsigned)r,
+		     "syntax error: expected \"key = value\", \"[section]\" or a comment");
+	else if (!p.failed && r < 0)
+		fail(&p, p.lineno, "out of memory");
+	section_end(&p);
+	if (!p.failed)
+		finish(&p);
+	free(p.probe_set);
+	free(p.name_index);
+	if (p.failed) {
+		config_free(p.cfg);
+		return -1;
+	}
+	*out = p.cfg;
+	return 0;
+}
+
+int config_parse_string(const char *text, const char *name, struct config **out,
+			char *err, size_t errlen)
+{
+	return config_parse_buffer(text, strlen(text), name, out, err, errlen);
+}
+
+int config_load(const char *path, struct config **out, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t cap, used = 0;
+	char *buf = NULL;
+	int fd, r;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: is a directory", path);
+		goto fail;
+	}
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > CONFIG_MAX_FILE) {
+		snprintf(err, errlen, "%s: file is larger than 16 MiB", path);
+		goto fail;
+	}
+	/* Regular files are read in one go; pipes and the like grow the
+	 * buffer up to the same limit. */
+	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 64 * KiB;
+	for (;;) {
+		ssize_t n;
+
+		if (used == cap) {
+			char *nb;
+			if (cap > CONFIG_MAX_FILE) {
+				snprintf(err, errlen, "%s: file is larger than 16 MiB", path);
+				goto fail;
+			}
+			cap *= 2;
+			nb = realloc(buf, cap);
+			if (nb == NULL) {
+				snprintf(err, errlen, "%s: out of memory", path);
+				goto fail;
+			}
+			buf = nb;
+		} else if (buf == NULL) {
+			buf = malloc(cap);
+			if (buf == NULL) {
+				snprintf(err, errlen, "%s: out of memory", path);
+				goto fail;
+			}
+		}
+		n = read(fd, buf + used, cap - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	close(fd);
+	if (used > CONFIG_MAX_FILE) {
+		snprintf(err, errlen, "%s: file is larger than 16 MiB", path);
+		free(buf);
+		return -1;
+	}
+	r = config_parse_buffer(buf, used, path, out, err, errlen);
+	free(buf);
+	return r;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	free(cfg->path);
+	free(cfg->daemon.log_target);
+	free(cfg->tcp.listen);
+	free(cfg->tcp.allow.v);
+	free(cfg->udp.listen);
+	free(cfg->udp.allow.v);
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		free(cfg->targets[i].name);
+		free(cfg->targets[i].host);
+		free(cfg->targets[i].interface);
+	}
+	free(cfg->targets);
+	free(cfg);
+}
