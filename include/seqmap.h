@@ -1,0 +1,104 @@
+/*
+ * seqmap: ICMP sequence number -> (probe, send time) for one socket, with
+ * reuse protection.  The table covers the whole 16-bit sequence space and is
+ * allocated once, so reserving a sequence number on the send path never
+ * allocates.
+ *
+ * Life of a sequence number:
+ *   seqmap_reserve()   FREE -> RESERVED      (before sendto, to encode it)
+ *   seqmap_commit()    RESERVED -> OUTSTANDING, appended to the probe's chain
+ *   seqmap_release()   RESERVED -> FREE      (sendto failed)
+ *   seqmap_resolve()   OUTSTANDING -> ANSWERED or LOST (reply, ICMP error)
+ *   seqmap_pop()       unlinks the chain head once its timeout passed;
+ *                      OUTSTANDING -> LOST (timed out)
+ * Each probe owns a chain: the FIFO of its linked sequence numbers in send
+ * order.  Because a probe's timeout is constant, its entries expire in chain
+ * order, so one timer per probe at (head's send time + timeout) suffices.
+ *
+ * A sequence number is never reused while it is linked (outstanding, or
+ * answered but its timeout not yet passed) nor within `hold` of its send
+ * time, so a late reply or a duplicate is recognised as such instead of
+ * being matched to a newer request.  ANSWERED and LOST entries keep their
+ * probe and send time until reused, which is what tells a duplicate (second
+ * reply to an ANSWERED entry) from a late reply (reply to a LOST one).
+ */
+#ifndef BEACOND_SEQMAP_H
+#define BEACOND_SEQMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEQMAP_SIZE 65536u
+/* How many slots seqmap_reserve() examines before giving up. */
+#define SEQMAP_SCAN 1024u
+
+enum seqmap_state {
+	SEQ_FREE = 0,     /* never used, or released */
+	SEQ_RESERVED,     /* handed out, request not sent yet */
+	SEQ_OUTSTANDING,  /* sent, awaiting reply */
+	SEQ_ANSWERED,     /* reply received in time */
+	SEQ_LOST,         /* timed out or refused by an ICMP error */
+	SEQ_DEAD,         /* its probe was removed */
+};
+
+struct seqmap_entry {
+	uint64_t send_ns;
+	uint32_t probe;
+	uint16_t next;    /* next seq in the probe's chain (when linked) */
+	uint8_t state;    /* enum seqmap_state */
+	uint8_t linked;
+};
+
+/* Embedded in each probe: its FIFO of linked sequence numbers. */
+struct seqmap_chain {
+	int32_t head, tail;   /* -1 when empty */
+	uint32_t count;
+};
+
+struct seqmap;
+
+struct seqmap *seqmap_new(uint64_t hold_ns);
+void seqmap_free(struct seqmap *m);
+/* Minimum age before a sequence number may be reused. */
+void seqmap_set_hold(struct seqmap *m, uint64_t hold_ns);
+uint64_t seqmap_hold(const struct seqmap *m);
+
+static inline void seqmap_chain_init(struct seqmap_chain *c)
+{
+	c->head = c->tail = -1;
+	c->count = 0;
+}
+
+/* A reusable sequence number for probe, or -1 with errno EBUSY when none is
+ * free within SEQMAP_SCAN slots of the cursor. */
+int seqmap_reserve(struct seqmap *m, uint32_t probe, uint64_t now_ns);
+/* The request went out at send_ns: link seq at the tail of chain. */
+void seqmap_commit(struct seqmap *m, struct seqmap_chain *chain, uint16_t seq,
+		   uint64_t send_ns);
+/* The request could not be sent: seq is free again at once. */
+void seqmap_release(struct seqmap *m, uint16_t seq);
+
+const struct seqmap_entry *seqmap_get(const struct seqmap *m, uint16_t seq);
+/* If seq is OUTSTANDING, move it to to (SEQ_ANSWERED or SEQ_LOST).  Returns
+ * the state it had, so the caller can tell received/late/duplicate. */
+enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_state to);
+
+/* The chain's head, or -1 when empty. */
+static inline int seqmap_front(const struct seqmap_chain *c)
+{
+	return c->head;
+}
+/* Unlink the head.  Returns its state before the call; an OUTSTANDING head
+ * becomes LOST (the caller counts it as a timeout). */
+enum seqmap_state seqmap_pop(struct seqmap *m, struct seqmap_chain *chain);
+
+/* Mark every entry whose probe gone() says is removed as DEAD and unlinked.
+ * One pass over the table; for reloads, not the send path.  Returns how
+ * many entries changed. */
+size_t seqmap_forget(struct seqmap *m, bool (*gone)(uint32_t probe, void *arg),
+		     void *arg);
+
+const char *seqmap_state_name(enum seqmap_state st);
+
+#endif
