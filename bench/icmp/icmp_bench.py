@@ -1,0 +1,495 @@
+#!/usr/bin/env python3
+"""ICMP benchmark: beacond against oping and fping, side by side in one run.
+
+Two parts, both inside network namespaces this script creates (so all
+traffic stays on a private loopback or a private veth pair):
+
+1. Scale: 10 000 loopback targets 127.1.x.y pinged at 1 Hz for SECONDS
+   (default 60) by one beacond process, then by oping (one process), then
+   by fping (two processes of 5 000, since one fping cannot hold 10 000).
+   For each: loss as the tool reports it, CPU per probe (utime+stime from
+   /proc/PID/stat over the steady-state window, divided by the echo
+   requests the capture saw in that window; the reply's processing is
+   included), memory per target (RSS at the end minus the RSS of the same
+   tool with no/one target, divided by 10 000), and send lateness: every
+   echo request is captured on lo (tcpdump, ns timestamps); per target the
+   k-th request is compared with the ideal grid t0 + k * 1 s anchored at
+   that target's least-late request, which is what "lateness" means for a
+   scheduler with absolute deadlines.  If beacond reports its own lateness
+   (a `lateness_p99_us` key in any log line) that is shown as well.
+
+2. Accuracy against the wire: in a probe/target namespace pair, tcpdump on
+   the probe side's veth with nanosecond timestamps; every RTT a tool
+   reports is compared with the request->reply time of the same probe in
+   the capture: mean bias and p99 of |difference|.
+
+Prints one table on stdout.  Needs root, tcpdump, oping, fping, nft, ip.
+"""
+import argparse
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+import netns  # noqa: E402
+import pcap  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+N_TARGETS = 10_000
+
+
+def log(msg):
+    sys.stderr.write(f"[icmp-bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Sampler:
+    """Samples (wall time, CPU seconds, RSS KiB) of some PIDs every 0.25 s,
+    so the steady-state window can be chosen afterwards from the capture
+    (oping needs several seconds to start sending 10 000 targets)."""
+
+    def __init__(self, pids):
+        import threading
+        self.pids = list(pids)
+        self.samples = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                now = time.time()
+                c = sum(cpu_s(p) for p in self.pids)
+                r = [rss_kib(p) for p in self.pids]
+            except (OSError, ValueError, IndexError):
+                break
+            if 0 in r:      # a zombie: the process is done
+                break
+            self.samples.append((now, c, r))
+            self._stop.wait(0.25)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+
+    def window(self, packets, skip_s=2.0, tail_s=1.0):
+        """CPU seconds, requests, RSS at the end, over the samples inside
+        [first request + skip_s, last request - tail_s]."""
+        reqs = sorted(p[0] for p in packets if p[4] == pcap.ECHO_REQUEST[p[1]])
+        if not reqs or len(self.samples) < 2:
+            return float("nan"), 0, None
+        lo, hi = reqs[0] / 1e9 + skip_s, reqs[-1] / 1e9 - tail_s
+        inside = [s for s in self.samples if lo <= s[0] <= hi]
+        if len(inside) < 2:
+            return float("nan"), 0, None
+        a, b = inside[0], inside[-1]
+        n = requests_between(packets, a[0], b[0])
+        return b[1] - a[1], n, b[2]
+
+
+def targets_list():
+    return [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(N_TARGETS)]
+
+
+class Capture:
+    """tcpdump in a namespace, writing ns-precision timestamps to a file."""
+
+    def __init__(self, topo, ns, iface, bpf, path):
+        self.path = path
+        self.proc = topo.popen(ns, [
+            "tcpdump", "-i", iface, "-n", "-s", "128", "-B", "65536", "-w", path,
+            "--time-stamp-precision=nano", bpf],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"tcpdump did not start: {line}")
+        self.stats = ""
+
+    def stop(self):
+        # tcpdump hands packets over in blocks (up to 1 s by default); give
+        # the last block time to arrive before SIGINT discards it.
+        time.sleep(1.5)
+        self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=30)
+        self.stats = " ".join(err.split())
+        m = re.search(r"(\d+) packets dropped by kernel", err)
+        self.dropped = int(m.group(1)) if m else -1
+        return list(pcap.read(self.path))
+
+
+def lateness(packets, interval_ns=1_000_000_000):
+    """Send lateness and interval error (us) of echo requests, per target
+    against its ideal grid t0 + k * interval anchored at its least-late send."""
+    by_dst = {}
+    for t, fam, _src, dst, typ, _ident, _seq in packets:
+        if typ == pcap.ECHO_REQUEST[fam]:
+            by_dst.setdefault(dst, []).append(t)
+    late, ivl = [], []
+    for ts in by_dst.values():
+        ts.sort()
+        # Grid index: the next slot, or more if a send was skipped (a gap of
+        # about two intervals).  A tool that drifts slowly stays on k+1.
+        ks = [0]
+        for a, b in zip(ts, ts[1:]):
+            ks.append(ks[-1] + max(1, round((b - a) / interval_ns)))
+        raw = [t - k * interval_ns for k, t in zip(ks, ts)]
+        base = min(raw)
+        late += [(r - base) / 1000 for r in raw]
+        ivl += [abs(b - a - interval_ns) / 1000 for a, b in zip(ts, ts[1:])]
+    return late, ivl
+
+
+def requests_between(packets, t_a, t_b):
+    a, b = int(t_a * 1e9), int(t_b * 1e9)
+    return sum(1 for p in packets if p[4] == pcap.ECHO_REQUEST[p[1]] and a <= p[0] <= b)
+
+
+# ---------------------------------------------------------------- scale ---
+
+def scale_beacond(topo, tmp, seconds, socket_kind):
+    icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
+            "log_replies": "no", "socket": socket_kind}
+    # Zero-target baseline: same config, no [target] sections.
+    d0 = topo.daemon(harness.base_config(icmp=icmp, daemon={"log_level": "info"}))
+    d0.start(timeout=30)
+    time.sleep(2)
+    base = rss_kib(d0.pid)
+    d0.stop()
+    d0.close()
+
+    targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
+    d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
+                                        daemon={"log_level": "info"}))
+    cap = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
+                  os.path.join(tmp, "scale-beacond.pcap"))
+    d.start(timeout=60)
+    t_start = time.time()
+    sampler = Sampler([d.pid])
+    kind = d.wait_event("socket", family="4").get("kind", "?")
+    time.sleep(seconds)
+    sampler.stop()
+    since = len(d.lines)
+    d.signal(signal.SIGUSR1)
+    d.wait_event("summary", since=since, count=N_TARGETS, timeout=60)
+    sums = d.events("summary", since=since)
+    own = [harness.parse_logfmt(line) for line in d.lines if "lateness" in line]
+    d.stop(timeout=60)
+    pk = cap.stop()
+    d.close()
+    late, ivl = lateness(pk)
+    sent = sum(int(s.get("sent", 0)) for s in sums)
+    lost = sum(int(s.get("lost", 0)) for s in sums)
+    cpu, probes, rss = sampler.window(pk)
+    rss = rss[0] if rss else float("nan")
+    log(f"beacond: {probes} requests in the window, cpu {cpu:.2f} s, rss {rss} KiB (base {base})")
+    row = {
+        "tool": f"beacond ({kind})", "procs": 1, "seconds": round(time.time() - t_start),
+        "sent": sent, "lost": lost,
+        "cpu_us": cpu * 1e6 / probes if probes else float("nan"),
+        "mem_b": (rss - base) * 1024 / N_TARGETS,
+        "rss_mib": rss / 1024,
+        "late_p99_us": pct(late, 99), "late_max_us": max(late) if late else float("nan"),
+        "ivl_p99_us": pct(ivl, 99), "cap": cap.stats,
+    }
+    if own:
+        last = own[-1]
+        row["own_lateness"] = {k: v for k, v in last.items() if "lateness" in k}
+    return row
+
+
+def baseline_rss(topo, cmd):
+    p = topo.popen(topo.P, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    r = rss_kib(p.pid)
+    p.wait(timeout=30)
+    return r
+
+
+def run_tools(topo, tmp, label, cmds, seconds, parse):
+    """Run the processes in cmds at once; sample CPU and RSS; parse output."""
+    cap = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
+                  os.path.join(tmp, f"scale-{label}.pcap"))
+    outs, procs = [], []
+    for i, cmd in enumerate(cmds):
+        out = open(os.path.join(tmp, f"{label}-{i}.out"), "w+")
+        outs.append(out)
+        procs.append(topo.popen(topo.P, cmd, stdout=out, stderr=subprocess.STDOUT))
+    t_start = time.time()
+    sampler = Sampler([p.pid for p in procs])
+    for p in procs:
+        p.wait(timeout=seconds + 120)
+    sampler.stop()
+    pk = cap.stop()
+    sent = lost = 0
+    for out in outs:
+        out.seek(0)
+        s, lo = parse(out.read())
+        sent += s
+        lost += lo
+        out.close()
+    late, ivl = lateness(pk)
+    cpu, probes, rss = sampler.window(pk)
+    rss = rss or [float("nan")] * len(procs)
+    log(f"{label}: {probes} requests in the window, cpu {cpu:.2f} s, rss {rss} KiB, "
+        f"first request {(pk[0][0] / 1e9 - t_start) if pk else 0:.1f} s after start")
+    return {
+        "procs": len(procs), "seconds": round(time.time() - t_start), "sent": sent,
+        "lost": lost, "cpu_us": cpu * 1e6 / probes if probes else float("nan"),
+        "rss_list": rss, "late_p99_us": pct(late, 99),
+        "late_max_us": max(late) if late else float("nan"),
+        "ivl_p99_us": pct(ivl, 99), "cap": cap.stats,
+    }
+
+
+def parse_oping(text):
+    sent = lost = 0
+    for m in re.finditer(r"(\d+) packets transmitted, (\d+) received", text):
+        sent += int(m.group(1))
+        lost += int(m.group(1)) - int(m.group(2))
+    return sent, lost
+
+
+def parse_fping(text):
+    sent = lost = 0
+    for m in re.finditer(r"xmt/rcv/%loss = (\d+)/(\d+)/", text):
+        sent += int(m.group(1))
+        lost += int(m.group(1)) - int(m.group(2))
+    return sent, lost
+
+
+def scale_oping(topo, tmp, seconds):
+    hosts = os.path.join(tmp, "hosts.txt")
+    base = baseline_rss(topo, ["oping", "-c", "3", "-i", "1", "127.0.0.1"])
+    row = run_tools(topo, tmp, "oping",
+                    [["oping", "-c", str(seconds), "-i", "1", "-w", "1", "-f", hosts]],
+                    seconds, parse_oping)
+    row["tool"] = "oping (raw)"
+    row["rss_mib"] = sum(row["rss_list"]) / 1024
+    row["mem_b"] = (sum(row["rss_list"]) - base) * 1024 / N_TARGETS
+    return row
+
+
+def scale_fping(topo, tmp, seconds):
+    all_hosts = targets_list()
+    files = []
+    for i in range(2):
+        path = os.path.join(tmp, f"fping-{i}.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(all_hosts[i::2]) + "\n")
+        files.append(path)
+    base = baseline_rss(topo, ["fping", "-c", "3", "-p", "1000", "-q", "127.0.0.1"])
+    cmds = [["fping", "-c", str(seconds), "-p", "1000", "-i", "0.1", "-t", "1000",
+             "-q", "-f", f] for f in files]
+    row = run_tools(topo, tmp, "fping", cmds, seconds, parse_fping)
+    row["tool"] = "fping x2 (raw)"
+    row["rss_mib"] = sum(row["rss_list"]) / 1024
+    row["mem_b"] = (sum(row["rss_list"]) - 2 * base) * 1024 / N_TARGETS
+    return row
+
+
+# ------------------------------------------------------------- accuracy ---
+
+ACC_BPF = "icmp or (icmp6 and (ip6[40] == 128 or ip6[40] == 129))"
+
+
+def wire_rtts(packets):
+    """{(family, dst): [(seq, wire_rtt_us)] in send order} from a capture."""
+    req, out = {}, {}
+    for t, fam, src, dst, typ, ident, seq in packets:
+        if typ == pcap.ECHO_REQUEST[fam]:
+            key = (fam, dst, ident, seq)
+            if key not in req:
+                req[key] = t
+                out.setdefault((fam, dst), []).append([seq, None, t])
+        elif typ == pcap.ECHO_REPLY[fam]:
+            key = (fam, src, ident, seq)
+            if key in req:
+                for rec in reversed(out[(fam, src)]):
+                    if rec[0] == seq and rec[2] == req[key]:
+                        if rec[1] is None:
+                            rec[1] = (t - req[key]) / 1000
+                        break
+    return {k: [(s, r) for s, r, _ in v] for k, v in out.items()}
+
+
+def diff_stats(pairs):
+    d = [rep - wire for rep, wire in pairs]
+    if not d:
+        return {"n": 0, "bias": float("nan"), "p99": float("nan"), "max": float("nan")}
+    return {"n": len(d), "bias": sum(d) / len(d), "p99": pct([abs(x) for x in d], 99),
+            "max": max(abs(x) for x in d)}
+
+
+def acc_beacond(topo, tmp, n, socket_kind):
+    cap = Capture(topo, topo.P, "va", ACC_BPF, os.path.join(tmp, "acc-beacond.pcap"))
+    d = topo.daemon(harness.base_config(
+        icmp={"interval": "10ms", "timeout": "1s", "summary_interval": "0",
+              "log_replies": "yes", "socket": socket_kind},
+        targets={"a4": {"host": netns.T_A4}, "a6": {"host": netns.T_A6}},
+        daemon={"log_level": "info"}))
+    d.start(timeout=30)
+    kind = d.wait_event("socket", family="4").get("kind", "?")
+    for name in ("a4", "a6"):
+        d.wait_event("reply", target=name, count=n, timeout=n * 0.01 + 30)
+    d.stop()
+    wire = wire_rtts(cap.stop())
+    d.close()
+    res = {}
+    for fam, name, dst in ((4, "a4", netns.T_A4), (6, "a6", netns.T_A6)):
+        w = {s: r for s, r in wire.get((fam, dst), []) if r is not None}
+        pairs = [(float(e["rtt_ms"]) * 1000, w[int(e["seq"])])
+                 for e in d.events("reply", target=name) if int(e["seq"]) in w]
+        res[fam] = diff_stats(pairs)
+    return f"beacond ({kind})", res, "1 us"
+
+
+def acc_fping(topo, tmp, n):
+    cap = Capture(topo, topo.P, "va", ACC_BPF, os.path.join(tmp, "acc-fping.pcap"))
+    p = topo.popen(topo.P, ["fping", "-C", str(n), "-p", "10", "-q", netns.T_A4, netns.T_A6],
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = p.communicate(timeout=n * 0.01 + 60)
+    wire = wire_rtts(cap.stop())
+    res = {}
+    for fam, dst in ((4, netns.T_A4), (6, netns.T_A6)):
+        m = re.search(rf"^{re.escape(dst)}\s+:\s+(.*)$", out, re.M)
+        reported = m.group(1).split() if m else []
+        w = [r for _, r in wire.get((fam, dst), [])]
+        pairs = [(float(r) * 1000, x) for r, x in zip(reported, w)
+                 if r != "-" and x is not None]
+        res[fam] = diff_stats(pairs)
+    return "fping (raw)", res, "1 us"
+
+
+def acc_oping(topo, tmp, n):
+    cap = Capture(topo, topo.P, "va", ACC_BPF, os.path.join(tmp, "acc-oping.pcap"))
+    p = topo.popen(topo.P, ["oping", "-c", str(n), "-i", "0.01", netns.T_A4, netns.T_A6],
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = p.communicate(timeout=n * 0.01 + 60)
+    wire = wire_rtts(cap.stop())
+    res = {}
+    for fam, dst in ((4, netns.T_A4), (6, netns.T_A6)):
+        w = {s: r for s, r in wire.get((fam, dst), []) if r is not None}
+        pairs = []
+        for m in re.finditer(rf"from \S+ \({re.escape(dst)}\): icmp_seq=(\d+) .*time=([\d.]+) ms",
+                             out):
+            seq = int(m.group(1))
+            if seq in w:
+                pairs.append((float(m.group(2)) * 1000, w[seq]))
+        res[fam] = diff_stats(pairs)
+    return "oping (raw)", res, "10 us"
+
+
+# ---------------------------------------------------------------- main ---
+
+def fmt(x, spec):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_ICMP_SECONDS", 60)))
+    ap.add_argument("--probes", type=int, default=1000, help="accuracy probes per family")
+    ap.add_argument("--socket", default="auto", choices=("auto", "dgram", "raw"),
+                    help="beacond's [icmp] socket (auto = dgram: ping_group_range is opened "
+                         "in the bench namespace)")
+    ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args()
+    why = netns.available()
+    if why:
+        sys.exit(f"icmp bench: {why}")
+    for tool in ("tcpdump", "oping", "fping"):
+        if not harness.have(tool):
+            sys.exit(f"icmp bench: needs {tool} (apt-get install {tool})")
+    if not os.access(harness.BEACOND, os.X_OK):
+        sys.exit(f"icmp bench: no beacond binary at {harness.BEACOND} (set BEACOND)")
+    dgram = args.socket != "raw"
+    scale, acc = [], []
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="beacond-icmpbench-") as tmp:
+        with open(os.path.join(tmp, "hosts.txt"), "w") as f:
+            f.write("\n".join(targets_list()) + "\n")
+        if not args.skip_scale:
+            with netns.Topology(dgram=dgram) as topo:
+                log(f"scale: beacond, {N_TARGETS} targets, {args.seconds} s")
+                scale.append(scale_beacond(topo, tmp, args.seconds, args.socket))
+                log(f"scale: oping, {N_TARGETS} targets, {args.seconds} s")
+                scale.append(scale_oping(topo, tmp, args.seconds))
+                log(f"scale: fping x2, {N_TARGETS} targets, {args.seconds} s")
+                scale.append(scale_fping(topo, tmp, args.seconds))
+        if not args.skip_accuracy:
+            with netns.Topology(dgram=dgram) as topo:
+                log(f"accuracy: {args.probes} probes per family and tool")
+                acc.append(acc_beacond(topo, tmp, args.probes, args.socket))
+                acc.append(acc_fping(topo, tmp, args.probes))
+                acc.append(acc_oping(topo, tmp, args.probes))
+
+    print(f"# ICMP benchmark  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} CPUs, kernel {os.uname().release}, "
+          f"{time.monotonic() - t0:.0f} s)")
+    if scale:
+        print(f"\n## {N_TARGETS} loopback targets (127.1.x.y) at 1 Hz, {args.seconds} s, "
+              "one namespace, tools one after another")
+        print("| tool | procs | sent | lost | CPU us/probe | RSS MiB | bytes/target "
+              "| send lateness p99 us | max us | interval error p99 us |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in scale:
+            print(f"| {r['tool']} | {r['procs']} | {r['sent']} | {r['lost']} "
+                  f"| {fmt(r['cpu_us'], '.2f')} | {fmt(r['rss_mib'], '.1f')} "
+                  f"| {fmt(r['mem_b'], '.0f')} | {fmt(r['late_p99_us'], '.0f')} "
+                  f"| {fmt(r['late_max_us'], '.0f')} | {fmt(r['ivl_p99_us'], '.0f')} |")
+        for r in scale:
+            if r.get("own_lateness"):
+                print(f"\n{r['tool']} reports its own lateness: {r['own_lateness']}")
+        print("\nCPU = utime+stime over the steady window / echo requests captured in it "
+              "(reply handling included).  Lateness from a capture of every request on lo, "
+              "per target vs its ideal 1 s grid anchored at its least-late send.  capture: "
+              + "; ".join(f"{r['tool']}: {r['cap']}" for r in scale))
+    if acc:
+        print(f"\n## RTT accuracy against the wire (veth capture in the probe namespace, "
+              f"ns timestamps, {args.probes} probes per family at 10 ms)")
+        print("| tool | family | matched | mean bias us | p99 abs diff us | max abs diff us "
+              "| tool's resolution |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for tool, res, resolution in acc:
+            for fam in (4, 6):
+                s = res[fam]
+                print(f"| {tool} | {fam} | {s['n']} | {fmt(s['bias'], '+.1f')} "
+                      f"| {fmt(s['p99'], '.1f')} | {fmt(s['max'], '.1f')} | {resolution} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The ICMP pinger against impaired links in network namespaces (root only).
+
+Each test builds a fresh probe/target namespace pair (see netns.py), runs
+beacond in the probe namespace and impairs the target side with nftables
+or the delaying responder tests/tools/icmp_delay:
+
+  * 20 ms of delay: the average RTT beacond reports is 20 ms +- 1 ms,
+    IPv4 and IPv6, over raw and over datagram ICMP sockets;
+  * 20 % random loss of echo requests over 500+ probes per family: the
+    loss beacond reports is 20 % +- 5 points;
+  * a target blackholed mid-run is reported down within
+    down_after * interval + timeout + 100 ms and up again within
+    up_after * interval + 100 ms of the change (timed with the monotonic
+    clock as the log lines arrive);
+  * a route that ends in an `unreachable` route one hop away gives a real
+    ICMP destination-unreachable, logged as event=icmp_error with a reason;
+  * `source` and `interface` change what the kernel sends, as counted by
+    nftables rules in the target namespace.
+"""
+import re
+import signal
+import time
+import unittest
+
+import harness
+import netns
+from netns import SVC4, SVC6
+
+SKIP = netns.available()
+
+
+def config(icmp, targets):
+    return harness.base_config(icmp=icmp, targets=targets,
+                               daemon={"log_level": "info"})
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def summaries(d, names, timeout=10):
+    """Ask for summaries now (SIGUSR1) and return {target: summary}."""
+    since = len(d.lines)
+    d.signal(signal.SIGUSR1)
+    return {n: d.wait_event("summary", since=since, timeout=timeout, target=n)
+            for n in names}
+
+
+@unittest.skipIf(SKIP, SKIP)
+class DelayTest(unittest.TestCase):
+    DELAY_MS = 20
+    PROBES = 60
+
+    def _run(self, dgram):
+        kind = "dgram" if dgram else "raw"
+        with netns.Topology(dgram=dgram) as t:
+            responder = t.start_delay(self.DELAY_MS, max_seconds=60)
+            d = t.daemon(config(
+                {"interval": "50ms", "timeout": "1s", "log_replies": "yes",
+                 "summary_interval": "0"},
+                {"d4": {"host": SVC4}, "d6": {"host": SVC6}}))
+            with d:
+                d.start()
+                for fam in ("4", "6"):
+                    ev = d.wait_event("socket", family=fam)
+                    self.assertEqual(ev.get("kind"), kind, ev)
+                for name in ("d4", "d6"):
+                    d.wait_event("reply", target=name, count=self.PROBES, timeout=30)
+                sums = summaries(d, ("d4", "d6"))
+                d.stop()
+            counters = t.stop_delay(responder)
+            for name in ("d4", "d6"):
+                rtts = [float(e["rtt_ms"]) for e in d.events("reply", target=name)]
+                avg = mean(rtts)
+                msg = f"{kind} {name}: {len(rtts)} replies, avg {avg:.3f} ms; responder: {counters}"
+                print(msg)
+                self.assertGreaterEqual(len(rtts), self.PROBES)
+                self.assertLessEqual(abs(avg - self.DELAY_MS), 1.0, msg)
+                # Every reply is at least the delay: a smaller RTT would mean
+                # the daemon's clock runs ahead of the wire.
+                self.assertGreaterEqual(min(rtts), self.DELAY_MS - 0.05, msg)
+                s = sums[name]
+                self.assertLessEqual(abs(float(s["rtt_avg_ms"]) - self.DELAY_MS), 1.0, s)
+                self.assertGreaterEqual(float(s["rtt_min_ms"]), self.DELAY_MS - 0.05, s)
+
+    def test_delay_raw(self):
+        self._run(dgram=False)
+
+    def test_delay_dgram(self):
+        self._run(dgram=True)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class LossTest(unittest.TestCase):
+    PCT = 20
+    PROBES = 500
+
+    def test_random_loss(self):
+        with netns.Topology() as t:
+            t.add_counter("req4", f"ip daddr {SVC4} icmp type echo-request")
+            t.add_counter("req6", f"ip6 daddr {SVC6} icmpv6 type echo-request")
+            t.set_loss(self.PCT)
+            d = t.daemon(config(
+                {"interval": "10ms", "timeout": "200ms", "summary_interval": "0",
+                 "down_after": "1000"},
+                {"l4": {"host": SVC4}, "l6": {"host": SVC6}}))
+            with d:
+                d.start()
+                deadline = time.monotonic() + 40
+                while min(t.counter("req4"), t.counter("req6")) < self.PROBES + 20:
+                    self.assertLess(time.monotonic(), deadline, "probes are not arriving")
+                    time.sleep(0.2)
+                # Let every probe sent so far reach its timeout first.
+                time.sleep(0.3)
+                sums = summaries(d, ("l4", "l6"))
+                d.stop()
+            for name, s in sums.items():
+                sent, lost = int(s["sent"]), int(s["lost"])
+                received = int(s["received"])
+                pct = float(s["loss_pct"])
+                msg = f"{name}: sent={sent} received={received} lost={lost} loss_pct={pct}"
+                print(msg)
+                self.assertGreaterEqual(sent, self.PROBES, msg)
+                self.assertLessEqual(abs(pct - self.PCT), 5.0, msg)
+                self.assertLessEqual(received + lost, sent, msg)
+                # The reported percentage is the counts' own.
+                self.assertAlmostEqual(pct, 100.0 * lost / sent, delta=100.0 * 30 / sent, msg=msg)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class BlackholeTest(unittest.TestCase):
+    INTERVAL, TIMEOUT, DOWN_AFTER, UP_AFTER = 0.2, 0.3, 3, 2
+
+    def test_down_then_up(self):
+        down_bound = self.DOWN_AFTER * self.INTERVAL + self.TIMEOUT + 0.1
+        up_bound = self.UP_AFTER * self.INTERVAL + 0.1
+        names = ("b4", "b6")
+        with netns.Topology() as t:
+            d = t.daemon(config(
+                {"interval": "200ms", "timeout": "300ms", "down_after": "3",
+                 "up_after": "2", "summary_interval": "0"},
+                {"b4": {"host": SVC4}, "b6": {"host": SVC6}}))
+            with d:
+                d.start()
+                for n in names:
+                    d.wait_event_at("state", target=n, to="up", timeout=10)
+                for rnd in range(2):
+                    # Start at a different phase of the probe schedule each round.
+                    time.sleep(0.35 + 0.07 * rnd)
+                    since = len(d.lines)
+                    t0 = time.monotonic()
+                    t.blackhole(True)
+                    t1 = time.monotonic()
+                    for n in names:
+                        ev, at, _ = d.wait_event_at("state", since=since, target=n, to="down",
+                                                    timeout=10)
+                        took = at - t0
+                        print(f"round {rnd} {n}: down after {took * 1000:.0f} ms "
+                              f"(bound {down_bound * 1000:.0f}, nft took {(t1 - t0) * 1000:.0f})")
+                        self.assertEqual(ev.get("from"), "up", ev)
+                        self.assertLessEqual(took, down_bound, ev)
+                    time.sleep(0.5)
+                    since = len(d.lines)
+                    t2 = time.monotonic()
+                    t.blackhole(False)
+                    for n in names:
+                        ev, at, _ = d.wait_event_at("state", since=since, target=n, to="up",
+                                                    timeout=10)
+                        took = at - t2
+                        print(f"round {rnd} {n}: up after {took * 1000:.0f} ms "
+                              f"(bound {up_bound * 1000:.0f})")
+                        self.assertLessEqual(took, up_bound, ev)
+                # One line per transition: up (start), then down/up twice.
+                for n in names:
+                    states = [(e.get("from"), e.get("to")) for e in d.events("state", target=n)]
+                    self.assertEqual(states[1:], [("up", "down"), ("down", "up")] * 2, states)
+                d.stop()
+
+
+@unittest.skipIf(SKIP, SKIP)
+class UnreachableTest(unittest.TestCase):
+    def test_icmp_error_reason(self):
+        with netns.Topology() as t:
+            d = t.daemon(config(
+                {"interval": "200ms", "timeout": "500ms", "summary_interval": "0"},
+                {"u4": {"host": netns.UNREACH4}, "u6": {"host": netns.UNREACH6},
+                 "ok4": {"host": SVC4}}))
+            with d:
+                d.start()
+                for n in ("u4", "u6"):
+                    ev = d.wait_event("icmp_error", target=n, timeout=10)
+                    print(f"{n}: {ev}")
+                    reason = ev.get("reason", "")
+                    self.assertRegex(reason, re.compile(r"unreach|no.?route", re.I), ev)
+                    d.wait_event("state", target=n, to="down", timeout=10)
+                # A reachable target next to them is unaffected.
+                d.wait_event("state", target="ok4", to="up", timeout=10)
+                self.assertEqual(d.events("icmp_error", target="ok4"), [])
+                self.assertEqual(d.events("reply", target="u4"), [])
+                d.stop()
+
+
+@unittest.skipIf(SKIP, SKIP)
+class SourceInterfaceTest(unittest.TestCase):
+    def test_source(self):
+        with netns.Topology() as t:
+            t.add_counter("src4_11", f"ip saddr {netns.P_A4_2} ip daddr {SVC4} icmp type echo-request")
+            t.add_counter("src4_1", f"ip saddr {netns.P_A4} ip daddr {SVC4} icmp type echo-request")
+            t.add_counter("src6_11", f"ip6 saddr {netns.P_A6_2} ip6 daddr {SVC6} icmpv6 type echo-request")
+            t.add_counter("src6_1", f"ip6 saddr {netns.P_A6} ip6 daddr {SVC6} icmpv6 type echo-request")
+            d = t.daemon(config(
+                {"interval": "100ms", "timeout": "500ms", "summary_interval": "0",
+                 "log_replies": "yes"},
+                {"s4": {"host": SVC4, "source": netns.P_A4_2},
+                 "s6": {"host": SVC6, "source": netns.P_A6_2}}))
+            with d:
+                d.start()
+                for n in ("s4", "s6"):
+                    d.wait_event("reply", target=n, count=5, timeout=10)
+                d.stop()
+            got = {c: t.counter(c) for c in ("src4_11", "src4_1", "src6_11", "src6_1")}
+            print(got)
+            self.assertGreaterEqual(got["src4_11"], 5, got)
+            self.assertGreaterEqual(got["src6_11"], 5, got)
+            self.assertEqual(got["src4_1"], 0, got)
+            self.assertEqual(got["src6_1"], 0, got)
+
+    def test_interface(self):
+        with netns.Topology() as t:
+            for fam, proto, daddr in (("4", "icmp", f"ip daddr {SVC4}"),
+                                      ("6", "icmpv6", f"ip6 daddr {SVC6}")):
+                for dev in ("ta", "tb"):
+                    t.add_counter(f"{dev}{fam}",
+                                  f"iifname \"{dev}\" {daddr} {proto} type echo-request")
+            # Unbound, the kernel prefers va (metric 10): the binding is what
+            # moves the probes to vb.
+            for a in (SVC4, SVC6):
+                t.ns(t.P, "ping", "-c", "1", "-W", "2", a)
+            base = {c: t.counter(c) for c in ("ta4", "tb4", "ta6", "tb6")}
+            self.assertEqual(base, {"ta4": 1, "tb4": 0, "ta6": 1, "tb6": 0})
+            d = t.daemon(config(
+                {"interval": "100ms", "timeout": "500ms", "summary_interval": "0",
+                 "log_replies": "yes"},
+                {"i4": {"host": SVC4, "interface": "vb"},
+                 "i6": {"host": SVC6, "interface": "vb"}}))
+            with d:
+                d.start()
+                for n in ("i4", "i6"):
+                    d.wait_event("reply", target=n, count=5, timeout=10)
+                d.stop()
+            got = {c: t.counter(c) - base[c] for c in base}
+            print(got)
+            self.assertGreaterEqual(got["tb4"], 5, got)
+            self.assertGreaterEqual(got["tb6"], 5, got)
+            self.assertEqual(got["ta4"], 0, got)
+            self.assertEqual(got["ta6"], 0, got)
+
+
+if __name__ == "__main__":
+    harness.main()
