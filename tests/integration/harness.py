@@ -16,7 +16,7 @@ to run the daemon under a wrapper.
 import os
 import re
 import shlex
-import signal
+import signal as _signal
 import socket
 import subprocess
 import sys
@@ -154,13 +154,13 @@ class Daemon:
     def reload(self, wait=True, timeout=10):
         """SIGHUP; wait for the reload outcome event and return it."""
         start = len(self.lines)
-        self.signal(signal.SIGHUP)
+        self.signal(_signal.SIGHUP)
         if wait:
             return self.wait_event(re.compile(r"^reload(ed|_failed)$"), since=start,
                                    timeout=timeout)
         return None
 
-    def stop(self, sig=signal.SIGTERM, timeout=20):
+    def stop(self, sig=_signal.SIGTERM, timeout=20):
         """Send sig and wait; returns the exit status."""
         if self.proc is None:
             return None

@@ -179,7 +179,7 @@ class Lifecycle(unittest.TestCase):
         self.assertTrue(lines)
         for line in lines:
             self.assertRegex(line, r"^<[3-7]>level=")
-            self.assertNotIn("ts=", line)
+            self.assertNotRegex(line, r"(^|\s|>)ts=")
         self.assertTrue(any(l.startswith("<5>") and "event=ready" in l for l in lines))
 
     def test_file_target_reopened_on_sighup(self):

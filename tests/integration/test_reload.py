@@ -65,7 +65,8 @@ class Reload(unittest.TestCase):
             d.start()
             addr = d.addr("tcp")
             uaddr = d.addr("udp")
-            d.write_config(CFG + "\n[tcp]\nmax_pending = lots\n")
+            d.write_config(base_config(tcp={"listen": "127.0.0.1:0", "max_pending": "lots"},
+                                       udp={"listen": "127.0.0.1:0"}))
             ev = d.reload()
             self.assertEqual(ev["event"], "reload_failed")
             self.assertEqual(ev["level"], "error")
