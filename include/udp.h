@@ -24,6 +24,7 @@ struct udp_counters {
 	uint64_t drop_acl;         /* not in allow */
 	uint64_t drop_rate;        /* over rate_limit */
 	uint64_t drop_send;        /* EAGAIN/ENOBUFS or another send error */
+	uint64_t rate_evictions;   /* sources pushed out of the full rate table */
 };
 
 struct udp_service;

@@ -129,6 +129,7 @@ struct udp_service {
 	size_t n_socks;
 	struct udp_settings set;
 	struct ratelimit *rl;    /* NULL when rate_limit = 0 */
+	uint64_t evictions_base; /* evictions of tables already replaced */
 	struct udp_counters counters;
 
 	struct udp_ratelog log_drop[DROP_N];
@@ -480,6 +481,9 @@ static void udp_on_ready(struct io *io, uint32_t events)
 		}
 		if (k)
 			udp_send_batch(s, u, k);
+		if (s->rl)
+			s->counters.rate_evictions = s->evictions_base +
+						     ratelimit_evictions(s->rl);
 		/* A short batch means the queue was empty a moment ago; a new
 		 * arrival will wake us again, so do not spend a syscall to hear
 		 * EAGAIN. */
@@ -833,8 +837,10 @@ void udp_commit(struct udp_service *s, struct udp_plan *p)
 
 	settings_free(&s->set);
 	s->set = p->set;
-	if (s->rl != p->rl)
+	if (s->rl != p->rl && s->rl) {
+		s->evictions_base += ratelimit_evictions(s->rl);
 		ratelimit_free(s->rl);
+	}
 	s->rl = p->rl;
 	if (s->rl)
 		ratelimit_set_rate(s->rl, s->set.rate, s->set.burst);
