@@ -11,15 +11,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text = malloc(size + 1);
+	/* An exact-size copy so ASan catches any read past the end; embedded
+	 * NULs reach the parser, which must reject them with their line. */
+	char *text = malloc(size ? size : 1);
 	if (!text)
 		abort();
 	memcpy(text, data, size);
-	text[size] = '\0';
 
 	struct config *cfg = NULL;
 	char err[512] = "";
-	if (config_parse_string(text, "fuzz.ini", &cfg, err, sizeof err) == 0) {
+	if (config_parse_buffer(text, size, "fuzz.ini", &cfg, err, sizeof err) == 0) {
 		if (!cfg)
 			abort();
 		for (size_t i = 0; i < cfg->n_targets; i++)
