@@ -14,6 +14,17 @@
  * {"ts":"...","level":"info","event":"reply",...} (json).  When stderr is the
  * systemd journal (JOURNAL_STREAM matches stderr's st_dev:st_ino) lines get a
  * "<N>" syslog priority prefix and no timestamp.
+ *
+ * ts is RFC 3339 UTC with milliseconds (2026-11-21T16:30:00.123Z).  Level
+ * names: debug info notice warning error.  logfmt values are quoted when
+ * empty or containing space, '=', '"', '\', control bytes or invalid UTF-8;
+ * inside quotes \" \\ \n \t \r and \xNN escapes.  JSON strings follow RFC
+ * 8259, invalid UTF-8 bytes become U+FFFD; numbers and booleans are bare.
+ * A line is at most 4096 bytes: a string that does not fit is cut, later
+ * fields are dropped and the line ends with truncated=true.  Each line is
+ * one write(2); a failed write drops the line (see log_dropped()).  Writing
+ * a line (log_begin ... log_end, log_msg) leaves errno unchanged.
+ * Single-threaded: one line is built at a time (log_begin ... log_end).
  */
 #ifndef BEACOND_LOG_H
 #define BEACOND_LOG_H
@@ -46,11 +57,17 @@ const char *log_level_name(enum log_level level);
  * message in err. */
 int log_setup(enum log_level level, enum log_format format, const char *target,
 	      char *err, size_t errlen);
-/* Reopen a file target (SIGHUP, logrotate).  No-op for stderr. */
+/* Reopen a file target (SIGHUP, logrotate: the file may have been renamed
+ * or deleted).  No-op for stderr.  Returns 0, or -1 with errno, in which
+ * case logging goes on into the old file.  log_setup() with a file path
+ * also opens the new file first and keeps the old target if that fails. */
 int log_reopen(void);
 void log_close(void);
-/* Redirect output to an fd (tests), journal detection off. */
+/* Redirect output to an fd (tests): journal detection off, timestamps kept,
+ * level and format unchanged.  The fd is not closed by the log. */
 void log_set_fd(int fd);
+/* Lines dropped because write(2) failed (EAGAIN, EPIPE, ENOSPC ...). */
+uint64_t log_dropped(void);
 
 bool log_enabled(enum log_level level);
 

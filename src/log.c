@@ -1,21 +1,791 @@
-/* PLACEHOLDER: replaced by the module's real implementation. */
+/*
+ * log: one event per line in logfmt or JSON, written with one write(2).
+ *
+ * The daemon is single-threaded, so one static line buffer is enough and a
+ * line costs no allocation.  Lines are capped at LOG_LINE_MAX bytes; a field
+ * that does not fit is cut (strings) or left out (numbers) and the line ends
+ * with truncated=true, so it is still well formed.  Every value is escaped
+ * so that a line is valid UTF-8, a logfmt line splits unambiguously and a
+ * JSON line parses, whatever bytes a peer managed to put into a value.
+ *
+ * Logging never blocks the loop on purpose and never fails the caller: a
+ * line that cannot be written (EAGAIN, EPIPE, ENOSPC ...) is dropped and
+ * counted.  stderr is left in whatever mode the parent gave us, because its
+ * file description is shared with other processes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <net/if.h>
+#include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
 #include "log.h"
-const char *log_level_name(enum log_level l) { (void)l; return "info"; }
-int log_setup(enum log_level l, enum log_format f, const char *t, char *e, size_t el) { (void)l; (void)f; (void)t; (void)e; (void)el; return 0; }
-int log_reopen(void) { return 0; }
-void log_close(void) {}
-void log_set_fd(int fd) { (void)fd; }
-bool log_enabled(enum log_level l) { (void)l; return false; }
-struct logline *log_begin(enum log_level l, const char *e) { (void)l; (void)e; return NULL; }
-void log_str(struct logline *l, const char *k, const char *v) { (void)l; (void)k; (void)v; }
-void log_int(struct logline *l, const char *k, int64_t v) { (void)l; (void)k; (void)v; }
-void log_u64(struct logline *l, const char *k, uint64_t v) { (void)l; (void)k; (void)v; }
-void log_fixed(struct logline *l, const char *k, uint64_t v, uint64_t s, int d) { (void)l; (void)k; (void)v; (void)s; (void)d; }
-void log_double(struct logline *l, const char *k, double v, int d) { (void)l; (void)k; (void)v; (void)d; }
-void log_bool(struct logline *l, const char *k, bool v) { (void)l; (void)k; (void)v; }
-void log_addr(struct logline *l, const char *k, const struct sockaddr *sa) { (void)l; (void)k; (void)sa; }
-void log_errno(struct logline *l, int e) { (void)l; (void)e; }
-void log_strf(struct logline *l, const char *k, const char *f, ...) { (void)l; (void)k; (void)f; }
-void log_end(struct logline *l) { (void)l; }
-void log_msg(enum log_level l, const char *e, const char *f, ...) { (void)l; (void)e; (void)f; }
+
+#define LOG_LINE_MAX 4096
+/* Room kept back for what log_end() and a cut string must still write:
+ * a closing quote, ",\"truncated\":true", "}" and "\n". */
+#define LOG_LINE_RESERVE 32
+
+struct logline {
+	size_t len;
+	bool truncated;
+	char buf[LOG_LINE_MAX];
+};
+
+static struct {
+	bool ready;              /* defaults applied (journal detected) */
+	enum log_level level;
+	enum log_format format;
+	int fd;
+	bool own_fd;             /* fd is our file target, ours to close */
+	bool is_file;
+	bool journal;            /* "<N>" prefixes, no ts */
+	uint64_t dropped;
+	char path[4096];
+} g = {
+	.level = LOG_INFO,
+	.format = LOG_FMT_LOGFMT,
+	.fd = 2,
+};
+
+static struct logline line;
+/* Scratch for log_strf/log_msg formatting. */
+static char fmtbuf[LOG_LINE_MAX];
+
+static const char *const level_names[] = {
+	[LOG_DEBUG] = "debug",
+	[LOG_INFO] = "info",
+	[LOG_NOTICE] = "notice",
+	[LOG_WARNING] = "warning",
+	[LOG_ERR] = "error",
+};
+
+/* syslog(3) priorities as journald reads them from a "<N>" prefix. */
+static const char level_prio[] = {
+	[LOG_DEBUG] = '7',
+	[LOG_INFO] = '6',
+	[LOG_NOTICE] = '5',
+	[LOG_WARNING] = '4',
+	[LOG_ERR] = '3',
+};
+
+const char *log_level_name(enum log_level level)
+{
+	if ((unsigned)level < sizeof level_names / sizeof level_names[0])
+		return level_names[level];
+	return "unknown";
+}
+
+/* ---- target ---- */
+
+/* systemd sets JOURNAL_STREAM=DEV:INO for the stream it connected to our
+ * stderr; if stderr is still that stream, the journal reads "<N>" prefixes
+ * and adds its own timestamps. */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (!env || !*env)
+		return false;
+	errno = 0;
+	dev = strtoull(env, &end, 10);
+	if (end == env || *end != ':' || errno)
+		return false;
+	env = end + 1;
+	ino = strtoull(env, &end, 10);
+	if (end == env || *end || errno)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+static void use_stderr(void)
+{
+	if (g.own_fd)
+		close(g.fd);
+	g.fd = STDERR_FILENO;
+	g.own_fd = false;
+	g.is_file = false;
+	g.journal = stderr_is_journal();
+	g.path[0] = '\0';
+	g.ready = true;
+}
+
+static void ensure_ready(void)
+{
+	if (!g.ready) {
+		int saved = errno;
+		use_stderr();
+		errno = saved;
+	}
+}
+
+static int open_log_file(const char *path)
+{
+	int fd;
+
+	do
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	while (fd < 0 && errno == EINTR);
+	return fd;
+}
+
+int log_setup(enum log_level level, enum log_format format, const char *target,
+	      char *err, size_t errlen)
+{
+	if ((unsigned)level > LOG_ERR || (unsigned)format > LOG_FMT_JSON) {
+		snprintf(err, errlen, "invalid log level or format");
+		errno = EINVAL;
+		return -1;
+	}
+	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr")) {
+		use_stderr();
+	} else {
+		size_t n = strlen(target);
+		int fd;
+
+		if (n >= sizeof g.path) {
+			snprintf(err, errlen, "log file path too long");
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = open_log_file(target);
+		if (fd < 0) {
+			int e = errno;
+			snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(e));
+			errno = e;
+			return -1;
+		}
+		if (g.own_fd)
+			close(g.fd);
+		g.fd = fd;
+		g.own_fd = true;
+		g.is_file = true;
+		g.journal = false;
+		memcpy(g.path, target, n + 1);
+		g.ready = true;
+	}
+	g.level = level;
+	g.format = format;
+	return 0;
+}
+
+int log_reopen(void)
+{
+	int fd;
+
+	if (!g.is_file)
+		return 0;
+	/* Open the new file before closing the old one: if the directory is
+	 * gone or full, we keep logging into the old (maybe renamed) file. */
+	fd = open_log_file(g.path);
+	if (fd < 0)
+		return -1;
+	close(g.fd);
+	g.fd = fd;
+	return 0;
+}
+
+void log_close(void)
+{
+	int saved = errno;
+
+	use_stderr();
+	errno = saved;
+}
+
+void log_set_fd(int fd)
+{
+	if (g.own_fd)
+		close(g.fd);
+	g.fd = fd;
+	g.own_fd = false;
+	g.is_file = false;
+	g.journal = false;
+	g.path[0] = '\0';
+	g.ready = true;
+}
+
+uint64_t log_dropped(void)
+{
+	return g.dropped;
+}
+
+bool log_enabled(enum log_level level)
+{
+	return level >= g.level;
+}
+
+/* ---- building a line ---- */
+
+/* True when n more bytes fit below the reserve; marks the line truncated
+ * (and keeps it so: later fields are dropped too) when they do not. */
+static bool room(struct logline *l, size_t n)
+{
+	if (l->truncated)
+		return false;
+	if (l->len + n > LOG_LINE_MAX - LOG_LINE_RESERVE) {
+		l->truncated = true;
+		return false;
+	}
+	return true;
+}
+
+static bool put(struct logline *l, const char *s, size_t n)
+{
+	if (!room(l, n))
+		return false;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+	return true;
+}
+
+static bool puts_(struct logline *l, const char *s)
+{
+	return put(l, s, strlen(s));
+}
+
+/* Writes into the reserve; only for the few bytes it was kept for. */
+static void put_reserved(struct logline *l, const char *s, size_t n)
+{
+	if (l->len + n <= LOG_LINE_MAX) {
+		memcpy(l->buf + l->len, s, n);
+		l->len += n;
+	}
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (1 to 4), or 0 when the
+ * byte at s does not start one (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF).
+ */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c < 0xc2)
+		return 0;
+	if (c < 0xe0) {
+		len = 2;
+	} else if (c < 0xf0) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c < 0xf5) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+static bool logfmt_needs_quotes(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t u;
+
+		if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f)
+			return true;
+		u = utf8_len(p + i, n - i);
+		if (u == 0)
+			return true;
+		i += u;
+	}
+	return false;
+}
+
+/*
+ * Escape one unit (a byte or a whole UTF-8 sequence) at s into out; return
+ * how many input bytes it used and set *outlen.
+ */
+static size_t escape_unit(const unsigned char *s, size_t n, bool json, char *out,
+			  size_t *outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char c = s[0];
+	size_t u;
+
+	switch (c) {
+	case '"':
+	case '\\':
+		out[0] = '\\';
+		out[1] = (char)c;
+		*outlen = 2;
+		return 1;
+	case '\n':
+		memcpy(out, "\\n", 2);
+		*outlen = 2;
+		return 1;
+	case '\t':
+		memcpy(out, "\\t", 2);
+		*outlen = 2;
+		return 1;
+	case '\r':
+		memcpy(out, "\\r", 2);
+		*outlen = 2;
+		return 1;
+	default:
+		break;
+	}
+	if (c < 0x20 || c == 0x7f) {
+		if (json) {
+			memcpy(out, "\\u00", 4);
+			out[4] = hex[c >> 4];
+			out[5] = hex[c & 15];
+			*outlen = 6;
+		} else {
+			out[0] = '\\';
+			out[1] = 'x';
+			out[2] = hex[c >> 4];
+			out[3] = hex[c & 15];
+			*outlen = 4;
+		}
+		return 1;
+	}
+	u = utf8_len(s, n);
+	if (u == 0) {
+		/* Not UTF-8: JSON gets U+FFFD, logfmt keeps the byte's value. */
+		if (json) {
+			memcpy(out, "\\ufffd", 6);
+			*outlen = 6;
+		} else {
+			out[0] = '\\';
+			out[1] = 'x';
+			out[2] = hex[c >> 4];
+			out[3] = hex[c & 15];
+			*outlen = 4;
+		}
+		return 1;
+	}
+	memcpy(out, s, u);
+	*outlen = u;
+	return u;
+}
+
+/* Append an escaped string inside quotes; cut at a unit boundary when the
+ * line is full, but always close the quote. */
+static bool put_quoted(struct logline *l, const char *s, size_t n, bool json)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char unit[8];
+	size_t ulen;
+
+	if (!put(l, "\"", 1))
+		return false;
+	for (size_t i = 0; i < n;) {
+		size_t used = escape_unit(p + i, n - i, json, unit, &ulen);
+		if (!put(l, unit, ulen))
+			break;
+		i += used;
+	}
+	put_reserved(l, "\"", 1);
+	return true;
+}
+
+/* Start a field: separator and key.  On overflow the line is left as it
+ * was before the field and false is returned. */
+static bool put_key(struct logline *l, const char *key)
+{
+	size_t start = l->len;
+	bool ok;
+
+	if (g.format == LOG_FMT_JSON) {
+		ok = put(l, ",", 1);
+		if (ok) {
+			/* Keys are identifiers we chose; escape them anyway so
+			 * a mistake can never produce broken JSON. */
+			ok = put_quoted(l, key, strlen(key), true) && !l->truncated;
+		}
+		ok = ok && put(l, ":", 1);
+	} else {
+		ok = put(l, " ", 1) && puts_(l, key) && put(l, "=", 1);
+	}
+	if (!ok)
+		l->len = start;
+	return ok;
+}
+
+/* Returns false when not even the start of the value fit. */
+static bool put_string_value(struct logline *l, const char *s, size_t n)
+{
+	if (g.format == LOG_FMT_JSON || logfmt_needs_quotes(s, n))
+		return put_quoted(l, s, n, g.format == LOG_FMT_JSON);
+	/* Plain logfmt value: copy what fits, cut between UTF-8 sequences. */
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		size_t u = utf8_len(p + i, n - i);
+		if (!put(l, s + i, u))
+			return i > 0;
+		i += u;
+	}
+	return true;
+}
+
+static void field_strn(struct logline *l, const char *key, const char *s, size_t n)
+{
+	size_t start;
+
+	if (!l)
+		return;
+	start = l->len;
+	if (!put_key(l, key))
+		return;
+	/* A key without a value would break JSON; drop the whole field. */
+	if (!put_string_value(l, s, n))
+		l->len = start;
+}
+
+/* A field whose value is a token that is never quoted (numbers, booleans,
+ * null): all or nothing. */
+static void field_raw(struct logline *l, const char *key, const char *v)
+{
+	size_t start;
+
+	if (!l)
+		return;
+	start = l->len;
+	if (!put_key(l, key))
+		return;
+	if (!puts_(l, v))
+		l->len = start;
+}
+
+static const char *timestamp(void)
+{
+	static char buf[40];
+	static time_t last_sec = -1;
+	static size_t sec_len;
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != last_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		sec_len = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+		last_sec = ts.tv_sec;
+	}
+	snprintf(buf + sec_len, sizeof buf - sec_len, ".%03ldZ", ts.tv_nsec / 1000000);
+	return buf;
+}
+
+struct logline *log_begin(enum log_level level, const char *event)
+{
+	struct logline *l = &line;
+	bool json;
+
+	if (level < g.level)
+		return NULL;
+	ensure_ready();
+	json = g.format == LOG_FMT_JSON;
+	l->len = 0;
+	l->truncated = false;
+	if (g.journal) {
+		char prio[3] = { '<', '6', '>' };
+		if ((unsigned)level <= LOG_ERR)
+			prio[1] = level_prio[level];
+		put(l, prio, 3);
+	}
+	if (json) {
+		put(l, "{", 1);
+		if (!g.journal) {
+			puts_(l, "\"ts\":\"");
+			puts_(l, timestamp());
+			put(l, "\"", 1);
+		}
+		puts_(l, g.journal ? "\"level\":\"" : ",\"level\":\"");
+		puts_(l, log_level_name(level));
+		put(l, "\"", 1);
+	} else {
+		if (!g.journal) {
+			puts_(l, "ts=");
+			puts_(l, timestamp());
+			put(l, " ", 1);
+		}
+		puts_(l, "level=");
+		puts_(l, log_level_name(level));
+	}
+	if (event)
+		field_strn(l, "event", event, strlen(event));
+	return l;
+}
+
+void log_str(struct logline *l, const char *key, const char *value)
+{
+	if (!l)
+		return;
+	if (!value) {
+		if (g.format == LOG_FMT_JSON)
+			field_raw(l, key, "null");
+		else
+			field_strn(l, key, "", 0);
+		return;
+	}
+	field_strn(l, key, value, strlen(value));
+}
+
+void log_int(struct logline *l, const char *key, int64_t value)
+{
+	char buf[24];
+
+	if (!l)
+		return;
+	snprintf(buf, sizeof buf, "%" PRId64, value);
+	field_raw(l, key, buf);
+}
+
+void log_u64(struct logline *l, const char *key, uint64_t value)
+{
+	char buf[24];
+
+	if (!l)
+		return;
+	snprintf(buf, sizeof buf, "%" PRIu64, value);
+	field_raw(l, key, buf);
+}
+
+/*
+ * value / scale with `decimals` digits, rounded half up, in integers only:
+ * q = round(value * 10^decimals / scale), then split q at the decimal
+ * point.  128-bit intermediates keep value * 10^decimals exact for every
+ * 64-bit value and up to 18 decimals.
+ */
+void log_fixed(struct logline *l, const char *key, uint64_t value, uint64_t scale,
+	       int decimals)
+{
+	unsigned __int128 q;
+	uint64_t pow10 = 1, ip, fp;
+	char buf[64];
+
+	if (!l)
+		return;
+	if (scale == 0)
+		scale = 1;
+	if (decimals < 0)
+		decimals = 0;
+	if (decimals > 18)
+		decimals = 18;
+	for (int i = 0; i < decimals; i++)
+		pow10 *= 10;
+	q = ((unsigned __int128)value * pow10 + scale / 2) / scale;
+	ip = (uint64_t)(q / pow10);
+	fp = (uint64_t)(q % pow10);
+	if (decimals > 0)
+		snprintf(buf, sizeof buf, "%" PRIu64 ".%0*" PRIu64, ip, decimals, fp);
+	else
+		snprintf(buf, sizeof buf, "%" PRIu64, ip);
+	field_raw(l, key, buf);
+}
+
+void log_double(struct logline *l, const char *key, double value, int decimals)
+{
+	char buf[64];
+
+	if (!l)
+		return;
+	if (!isfinite(value)) {
+		/* JSON has no NaN or infinity. */
+		if (g.format == LOG_FMT_JSON)
+			field_raw(l, key, "null");
+		else
+			field_raw(l, key, isnan(value) ? "nan" : value > 0 ? "inf" : "-inf");
+		return;
+	}
+	if (decimals < 0)
+		decimals = 0;
+	if (decimals > 17)
+		decimals = 17;
+	if (snprintf(buf, sizeof buf, "%.*f", decimals, value) >= (int)sizeof buf) {
+		/* Astronomically large: exponent form still parses as a number. */
+		snprintf(buf, sizeof buf, "%.*e", decimals, value);
+	}
+	field_raw(l, key, buf);
+}
+
+void log_bool(struct logline *l, const char *key, bool value)
+{
+	field_raw(l, key, value ? "true" : "false");
+}
+
+void log_addr(struct logline *l, const char *key, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+	char buf[sizeof host + 16];
+	uint16_t port = 0;
+	bool v6 = false;
+	int saved = errno;
+
+	if (!l)
+		return;
+	if (!sa) {
+		log_str(l, key, NULL);
+		return;
+	}
+	switch (sa->sa_family) {
+	case AF_INET: {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+		port = ntohs(in4->sin_port);
+		break;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		port = ntohs(in6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+			/* ::ffff:a.b.c.d is an IPv4 peer on a dual-stack socket. */
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof host);
+			break;
+		}
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		if (in6->sin6_scope_id) {
+			size_t n = strlen(host);
+			char ifname[IF_NAMESIZE];
+			if (if_indextoname(in6->sin6_scope_id, ifname))
+				snprintf(host + n, sizeof host - n, "%%%s", ifname);
+			else
+				snprintf(host + n, sizeof host - n, "%%%u",
+					 (unsigned)in6->sin6_scope_id);
+		}
+		v6 = true;
+		break;
+	}
+	case AF_UNIX: {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)sa;
+		snprintf(buf, sizeof buf, "unix:%.*s", (int)(sizeof buf - 8),
+			 un->sun_path[0] ? un->sun_path : "@");
+		log_str(l, key, buf);
+		errno = saved;
+		return;
+	}
+	default:
+		snprintf(buf, sizeof buf, "af%u", (unsigned)sa->sa_family);
+		log_str(l, key, buf);
+		return;
+	}
+	if (port == 0)
+		snprintf(buf, sizeof buf, "%s", host);
+	else if (v6)
+		snprintf(buf, sizeof buf, "[%s]:%u", host, (unsigned)port);
+	else
+		snprintf(buf, sizeof buf, "%s:%u", host, (unsigned)port);
+	log_str(l, key, buf);
+	errno = saved;
+}
+
+void log_errno(struct logline *l, int err)
+{
+	if (!l)
+		return;
+	log_str(l, "error", strerror(err));
+}
+
+static void vstrf(struct logline *l, const char *key, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(fmtbuf, sizeof fmtbuf, fmt, ap);
+
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof fmtbuf) {
+		field_strn(l, key, fmtbuf, sizeof fmtbuf - 1);
+		l->truncated = true;
+		return;
+	}
+	field_strn(l, key, fmtbuf, (size_t)n);
+}
+
+void log_strf(struct logline *l, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!l)
+		return;
+	va_start(ap, fmt);
+	vstrf(l, key, fmt, ap);
+	va_end(ap);
+}
+
+static void emit(const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(g.fd, buf, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			g.dropped++;
+			return;
+		}
+		/* A short write (a full disk, a signal) leaves the rest:
+		 * write it too rather than leave half a line behind. */
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+void log_end(struct logline *l)
+{
+	int saved = errno;
+
+	if (!l)
+		return;
+	if (l->truncated) {
+		if (g.format == LOG_FMT_JSON)
+			put_reserved(l, ",\"truncated\":true", 17);
+		else
+			put_reserved(l, " truncated=true", 15);
+	}
+	if (g.format == LOG_FMT_JSON)
+		put_reserved(l, "}", 1);
+	put_reserved(l, "\n", 1);
+	emit(l->buf, l->len);
+	l->len = 0;
+	errno = saved;
+}
+
+void log_msg(enum log_level level, const char *event, const char *fmt, ...)
+{
+	struct logline *l = log_begin(level, event);
+	va_list ap;
+
+	if (!l)
+		return;
+	va_start(ap, fmt);
+	vstrf(l, "msg", fmt, ap);
+	va_end(ap);
+	log_end(l);
+}
