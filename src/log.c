@@ -714,6 +714,7 @@ void log_errno(struct logline *l, int err)
 	log_str(l, "error", strerror(err));
 }
 
+__attribute__((format(printf, 3, 0)))
 static void vstrf(struct logline *l, const char *key, const char *fmt, va_list ap)
 {
 	int n = vsnprintf(fmtbuf, sizeof fmtbuf, fmt, ap);
