@@ -275,7 +275,12 @@ static int reply_source(const struct msghdr *in, union udp_ctl *out)
 		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
 			struct in_pktinfo got;
 			memcpy(&got, CMSG_DATA(c), sizeof got);
-			if (v4_not_unicast(&got.ipi_addr))
+			/* For a datagram addressed to one of our unicast addresses
+			 * the kernel reports that address twice; for a broadcast,
+			 * directed (10.0.0.255) or limited, ipi_spec_dst is our
+			 * address on the subnet instead. */
+			if (v4_not_unicast(&got.ipi_addr) ||
+			    got.ipi_addr.s_addr != got.ipi_spec_dst.s_addr)
 				return -1;
 			/* ipi_spec_dst is the source of the reply; no interface, so
 			 * the route for the client decides where it leaves. */
