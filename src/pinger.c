@@ -1,21 +1,1679 @@
-/* PLACEHOLDER: replaced by the module's real implementation.  Until then it
- * accepts configs with zero targets so the echo services can run. */
+/*
+ * pinger: ICMP/ICMPv6 health pings.  See include/pinger.h for the contract
+ * and README "ICMP health pings" for the behaviour and the log keys.
+ *
+ * Objects:
+ *   target  one [target NAME] section: its copied settings and one or two
+ *           probes, in a single allocation.  Kept across reloads when its
+ *           identity (name, host, resolved addresses, family, source,
+ *           interface, socket settings) is unchanged.
+ *   probe   one (target, family) pair: schedule, in-flight chain, statistics
+ *           and up/down state.  Two timers are embedded (next send, next
+ *           reply timeout), so the send path never allocates.
+ *   psock   one ICMP socket and its sequence map.  Probes share one socket
+ *           per (family, socket kind, ttl, tos); a target with its own
+ *           source address or interface gets a socket of its own.
+ *   group   one summary timer per distinct summary_interval, so all targets
+ *           with the same interval log their summaries together.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
+#include <linux/filter.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "icmp.h"
+#include "log.h"
 #include "pinger.h"
-struct pinger { int unused; };
-struct pinger_plan { int unused; };
-struct pinger *pinger_new(struct loop *l) { (void)l; return calloc(1, sizeof(struct pinger)); }
-struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *c, char *e, size_t el)
+#include "seqmap.h"
+#include "stats.h"
+#include "util.h"
+
+/* Datagrams read per socket per wakeup: enough to keep up with 10 000
+ * targets, small enough that one busy socket cannot starve the loop. */
+#define RX_BATCH 256
+#define RX_BUF_SIZE (65536 + 512)
+/* A repeated icmp_error / send_error line for one probe is logged at most
+ * this often; the lines in between are counted in suppressed=. */
+#define ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
+/* Sequence numbers stay reserved this long after their timeout, so a very
+ * late reply is still recognised as late rather than matched to a newer
+ * request that reused the number. */
+#define SEQ_HOLD_EXTRA_NS (2 * NSEC_PER_SEC)
+#define RCVBUF_WANT (4 << 20)
+
+union sa {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+
+enum ignore_reason {
+	IGN_DECODE,          /* truncated, bad header, bad checksum, ... */
+	IGN_UNSOLICITED,     /* a type we never asked for */
+	IGN_IDENT,
+	IGN_SEQ,             /* a sequence number we have no request for */
+	IGN_SOURCE,          /* reply from / error about another address */
+	IGN_COOKIE,          /* another process's request (raw sockets) */
+	IGN_LENGTH,          /* payload not the size we sent */
+	IGN_COUNT_
+};
+static const char *const ignore_names[IGN_COUNT_] = {
+	"decode", "unsolicited", "ident", "seq", "source", "cookie", "length",
+};
+
+struct sock_key {
+	uint8_t family;              /* 4 or 6 */
+	uint8_t kind;                /* enum icmp_socket_kind requested */
+	uint8_t ttl, tos;
+	bool has_source;
+	union sa source;
+	char ifname[IF_NAMESIZE];
+};
+
+struct psock {
+	struct io io;
+	struct pinger *p;
+	struct psock *next;
+	struct sock_key key;
+	bool raw;
+	uint16_t ident;              /* dgram: the kernel's port; raw: random */
+	struct seqmap *map;
+	size_t refs;                 /* committed probes using this socket */
+};
+
+struct target;
+
+struct probe {
+	struct timer send_timer;
+	struct timer timeout_timer;
+	struct target *t;
+	struct psock *sock;          /* NULL: degraded, every send fails */
+	union sa addr;
+	uint8_t family;              /* 4 or 6 */
+	uint32_t id;                 /* index in pinger.slots, seqmap's probe */
+	struct seqmap_chain chain;
+	struct health health;
+	uint32_t send_err_suppressed, icmp_err_suppressed;
+	uint64_t send_err_logged_ns, icmp_err_logged_ns;
+	struct stats stats;
+};
+
+struct target {
+	struct pinger *p;
+	char *name, *host, *ifname;  /* point into the allocation's tail */
+	struct probe_opts opts;
+	enum target_family family_cfg;
+	bool has_source;
+	union sa source;
+	uint64_t window_start_ns;
+	uint32_t n_probes;
+	struct probe probes[];
+};
+
+struct group {
+	struct timer timer;
+	struct pinger *p;
+	struct group *next;
+	uint64_t interval_ns;
+	bool used;
+};
+
+struct pinger {
+	struct loop *loop;
+	struct target **targets;
+	size_t n_targets;
+	struct psock *socks;
+	struct group *groups;
+	struct probe **slots;        /* probe id -> probe; NULL when free */
+	uint32_t n_slots, cap_slots;
+	uint32_t *free_ids;
+	uint32_t n_free;
+	uint64_t cookie;
+	uint16_t next_raw_ident;
+	bool stopped;
+	uint64_t ignored[IGN_COUNT_];
+	uint64_t ignored_total;
+	uint8_t *txbuf, *rxbuf;
+};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static int af_of(int family)
 {
-	(void)p;
-	if (c->n_targets) { snprintf(e, el, "pinger not implemented yet"); return NULL; }
-	return calloc(1, sizeof(struct pinger_plan));
+	return family == 6 ? AF_INET6 : AF_INET;
 }
-void pinger_commit(struct pinger *p, struct pinger_plan *pl) { (void)p; free(pl); }
-void pinger_abort(struct pinger_plan *pl) { free(pl); }
-void pinger_log_summaries(struct pinger *p, const char *w) { (void)p; (void)w; }
-void pinger_counts(const struct pinger *p, struct pinger_counts *o) { (void)p; memset(o, 0, sizeof *o); }
-void pinger_stop(struct pinger *p) { (void)p; }
-void pinger_free(struct pinger *p) { free(p); }
+
+static bool addr_equal(const union sa *a, const union sa *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	if (a->sa.sa_family == AF_INET6)
+		return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
+	return false;
+}
+
+/* Does raw address bytes (4 or 16) name the probe's target? */
+static bool addr_bytes_equal(const union sa *a, const uint8_t *bytes)
+{
+	if (a->sa.sa_family == AF_INET)
+		return memcmp(&a->in4.sin_addr, bytes, 4) == 0;
+	return memcmp(&a->in6.sin6_addr, bytes, 16) == 0;
+}
+
+static bool key_equal(const struct sock_key *a, const struct sock_key *b)
+{
+	return a->family == b->family && a->kind == b->kind && a->ttl == b->ttl &&
+	       a->tos == b->tos && a->has_source == b->has_source &&
+	       (!a->has_source || addr_equal(&a->source, &b->source)) &&
+	       strcmp(a->ifname, b->ifname) == 0;
+}
+
+static const char *sock_kind_name(const struct psock *s)
+{
+	return s->raw ? "raw" : "dgram";
+}
+
+/* The common head of every per-probe line: target, family, addr. */
+static struct logline *probe_log(const struct probe *pr, enum log_level lvl,
+				 const char *event)
+{
+	struct logline *l = log_begin(lvl, event);
+
+	if (l) {
+		log_str(l, "target", pr->t->name);
+		log_int(l, "family", pr->family);
+		log_addr(l, "addr", &pr->addr.sa);
+	}
+	return l;
+}
+
+static void count_ignored(struct pinger *p, enum ignore_reason why, const char *detail)
+{
+	struct logline *l;
+
+	p->ignored[why]++;
+	p->ignored_total++;
+	l = log_begin(LOG_DEBUG, "ignored");
+	log_str(l, "reason", ignore_names[why]);
+	if (detail)
+		log_str(l, "detail", detail);
+	log_end(l);
+}
+
+/* ---- summaries -------------------------------------------------------------- */
+
+static void log_rtt(struct logline *l, const char *prefix, const struct stats_rtt *r)
+{
+	char key[40];
+
+	if (r->n == 0)
+		return;
+#define K(name) (snprintf(key, sizeof key, "%s%s", prefix, name), key)
+	log_fixed(l, K("rtt_min_ms"), r->min_ns, NSEC_PER_MSEC, 3);
+	log_fixed(l, K("rtt_avg_ms"), stats_rtt_avg_ns(r), NSEC_PER_MSEC, 3);
+	log_fixed(l, K("rtt_max_ms"), r->max_ns, NSEC_PER_MSEC, 3);
+	log_fixed(l, K("rtt_mdev_ms"), stats_rtt_mdev_ns(r), NSEC_PER_MSEC, 3);
+	if (r->jitter_n)
+		log_fixed(l, K("jitter_ms"), stats_rtt_jitter_ns(r), NSEC_PER_MSEC, 3);
+#undef K
+}
+
+static void probe_log_summary(const struct probe *pr, const char *why, uint64_t now)
+{
+	const struct stats_counts *w = &pr->stats.window.c, *r = &pr->stats.run.c;
+	struct logline *l = probe_log(pr, LOG_INFO, "summary");
+	uint64_t inflight;
+
+	if (!l)
+		return;
+	inflight = r->sent - r->received - r->lost;
+	log_str(l, "why", why);
+	log_str(l, "state", health_state_name(pr->health.state));
+	log_str(l, "socket", pr->sock ? sock_kind_name(pr->sock) : "none");
+	log_u64(l, "sent", w->sent);
+	log_u64(l, "received", w->received);
+	log_u64(l, "lost", w->lost);
+	log_fixed(l, "loss_pct", stats_loss_milli_pct(w), 1000, 1);
+	log_u64(l, "duplicates", w->duplicates);
+	log_u64(l, "late", w->late);
+	log_u64(l, "errors", w->errors);
+	log_rtt(l, "", &pr->stats.window.rtt);
+	log_fixed(l, "window_s", now - pr->t->window_start_ns, NSEC_PER_SEC, 3);
+	log_u64(l, "inflight", inflight);
+	log_u64(l, "total_sent", r->sent);
+	log_u64(l, "total_received", r->received);
+	log_u64(l, "total_lost", r->lost);
+	log_fixed(l, "total_loss_pct", stats_loss_milli_pct(r), 1000, 1);
+	log_u64(l, "total_duplicates", r->duplicates);
+	log_u64(l, "total_late", r->late);
+	log_u64(l, "total_errors", r->errors);
+	log_rtt(l, "total_", &pr->stats.run.rtt);
+	log_end(l);
+}
+
+static void target_log_summaries(struct target *t, const char *why, uint64_t now)
+{
+	for (uint32_t i = 0; i < t->n_probes; i++)
+		probe_log_summary(&t->probes[i], why, now);
+}
+
+static void log_pinger_counters(struct pinger *p, const char *why)
+{
+	struct logline *l = log_begin(LOG_INFO, "icmp_stats");
+
+	log_str(l, "why", why);
+	log_u64(l, "ignored", p->ignored_total);
+	for (int i = 0; i < IGN_COUNT_; i++) {
+		char key[32];
+
+		snprintf(key, sizeof key, "ignored_%s", ignore_names[i]);
+		log_u64(l, key, p->ignored[i]);
+	}
+	log_end(l);
+}
+
+void pinger_log_summaries(struct pinger *p, const char *why)
+{
+	uint64_t now;
+
+	if (!p)
+		return;
+	now = loop_now_refresh(p->loop);
+	for (size_t i = 0; i < p->n_targets; i++)
+		target_log_summaries(p->targets[i], why, now);
+	log_pinger_counters(p, why);
+}
+
+static void on_group_timer(struct timer *tm)
+{
+	struct group *g = container_of(tm, struct group, timer);
+	struct pinger *p = g->p;
+	uint64_t now = loop_now(p->loop);
+
+	for (size_t i = 0; i < p->n_targets; i++) {
+		struct target *t = p->targets[i];
+
+		if (t->opts.summary_interval_ns != g->interval_ns)
+			continue;
+		target_log_summaries(t, "interval", now);
+		for (uint32_t j = 0; j < t->n_probes; j++)
+			stats_window_reset(&t->probes[j].stats);
+		t->window_start_ns = now;
+	}
+	loop_timer_arm(p->loop, &g->timer, tm->deadline + g->interval_ns);
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns)
+{
+	const struct probe_opts *o = &pr->t->opts;
+	struct health_change ch = health_update(&pr->health, ok, o->down_after, o->up_after);
+	struct logline *l;
+
+	if (!ch.changed)
+		return;
+	l = probe_log(pr, ch.to == HEALTH_UP ? LOG_NOTICE : LOG_WARNING, "state");
+	log_str(l, "from", health_state_name(ch.from));
+	log_str(l, "to", health_state_name(ch.to));
+	if (ch.to == HEALTH_UP) {
+		log_u64(l, "received", ch.run);
+		log_fixed(l, "rtt_ms", rtt_ns, NSEC_PER_MSEC, 3);
+	} else {
+		log_u64(l, "lost", ch.run);
+	}
+	log_u64(l, "total_sent", pr->stats.run.c.sent);
+	log_u64(l, "total_lost", pr->stats.run.c.lost);
+	log_end(l);
+}
+
+static void probe_lost(struct probe *pr)
+{
+	stats_lost(&pr->stats);
+	probe_outcome(pr, false, 0);
+}
+
+/* Rate limit for a probe's repeated error lines.  Returns true when this
+ * one should be logged, with *suppressed the count of lines skipped since
+ * the last one. */
+static bool err_log_due(uint64_t *last, uint32_t *count, uint64_t now, uint32_t *suppressed)
+{
+	if (*last != 0 && now - *last < ERR_LOG_PERIOD_NS) {
+		if (*count < UINT32_MAX)
+			(*count)++;
+		return false;
+	}
+	*suppressed = *count;
+	*count = 0;
+	*last = now ? now : 1;
+	return true;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static void arm_timeout(struct pinger *p, struct probe *pr)
+{
+	int head = seqmap_front(&pr->chain);
+
+	if (head < 0) {
+		loop_timer_cancel(p->loop, &pr->timeout_timer);
+		return;
+	}
+	loop_timer_arm(p->loop, &pr->timeout_timer,
+		       seqmap_get(pr->sock->map, (uint16_t)head)->send_ns + pr->t->opts.timeout_ns);
+}
+
+static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t now)
+{
+	uint32_t suppressed = 0;
+
+	stats_send_failed(&pr->stats);
+	probe_outcome(pr, false, 0);
+	if (pr->sock == NULL)
+		return; /* logged once when the probe was degraded */
+	if (err_log_due(&pr->send_err_logged_ns, &pr->send_err_suppressed, now, &suppressed)) {
+		struct logline *l = probe_log(pr, LOG_WARNING, "send_error");
+
+		log_errno(l, err);
+		log_u64(l, "suppressed", suppressed);
+		log_end(l);
+	}
+	(void)p;
+}
+
+static void probe_send(struct pinger *p, struct probe *pr, uint64_t now)
+{
+	struct psock *s = pr->sock;
+	const struct probe_opts *o = &pr->t->opts;
+	size_t len;
+	ssize_t n;
+	int seq;
+	uint64_t t0;
+
+	if (s == NULL) {
+		send_failed(p, pr, ENOTCONN, now);
+		return;
+	}
+	seq = seqmap_reserve(s->map, pr->id, now);
+	if (seq < 0) {
+		send_failed(p, pr, EBUSY, now);
+		return;
+	}
+	len = icmp_echo_encode(s->key.family, p->txbuf, ICMP_ECHO_HDR_LEN + ICMP_MAX_PAYLOAD,
+			       s->ident, (uint16_t)seq, p->cookie, o->payload_size);
+	/* The send time is taken as late as user space can: right before the
+	 * system call.  It never travels in the packet. */
+	t0 = mono_ns();
+	n = sendto(s->io.fd, p->txbuf, len, MSG_DONTWAIT | MSG_NOSIGNAL, &pr->addr.sa,
+		   pr->family == 6 ? sizeof pr->addr.in6 : sizeof pr->addr.in4);
+	if (n != (ssize_t)len) {
+		int err = n < 0 ? errno : EMSGSIZE;
+
+		seqmap_release(s->map, (uint16_t)seq);
+		send_failed(p, pr, err, now);
+		return;
+	}
+	stats_sent(&pr->stats);
+	seqmap_commit(s->map, &pr->chain, (uint16_t)seq, t0);
+	if (pr->chain.count == 1)
+		arm_timeout(p, pr);
+}
+
+static void on_send_timer(struct timer *tm)
+{
+	struct probe *pr = container_of(tm, struct probe, send_timer);
+	struct pinger *p = pr->t->p;
+	uint64_t now = loop_now(p->loop), iv = pr->t->opts.interval_ns;
+	uint64_t next = tm->deadline + iv;
+
+	/* Absolute deadlines: the schedule never drifts.  If the loop was
+	 * stalled past whole intervals, skip them instead of bursting. */
+	if (next <= now)
+		next += ((now - next) / iv + 1) * iv;
+	loop_timer_arm(p->loop, &pr->send_timer, next);
+	probe_send(p, pr, now);
+}
+
+static void on_timeout_timer(struct timer *tm)
+{
+	struct probe *pr = container_of(tm, struct probe, timeout_timer);
+	struct pinger *p = pr->t->p;
+	uint64_t now = loop_now(p->loop), timeout = pr->t->opts.timeout_ns;
+	int head;
+
+	while ((head = seqmap_front(&pr->chain)) >= 0) {
+		const struct seqmap_entry *e = seqmap_get(pr->sock->map, (uint16_t)head);
+
+		if (e->send_ns + timeout > now)
+			break;
+		if (seqmap_pop(pr->sock->map, &pr->chain) == SEQ_OUTSTANDING) {
+			struct logline *l = probe_log(pr, LOG_DEBUG, "timeout");
+
+			log_int(l, "seq", head);
+			log_end(l);
+			probe_lost(pr);
+		}
+	}
+	arm_timeout(p, pr);
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+/* Kernel receive timestamp (CLOCK_REALTIME) converted to CLOCK_MONOTONIC by
+ * reading both clocks right after recvmsg and applying their difference. */
+static uint64_t rx_time(struct msghdr *msg)
+{
+	struct timespec real_now, mono_now;
+	const struct timespec *ts = NULL;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono_now);
+	clock_gettime(CLOCK_REALTIME, &real_now);
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec)))
+			ts = (const struct timespec *)(const void *)CMSG_DATA(c);
+	}
+	if (ts) {
+		struct timespec kts;
+		uint64_t real = timespec_to_ns(&real_now), mono = timespec_to_ns(&mono_now);
+		uint64_t k;
+
+		memcpy(&kts, ts, sizeof kts);
+		k = timespec_to_ns(&kts);
+		/* A timestamp from the future (clock stepped) is not usable. */
+		if (k <= real && real - k < mono)
+			return mono - (real - k);
+	}
+	return timespec_to_ns(&mono_now);
+}
+
+static void log_icmp_error(struct probe *pr, const union sa *from, enum icmp_reason reason,
+			   uint16_t seq, uint32_t mtu, uint64_t now)
+{
+	uint32_t suppressed = 0;
+	struct logline *l;
+
+	if (!err_log_due(&pr->icmp_err_logged_ns, &pr->icmp_err_suppressed, now, &suppressed))
+		return;
+	l = probe_log(pr, LOG_WARNING, "icmp_error");
+	if (from)
+		log_addr(l, "from", &from->sa);
+	log_str(l, "reason", icmp_reason_name(reason));
+	log_u64(l, "seq", seq);
+	if (mtu)
+		log_u64(l, "mtu", mtu);
+	log_u64(l, "suppressed", suppressed);
+	log_end(l);
+}
+
+/* An ICMP error about request seq sent to orig_dst (4 or 16 bytes). */
+static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint16_t seq,
+			 const uint8_t *orig_dst, const union sa *from,
+			 enum icmp_reason reason, uint32_t mtu)
+{
+	const struct seqmap_entry *e;
+	struct probe *pr;
+
+	if (ident != s->ident) {
+		count_ignored(p, IGN_IDENT, "icmp-error");
+		return;
+	}
+	e = seqmap_get(s->map, seq);
+	if (e->state == SEQ_FREE || e->state == SEQ_RESERVED || e->state == SEQ_DEAD ||
+	    e->probe >= p->n_slots || (pr = p->slots[e->probe]) == NULL || pr->sock != s) {
+		count_ignored(p, IGN_SEQ, "icmp-error");
+		return;
+	}
+	if (!addr_bytes_equal(&pr->addr, orig_dst)) {
+		count_ignored(p, IGN_SOURCE, "icmp-error");
+		return;
+	}
+	stats_error(&pr->stats);
+	log_icmp_error(pr, from, reason, seq, mtu, loop_now(p->loop));
+	/* The request will not be answered: count the loss now rather than at
+	 * its timeout, so the state reacts at once. */
+	if (seqmap_resolve(s->map, seq, SEQ_LOST) == SEQ_OUTSTANDING)
+		probe_lost(pr);
+}
+
+static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_msg *m,
+			 const union sa *from, uint64_t rx_ns)
+{
+	const struct seqmap_entry *e;
+	struct probe *pr;
+	uint64_t rtt;
+	enum seqmap_state was;
+
+	if (m->ident != s->ident) {
+		count_ignored(p, IGN_IDENT, NULL);
+		return;
+	}
+	e = seqmap_get(s->map, m->seq);
+	if (e->state == SEQ_FREE || e->state == SEQ_RESERVED || e->state == SEQ_DEAD ||
+	    e->probe >= p->n_slots || (pr = p->slots[e->probe]) == NULL || pr->sock != s) {
+		count_ignored(p, IGN_SEQ, NULL);
+		return;
+	}
+	if (!addr_equal(&pr->addr, from)) {
+		count_ignored(p, IGN_SOURCE, NULL);
+		return;
+	}
+	if (!icmp_payload_has_cookie(m, pr->t->opts.payload_size, p->cookie)) {
+		count_ignored(p, IGN_COOKIE, NULL);
+		return;
+	}
+	if (m->payload_len != pr->t->opts.payload_size) {
+		count_ignored(p, IGN_LENGTH, NULL);
+		return;
+	}
+	rtt = rx_ns > e->send_ns ? rx_ns - e->send_ns : 0;
+	/* A reply that arrives after its timeout is late even if the timeout
+	 * timer has not run yet: the outcome must not depend on timer order. */
+	was = seqmap_resolve(s->map, m->seq,
+			     rtt > pr->t->opts.timeout_ns ? SEQ_LOST : SEQ_ANSWERED);
+	if (was == SEQ_OUTSTANDING && rtt <= pr->t->opts.timeout_ns) {
+		stats_received(&pr->stats, rtt);
+		if (pr->t->opts.log_replies) {
+			struct logline *l = probe_log(pr, LOG_INFO, "reply");
+
+			log_u64(l, "seq", m->seq);
+			log_fixed(l, "rtt_ms", rtt, NSEC_PER_MSEC, 3);
+			log_end(l);
+		}
+		probe_outcome(pr, true, rtt);
+	} else if (was == SEQ_OUTSTANDING || was == SEQ_LOST) {
+		struct logline *l;
+
+		if (was == SEQ_OUTSTANDING)
+			probe_lost(pr);
+		stats_late(&pr->stats);
+		l = probe_log(pr, LOG_DEBUG, "late");
+		log_u64(l, "seq", m->seq);
+		log_fixed(l, "rtt_ms", rtt, NSEC_PER_MSEC, 3);
+		log_end(l);
+	} else if (was == SEQ_ANSWERED) {
+		struct logline *l;
+
+		stats_duplicate(&pr->stats);
+		l = probe_log(pr, LOG_DEBUG, "duplicate");
+		log_u64(l, "seq", m->seq);
+		log_end(l);
+	}
+}
+
+static void handle_packet(struct pinger *p, struct psock *s, const uint8_t *buf, size_t len,
+			  const union sa *from, uint64_t rx_ns)
+{
+	struct icmp_msg m;
+	enum icmp_status st;
+
+	if (s->key.family == 4)
+		st = icmp4_decode(buf, len, s->raw, s->raw, &m);
+	else
+		st = icmp6_decode(buf, len, &m);
+	if (st != ICMP_OK) {
+		count_ignored(p, st == ICMP_UNSOLICITED ? IGN_UNSOLICITED : IGN_DECODE,
+			      icmp_status_name(st));
+		return;
+	}
+	if (m.kind == ICMP_KIND_ECHO_REPLY)
+		handle_reply(p, s, &m, from, rx_ns);
+	else
+		handle_error(p, s, m.ident, m.seq, m.orig_dst, from, m.reason, m.mtu);
+}
+
+/* Datagram sockets report ICMP errors through the error queue
+ * (IP_RECVERR / IPV6_RECVERR): the data is our request as sent, msg_name
+ * its destination, and the extended error names the router and reason. */
+static void drain_errqueue(struct pinger *p, struct psock *s)
+{
+	for (int i = 0; i < RX_BATCH; i++) {
+		union sa dst;
+		char ctrl[512];
+		struct iovec iov = { p->rxbuf, RX_BUF_SIZE };
+		struct msghdr msg = {
+			.msg_name = &dst, .msg_namelen = sizeof dst,
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = ctrl, .msg_controllen = sizeof ctrl,
+		};
+		ssize_t n = recvmsg(s->io.fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+		const struct sock_extended_err *ee = NULL;
+
+		if (n < 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+			if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
+				ee = (const struct sock_extended_err *)(const void *)CMSG_DATA(c);
+		}
+		if (!ee || (size_t)n < ICMP_ECHO_HDR_LEN) {
+			count_ignored(p, IGN_DECODE, "errqueue");
+			continue;
+		}
+		{
+			struct sock_extended_err e;
+			union sa from;
+			const union sa *fromp = NULL;
+			enum icmp_reason reason;
+			uint8_t dst_bytes[16] = { 0 };
+			uint16_t ident = (uint16_t)(p->rxbuf[4] << 8 | p->rxbuf[5]);
+			uint16_t seq = (uint16_t)(p->rxbuf[6] << 8 | p->rxbuf[7]);
+			const struct sockaddr *off;
+
+			memcpy(&e, ee, sizeof e);
+			if (e.ee_origin == SO_EE_ORIGIN_ICMP)
+				reason = icmp_reason_from(4, e.ee_type, e.ee_code);
+			else if (e.ee_origin == SO_EE_ORIGIN_ICMP6)
+				reason = icmp_reason_from(6, e.ee_type, e.ee_code);
+			else if (e.ee_origin == SO_EE_ORIGIN_LOCAL)
+				reason = e.ee_errno == ENETUNREACH ? ICMP_REASON_NET_UNREACHABLE
+					 : e.ee_errno == EMSGSIZE ? ICMP_REASON_PACKET_TOO_BIG
+					 : ICMP_REASON_HOST_UNREACHABLE;
+			else
+				continue; /* e.g. timestamps: not ours to report */
+			if (reason == ICMP_REASON_NONE)
+				reason = ICMP_REASON_OTHER;
+			off = SO_EE_OFFENDER(ee);
+			if (off->sa_family == AF_INET || off->sa_family == AF_INET6) {
+				memset(&from, 0, sizeof from);
+				memcpy(&from, off, off->sa_family == AF_INET ? sizeof from.in4
+									   : sizeof from.in6);
+				fromp = &from;
+			}
+			if (dst.sa.sa_family == AF_INET)
+				memcpy(dst_bytes, &dst.in4.sin_addr, 4);
+			else if (dst.sa.sa_family == AF_INET6)
+				memcpy(dst_bytes, &dst.in6.sin6_addr, 16);
+			handle_error(p, s, ident, seq, dst_bytes, fromp, reason, e.ee_info);
+		}
+	}
+}
+
+static void on_sock_ready(struct io *io, uint32_t events)
+{
+	struct psock *s = container_of(io, struct psock, io);
+	struct pinger *p = s->p;
+
+	if (!s->raw)
+		drain_errqueue(p, s);
+	if (!(events & EPOLLIN))
+		return;
+	for (int i = 0; i < RX_BATCH; i++) {
+		union sa from;
+		char ctrl[256];
+		struct iovec iov = { p->rxbuf, RX_BUF_SIZE };
+		struct msghdr msg = {
+			.msg_name = &from, .msg_namelen = sizeof from,
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = ctrl, .msg_controllen = sizeof ctrl,
+		};
+		ssize_t n = recvmsg(io->fd, &msg, MSG_DONTWAIT);
+		uint64_t rx;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		rx = rx_time(&msg);
+		if (msg.msg_flags & MSG_TRUNC) {
+			count_ignored(p, IGN_DECODE, "truncated");
+			continue;
+		}
+		handle_packet(p, s, p->rxbuf, (size_t)n, &from, rx);
+	}
+}
+
+/* ---- sockets -------------------------------------------------------------- */
+
+/* Raw IPv4: let the kernel drop everything but echo replies carrying our
+ * ident and errors quoting a request with our ident (as iputils does), so
+ * a busy host's ICMP traffic never wakes us. */
+static int attach_filter4(int fd, uint16_t ident)
+{
+	struct sock_filter code[] = {
+		/* 0 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),        /* X = IHL */
+		/* 1 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0),         /* type */
+		/* 2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP4_ECHO_REPLY, 0, 2),
+		/* 3 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),         /* ident */
+		/* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ident, 10, 11),
+		/* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP4_DEST_UNREACH, 2, 0),
+		/* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP4_TIME_EXCEEDED, 1, 0),
+		/* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ICMP4_PARAM_PROBLEM, 0, 8),
+		/* quoted header length, + outer IHL: X = IHL + quoted IHL */
+		/* 8 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 8),
+		/* 9 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x0f),
+		/* 10 */ BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),
+		/* 11 */ BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),
+		/* 12 */ BPF_STMT(BPF_MISC | BPF_TAX, 0),
+		/* 13 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 8 + 4),    /* quoted ident */
+		/* 14 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ident, 0, 1),
+		/* 15 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		/* 16 */ BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+}
+
+static int set_filter6(int fd)
+{
+	struct icmp6_filter f;
+
+	ICMP6_FILTER_SETBLOCKALL(&f);
+	ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &f);
+	ICMP6_FILTER_SETPASS(ICMP6_DST_UNREACH, &f);
+	ICMP6_FILTER_SETPASS(ICMP6_PACKET_TOO_BIG, &f);
+	ICMP6_FILTER_SETPASS(ICMP6_TIME_EXCEEDED, &f);
+	ICMP6_FILTER_SETPASS(ICMP6_PARAM_PROB, &f);
+	return setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof f);
+}
+
+static void hint(char *err, size_t errlen, const char *what)
+{
+	snprintf(err, errlen,
+		 "%s; set net.ipv4.ping_group_range to include gid %u "
+		 "(it also governs ICMPv6 datagram sockets), or grant CAP_NET_RAW",
+		 what, (unsigned)getegid());
+}
+
+/* Open the socket a key asks for.  Returns the fd, or -1 with a message in
+ * err; *why tells a missing family (no IPv6) and missing permission apart. */
+enum open_fail { OPEN_FAIL_OTHER, OPEN_FAIL_FAMILY, OPEN_FAIL_PERM };
+
+static int open_icmp(const struct sock_key *k, bool *raw, char *err, size_t errlen,
+		     enum open_fail *why)
+{
+	int af = af_of(k->family), proto = k->family == 6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
+	int fd = -1, dgram_errno = 0;
+	char what[160];
+
+	*why = OPEN_FAIL_OTHER;
+	if (k->kind != ICMP_SOCKET_RAW) {
+		fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+		if (fd >= 0) {
+			*raw = false;
+			return fd;
+		}
+		dgram_errno = errno;
+		if (errno == EAFNOSUPPORT) {
+			*why = OPEN_FAIL_FAMILY;
+			snprintf(err, errlen, "IPv%d is not available: %s", k->family,
+				 strerror(errno));
+			return -1;
+		}
+		if (k->kind == ICMP_SOCKET_DGRAM) {
+			snprintf(what, sizeof what,
+				 "socket = dgram: cannot open an ICMP datagram socket for IPv%d: %s",
+				 k->family, strerror(errno));
+			hint(err, errlen, what);
+			return -1;
+		}
+		/* auto: only permission problems (or a kernel without ping
+		 * sockets) make raw worth trying. */
+		if (errno != EACCES && errno != EPERM && errno != EPROTONOSUPPORT &&
+		    errno != ESOCKTNOSUPPORT) {
+			snprintf(err, errlen, "cannot open an ICMP datagram socket for IPv%d: %s",
+				 k->family, strerror(errno));
+			return -1;
+		}
+	}
+	fd = socket(af, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+	if (fd >= 0) {
+		*raw = true;
+		return fd;
+	}
+	if (errno == EAFNOSUPPORT) {
+		*why = OPEN_FAIL_FAMILY;
+		snprintf(err, errlen, "IPv%d is not available: %s", k->family, strerror(errno));
+		return -1;
+	}
+	if (errno == EPERM || errno == EACCES)
+		*why = OPEN_FAIL_PERM;
+	if (dgram_errno)
+		snprintf(what, sizeof what,
+			 "cannot open an ICMP socket for IPv%d: datagram: %s, raw: %s",
+			 k->family, strerror(dgram_errno), strerror(errno));
+	else
+		snprintf(what, sizeof what,
+			 "socket = raw: cannot open a raw ICMP socket for IPv%d: %s",
+			 k->family, strerror(errno));
+	hint(err, errlen, what);
+	return -1;
+}
+
+static void psock_close(struct pinger *p, struct psock *s)
+{
+	if (s->io.fd >= 0) {
+		int fd = s->io.fd;
+
+		loop_del(p->loop, &s->io);
+		close(fd);
+	}
+	seqmap_free(s->map);
+	free(s);
+}
+
+static uint64_t random_u64(void)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+		v = mono_ns() ^ ((uint64_t)getpid() << 32);
+	return v;
+}
+
+/* Open and configure a socket for key; registered with the loop at once
+ * (a socket nobody sends on receives nothing of ours). */
+static struct psock *psock_open(struct pinger *p, const struct sock_key *k, char *err,
+				size_t errlen, enum open_fail *why)
+{
+	struct psock *s = calloc(1, sizeof *s);
+	int one = 1, v, fd, rcv = RCVBUF_WANT;
+	bool v6 = k->family == 6;
+	const char *step = NULL;
+
+	*why = OPEN_FAIL_OTHER;
+	if (!s || !(s->map = seqmap_new(NSEC_PER_SEC))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->p = p;
+	s->key = *k;
+	s->io.fd = -1;
+	s->io.on_ready = on_sock_ready;
+	fd = open_icmp(k, &s->raw, err, errlen, why);
+	if (fd < 0) {
+		seqmap_free(s->map);
+		free(s);
+		return NULL;
+	}
+	s->io.fd = fd;
+
+	if (k->ifname[0] &&
+	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, k->ifname, (socklen_t)strlen(k->ifname)) < 0) {
+		step = "SO_BINDTODEVICE";
+		goto fail;
+	}
+	if (!s->raw || k->has_source) {
+		/* Datagram sockets: binding port 0 makes the kernel pick our
+		 * ident now, which we need to check replies and errors. */
+		union sa b;
+
+		if (k->has_source) {
+			b = k->source;
+		} else {
+			memset(&b, 0, sizeof b);
+			b.sa.sa_family = (sa_family_t)af_of(k->family);
+		}
+		if (v6)
+			b.in6.sin6_port = 0;
+		else
+			b.in4.sin_port = 0;
+		if (bind(fd, &b.sa, v6 ? sizeof b.in6 : sizeof b.in4) < 0) {
+			step = "bind";
+			goto fail;
+		}
+	}
+	if (!s->raw) {
+		union sa local;
+		socklen_t ln = sizeof local;
+
+		if (getsockname(fd, &local.sa, &ln) < 0) {
+			step = "getsockname";
+			goto fail;
+		}
+		s->ident = ntohs(v6 ? local.in6.sin6_port : local.in4.sin_port);
+		if (setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_RECVERR : IP_RECVERR,
+			       &one, sizeof one) < 0) {
+			step = v6 ? "IPV6_RECVERR" : "IP_RECVERR";
+			goto fail;
+		}
+	} else {
+		/* Distinct idents per raw socket of this process, random across
+		 * processes; the payload cookie catches the rest. */
+		if (p->next_raw_ident == 0)
+			p->next_raw_ident = (uint16_t)(random_u64() | 1);
+		s->ident = p->next_raw_ident++;
+		if (v6 ? set_filter6(fd) < 0 : attach_filter4(fd, s->ident) < 0) {
+			step = v6 ? "ICMP6_FILTER" : "SO_ATTACH_FILTER";
+			goto fail;
+		}
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0) {
+		step = "SO_TIMESTAMPNS";
+		goto fail;
+	}
+	v = k->ttl;
+	if (setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, &v, sizeof v) < 0) {
+		step = v6 ? "IPV6_UNICAST_HOPS" : "IP_TTL";
+		goto fail;
+	}
+	v = k->tos;
+	if (v && setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TCLASS : IP_TOS, &v, sizeof v) < 0) {
+		step = v6 ? "IPV6_TCLASS" : "IP_TOS";
+		goto fail;
+	}
+	/* Many targets answer in bursts; a larger buffer absorbs them.  Best
+	 * effort: FORCE needs CAP_NET_ADMIN, plain is capped by rmem_max. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+	if (loop_add(p->loop, &s->io, EPOLLIN) < 0) {
+		step = "epoll";
+		goto fail;
+	}
+	return s;
+fail:
+	snprintf(err, errlen, "ICMP socket for IPv%d%s%s: %s: %s", k->family,
+		 k->ifname[0] ? " on interface " : "", k->ifname, step, strerror(errno));
+	close(fd);
+	s->io.fd = -1;
+	seqmap_free(s->map);
+	free(s);
+	return NULL;
+}
+
+/* ---- configuration: resolve, plan, commit --------------------------------- */
+
+struct resolved {
+	uint32_t n;
+	uint8_t family[2];
+	union sa addr[2];
+	const char *missing[2];      /* why probe i has no address (both) */
+};
+
+static int resolve_target(const struct config_target *ct, struct resolved *out, char *err,
+			  size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
+	int want = AF_UNSPEC, rc;
+	bool got4 = false, got6 = false;
+	union sa a4, a6, first;
+	int first_af = 0;
+
+	memset(out, 0, sizeof *out);
+	if (ct->family == FAMILY_4)
+		want = AF_INET;
+	else if (ct->family == FAMILY_6)
+		want = AF_INET6;
+	else if (ct->family == FAMILY_AUTO && ct->has_source)
+		want = ct->source.u.sa.sa_family;
+	hints.ai_family = want;
+	/* A brief block at start and on reload: names are few and this keeps
+	 * the loop's callbacks free of DNS (the async resolver replaces it). */
+	rc = getaddrinfo(ct->host, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "[target %s] host \"%s\": %s", ct->name, ct->host,
+			 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return -1;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET && !got4 && ai->ai_addrlen >= sizeof a4.in4) {
+			memset(&a4, 0, sizeof a4);
+			memcpy(&a4.in4, ai->ai_addr, sizeof a4.in4);
+			got4 = true;
+		} else if (ai->ai_family == AF_INET6 && !got6 && ai->ai_addrlen >= sizeof a6.in6) {
+			memset(&a6, 0, sizeof a6);
+			memcpy(&a6.in6, ai->ai_addr, sizeof a6.in6);
+			got6 = true;
+		} else {
+			continue;
+		}
+		if (!first_af) {
+			first_af = ai->ai_family;
+			first = ai->ai_family == AF_INET ? a4 : a6;
+		}
+	}
+	freeaddrinfo(res);
+	if (!first_af) {
+		snprintf(err, errlen, "[target %s] host \"%s\": no address of the wanted family",
+			 ct->name, ct->host);
+		return -1;
+	}
+	if (ct->family == FAMILY_BOTH) {
+		out->n = 2;
+		out->family[0] = 4;
+		out->family[1] = 6;
+		memset(out->addr, 0, sizeof out->addr);
+		out->addr[0].sa.sa_family = AF_INET;
+		out->addr[1].sa.sa_family = AF_INET6;
+		if (got4)
+			out->addr[0] = a4;
+		else
+			out->missing[0] = "the name has no IPv4 address";
+		if (got6)
+			out->addr[1] = a6;
+		else
+			out->missing[1] = "the name has no IPv6 address";
+	} else {
+		out->n = 1;
+		out->family[0] = first_af == AF_INET6 ? 6 : 4;
+		out->addr[0] = first;
+	}
+	return 0;
+}
+
+struct plan_target {
+	struct target *t;            /* new, or kept from the running set */
+	bool kept;
+	struct probe_opts opts;      /* applied to kept targets at commit */
+	struct psock *socks[2];
+	const char *degraded[2];     /* why probe i has no socket/address */
+	char *degraded_msg[2];       /* owned copy when the reason is not static */
+};
+
+struct pinger_plan {
+	struct pinger *p;
+	struct plan_target *v;
+	size_t n;
+	struct psock *new_socks;
+};
+
+static void make_key(struct sock_key *k, const struct config_target *ct, uint8_t family,
+		     enum icmp_socket_kind kind)
+{
+	memset(k, 0, sizeof *k);
+	k->family = family;
+	k->kind = (uint8_t)kind;
+	k->ttl = (uint8_t)ct->opts.ttl;
+	k->tos = (uint8_t)ct->opts.tos;
+	if (ct->has_source) {
+		k->has_source = true;
+		memcpy(&k->source, &ct->source.u, ct->source.u.sa.sa_family == AF_INET6
+							? sizeof k->source.in6 : sizeof k->source.in4);
+	}
+	if (ct->interface)
+		snprintf(k->ifname, sizeof k->ifname, "%s", ct->interface);
+}
+
+static struct psock *find_sock(struct psock *list, const struct sock_key *k)
+{
+	for (struct psock *s = list; s; s = s->next)
+		if (key_equal(&s->key, k))
+			return s;
+	return NULL;
+}
+
+static struct target *target_new(struct pinger *p, const struct config_target *ct,
+				 const struct resolved *r)
+{
+	size_t nl = strlen(ct->name) + 1, hl = strlen(ct->host) + 1;
+	size_t il = ct->interface ? strlen(ct->interface) + 1 : 0;
+	size_t head = sizeof(struct target) + r->n * sizeof(struct probe);
+	struct target *t = calloc(1, head + nl + hl + il);
+	char *tail;
+
+	if (!t)
+		return NULL;
+	tail = (char *)t + head;
+	t->p = p;
+	t->name = memcpy(tail, ct->name, nl);
+	t->host = memcpy(tail + nl, ct->host, hl);
+	t->ifname = il ? memcpy(tail + nl + hl, ct->interface, il) : NULL;
+	t->opts = ct->opts;
+	t->family_cfg = ct->family;
+	t->has_source = ct->has_source;
+	if (ct->has_source)
+		memcpy(&t->source, &ct->source.u, sizeof t->source);
+	t->n_probes = r->n;
+	for (uint32_t i = 0; i < r->n; i++) {
+		struct probe *pr = &t->probes[i];
+
+		pr->t = t;
+		pr->family = r->family[i];
+		pr->addr = r->addr[i];
+		pr->id = UINT32_MAX;
+		timer_init(&pr->send_timer, on_send_timer);
+		timer_init(&pr->timeout_timer, on_timeout_timer);
+		seqmap_chain_init(&pr->chain);
+		health_init(&pr->health);
+		stats_init(&pr->stats);
+	}
+	return t;
+}
+
+/* Can the running target old be kept for the new config entry? */
+static bool target_same(const struct target *old, const struct config_target *ct,
+			const struct resolved *r, struct psock *const *socks)
+{
+	if (strcmp(old->host, ct->host) != 0 || old->family_cfg != ct->family ||
+	    old->has_source != ct->has_source || old->n_probes != r->n)
+		return false;
+	if (old->has_source && memcmp(&old->source, &ct->source.u, sizeof old->source) != 0)
+		return false;
+	if ((old->ifname == NULL) != (ct->interface == NULL) ||
+	    (old->ifname && strcmp(old->ifname, ct->interface) != 0))
+		return false;
+	for (uint32_t i = 0; i < r->n; i++) {
+		const struct probe *pr = &old->probes[i];
+
+		/* A degraded probe is retried from scratch on every reload. */
+		if (pr->sock == NULL || pr->sock != socks[i] || pr->family != r->family[i] ||
+		    !addr_equal(&pr->addr, &r->addr[i]))
+			return false;
+	}
+	return true;
+}
+
+static struct target *find_target(struct pinger *p, const char *name)
+{
+	/* Linear for small sets; a name index keeps reloads of big ones fast. */
+	for (size_t i = 0; i < p->n_targets; i++)
+		if (strcmp(p->targets[i]->name, name) == 0)
+			return p->targets[i];
+	return NULL;
+}
+
+void pinger_abort(struct pinger_plan *plan)
+{
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n; i++) {
+		if (!plan->v[i].kept)
+			free(plan->v[i].t);
+		free(plan->v[i].degraded_msg[0]);
+		free(plan->v[i].degraded_msg[1]);
+	}
+	while (plan->new_socks) {
+		struct psock *s = plan->new_socks;
+
+		plan->new_socks = s->next;
+		psock_close(plan->p, s);
+	}
+	free(plan->v);
+	free(plan);
+}
+
+/* Name index for reconciling big target sets in O(n). */
+struct name_index {
+	uint32_t *slot;              /* index + 1; 0 = empty */
+	size_t mask;
+};
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static int name_index_build(struct name_index *ix, struct pinger *p)
+{
+	size_t cap = 16;
+
+	while (cap < p->n_targets * 2)
+		cap *= 2;
+	ix->slot = calloc(cap, sizeof *ix->slot);
+	if (!ix->slot)
+		return -1;
+	ix->mask = cap - 1;
+	for (size_t i = 0; i < p->n_targets; i++) {
+		size_t h = name_hash(p->targets[i]->name) & ix->mask;
+
+		while (ix->slot[h])
+			h = (h + 1) & ix->mask;
+		ix->slot[h] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+static struct target *name_index_find(const struct name_index *ix, struct pinger *p,
+				      const char *name)
+{
+	size_t h = name_hash(name) & ix->mask;
+
+	while (ix->slot[h]) {
+		struct target *t = p->targets[ix->slot[h] - 1];
+
+		if (strcmp(t->name, name) == 0)
+			return t;
+		h = (h + 1) & ix->mask;
+	}
+	return NULL;
+}
+
+struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
+				   char *err, size_t errlen)
+{
+	struct pinger_plan *plan = calloc(1, sizeof *plan);
+	struct name_index ix = { NULL, 0 };
+	bool use_index = p->n_targets > 64;
+
+	if (!plan || (cfg->n_targets && !(plan->v = calloc(cfg->n_targets, sizeof *plan->v)))) {
+		free(plan);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	plan->p = p;
+	if (use_index && name_index_build(&ix, p) < 0) {
+		free(plan->v);
+		free(plan);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		const struct config_target *ct = &cfg->targets[i];
+		struct plan_target *pt = &plan->v[i];
+		struct resolved r;
+		struct target *old;
+
+		plan->n = i + 1; /* so pinger_abort() frees what this entry holds */
+		if (resolve_target(ct, &r, err, errlen) < 0)
+			goto fail;
+		for (uint32_t j = 0; j < r.n; j++) {
+			struct sock_key k;
+			struct psock *s;
+			enum open_fail why;
+			char serr[384];
+
+			if (r.missing[j]) {
+				pt->degraded[j] = r.missing[j];
+				continue;
+			}
+			make_key(&k, ct, r.family[j], cfg->icmp.socket);
+			s = find_sock(p->socks, &k);
+			if (!s)
+				s = find_sock(plan->new_socks, &k);
+			if (!s) {
+				s = psock_open(p, &k, serr, sizeof serr, &why);
+				if (s) {
+					s->next = plan->new_socks;
+					plan->new_socks = s;
+				} else if (why == OPEN_FAIL_FAMILY ||
+					   (why == OPEN_FAIL_PERM &&
+					    cfg->icmp.socket == ICMP_SOCKET_AUTO)) {
+					/* No such family, or no permission for any
+					 * ICMP socket in auto mode: degrade the
+					 * probe, keep the daemon (and the other
+					 * targets) running. */
+					pt->degraded_msg[j] = strdup(serr);
+					pt->degraded[j] = pt->degraded_msg[j] ? pt->degraded_msg[j]
+									      : "no ICMP socket";
+					continue;
+				} else {
+					snprintf(err, errlen, "[target %s] %s", ct->name, serr);
+					goto fail;
+				}
+			}
+			pt->socks[j] = s;
+		}
+		old = use_index ? name_index_find(&ix, p, ct->name) : find_target(p, ct->name);
+		if (old && target_same(old, ct, &r, pt->socks)) {
+			pt->t = old;
+			pt->kept = true;
+			pt->opts = ct->opts;
+		} else {
+			pt->t = target_new(p, ct, &r);
+			if (!pt->t) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+		}
+	}
+	free(ix.slot);
+	return plan;
+fail:
+	free(ix.slot);
+	pinger_abort(plan);
+	return NULL;
+}
+
+static int slot_alloc(struct pinger *p, struct probe *pr)
+{
+	uint32_t id;
+
+	if (p->n_free) {
+		id = p->free_ids[--p->n_free];
+	} else {
+		if (p->n_slots == p->cap_slots) {
+			uint32_t cap = p->cap_slots ? p->cap_slots * 2 : 64;
+			struct probe **ns = realloc(p->slots, cap * sizeof *ns);
+			uint32_t *nf;
+
+			if (!ns)
+				return -1;
+			p->slots = ns;
+			nf = realloc(p->free_ids, cap * sizeof *nf);
+			if (!nf)
+				return -1;
+			p->free_ids = nf;
+			p->cap_slots = cap;
+		}
+		id = p->n_slots++;
+	}
+	p->slots[id] = pr;
+	pr->id = id;
+	return 0;
+}
+
+static bool slot_gone(uint32_t id, void *arg)
+{
+	struct pinger *p = arg;
+
+	return id >= p->n_slots || p->slots[id] == NULL;
+}
+
+static void log_socket(const struct psock *s)
+{
+	struct logline *l = log_begin(LOG_INFO, "socket");
+
+	log_int(l, "family", s->key.family);
+	log_str(l, "kind", sock_kind_name(s));
+	log_u64(l, "ident", s->ident);
+	if (s->key.has_source)
+		log_addr(l, "source", &s->key.source.sa);
+	if (s->key.ifname[0])
+		log_str(l, "interface", s->key.ifname);
+	log_end(l);
+}
+
+static void target_remove(struct pinger *p, struct target *t, uint64_t now)
+{
+	target_log_summaries(t, "removed", now);
+	for (uint32_t i = 0; i < t->n_probes; i++) {
+		struct probe *pr = &t->probes[i];
+
+		loop_timer_cancel(p->loop, &pr->send_timer);
+		loop_timer_cancel(p->loop, &pr->timeout_timer);
+		if (pr->id < p->n_slots && p->slots[pr->id] == pr)
+			p->slots[pr->id] = NULL;
+		if (pr->sock)
+			pr->sock->refs--;
+	}
+}
+
+static void groups_rebuild(struct pinger *p, uint64_t now)
+{
+	struct group **gp;
+
+	for (struct group *g = p->groups; g; g = g->next)
+		g->used = false;
+	for (size_t i = 0; i < p->n_targets; i++) {
+		uint64_t iv = p->targets[i]->opts.summary_interval_ns;
+		struct group *g;
+
+		if (iv == 0)
+			continue;
+		for (g = p->groups; g; g = g->next)
+			if (g->interval_ns == iv)
+				break;
+		if (!g) {
+			g = calloc(1, sizeof *g);
+			if (!g) {
+				log_msg(LOG_ERR, "summary", "out of memory: no summaries every %llu ms",
+					(unsigned long long)(iv / NSEC_PER_MSEC));
+				continue;
+			}
+			g->p = p;
+			g->interval_ns = iv;
+			timer_init(&g->timer, on_group_timer);
+			g->next = p->groups;
+			p->groups = g;
+			if (!p->stopped)
+				loop_timer_arm(p->loop, &g->timer, now + iv);
+		}
+		g->used = true;
+	}
+	gp = &p->groups;
+	while (*gp) {
+		struct group *g = *gp;
+
+		if (g->used) {
+			gp = &g->next;
+			continue;
+		}
+		*gp = g->next;
+		loop_timer_cancel(p->loop, &g->timer);
+		free(g);
+	}
+}
+
+void pinger_commit(struct pinger *p, struct pinger_plan *plan)
+{
+	uint64_t now = loop_now_refresh(p->loop);
+	struct target **nt = NULL;
+	size_t n_new_probes = 0, k = 0;
+	bool removed = false;
+
+	if (plan->n && !(nt = calloc(plan->n, sizeof *nt))) {
+		/* Commit must not fail: fall back to keeping the old set. */
+		log_msg(LOG_ERR, "reload", "out of memory applying ICMP targets");
+		pinger_abort(plan);
+		return;
+	}
+	/* 1. Drop running targets the new set does not keep. */
+	for (size_t i = 0; i < p->n_targets; i++) {
+		struct target *t = p->targets[i];
+		bool kept = false;
+
+		for (size_t j = 0; j < plan->n && !kept; j++)
+			kept = plan->v[j].kept && plan->v[j].t == t;
+		if (!kept) {
+			target_remove(p, t, now);
+			free(t);
+			p->targets[i] = NULL;
+			removed = true;
+		}
+	}
+	/* 2. Requests in flight for removed probes must never match a probe
+	 * that reuses their slot. */
+	if (removed) {
+		for (struct psock *s = p->socks; s; s = s->next)
+			seqmap_forget(s->map, slot_gone, p);
+		/* Rebuild the free list: the removed slots are reusable now. */
+		p->n_free = 0;
+		for (uint32_t id = 0; id < p->n_slots; id++)
+			if (p->slots[id] == NULL)
+				p->free_ids[p->n_free++] = id;
+	}
+	/* 3. New sockets join the running set. */
+	while (plan->new_socks) {
+		struct psock *s = plan->new_socks;
+
+		plan->new_socks = s->next;
+		s->next = p->socks;
+		p->socks = s;
+		log_socket(s);
+	}
+	for (size_t i = 0; i < plan->n; i++)
+		if (!plan->v[i].kept)
+			n_new_probes += plan->v[i].t->n_probes;
+	/* 4. Kept targets take their new settings; new ones start. */
+	for (size_t i = 0; i < plan->n; i++) {
+		struct plan_target *pt = &plan->v[i];
+		struct target *t = pt->t;
+
+		nt[i] = t;
+		if (pt->kept) {
+			uint64_t iv = pt->opts.interval_ns;
+
+			t->opts = pt->opts;
+			/* A shorter interval takes effect now, not after the old one. */
+			for (uint32_t j = 0; j < t->n_probes; j++) {
+				struct probe *pr = &t->probes[j];
+
+				if (!p->stopped && timer_armed(&pr->send_timer) &&
+				    pr->send_timer.deadline > now + iv)
+					loop_timer_arm(p->loop, &pr->send_timer, now + iv);
+				if (seqmap_front(&pr->chain) >= 0)
+					arm_timeout(p, pr);
+			}
+			continue;
+		}
+		t->window_start_ns = now;
+		for (uint32_t j = 0; j < t->n_probes; j++) {
+			struct probe *pr = &t->probes[j];
+			struct logline *l;
+			uint64_t iv = t->opts.interval_ns;
+
+			pr->sock = pt->socks[j];
+			if (pr->sock)
+				pr->sock->refs++;
+			if (slot_alloc(p, pr) < 0) {
+				pr->sock = NULL;
+				pt->degraded[j] = "out of memory";
+			}
+			l = probe_log(pr, pt->degraded[j] ? LOG_ERR : LOG_INFO, "address");
+			log_str(l, "host", t->host);
+			if (pr->sock)
+				log_str(l, "socket", sock_kind_name(pr->sock));
+			if (pt->degraded[j]) {
+				log_str(l, "status", "unavailable");
+				log_str(l, "reason", pt->degraded[j]);
+			}
+			log_end(l);
+			/* Spread first pings evenly over the interval so many
+			 * targets never fire in one burst. */
+			if (!p->stopped)
+				loop_timer_arm(p->loop, &pr->send_timer,
+					       now + (uint64_t)((unsigned __int128)k * iv /
+								(n_new_probes ? n_new_probes : 1)));
+			k++;
+		}
+	}
+	free(p->targets);
+	p->targets = nt;
+	p->n_targets = plan->n;
+	/* 5. Sockets nobody uses any more are closed; hold times follow the
+	 * longest timeout on each socket. */
+	{
+		struct psock **sp = &p->socks;
+
+		for (struct psock *s = p->socks; s; s = s->next)
+			seqmap_set_hold(s->map, 0);
+		for (size_t i = 0; i < p->n_targets; i++) {
+			struct target *t = p->targets[i];
+
+			for (uint32_t j = 0; j < t->n_probes; j++) {
+				struct psock *s = t->probes[j].sock;
+
+				if (s && seqmap_hold(s->map) < t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS)
+					seqmap_set_hold(s->map, t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS);
+			}
+		}
+		while (*sp) {
+			struct psock *s = *sp;
+
+			if (s->refs) {
+				sp = &s->next;
+				continue;
+			}
+			*sp = s->next;
+			psock_close(p, s);
+		}
+	}
+	groups_rebuild(p, now);
+	for (size_t i = 0; i < plan->n; i++) {
+		free(plan->v[i].degraded_msg[0]);
+		free(plan->v[i].degraded_msg[1]);
+	}
+	free(plan->v);
+	free(plan);
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+struct pinger *pinger_new(struct loop *loop)
+{
+	struct pinger *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return NULL;
+	p->loop = loop;
+	p->txbuf = malloc(ICMP_ECHO_HDR_LEN + ICMP_MAX_PAYLOAD);
+	p->rxbuf = malloc(RX_BUF_SIZE);
+	if (!p->txbuf || !p->rxbuf) {
+		free(p->txbuf);
+		free(p->rxbuf);
+		free(p);
+		return NULL;
+	}
+	/* Raw sockets see every reply on the host; the cookie tells ours from
+	 * another beacond's whose ident happens to collide. */
+	p->cookie = random_u64();
+	return p;
+}
+
+void pinger_counts(const struct pinger *p, struct pinger_counts *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_targets; i++) {
+		const struct target *t = p->targets[i];
+
+		for (uint32_t j = 0; j < t->n_probes; j++) {
+			out->probes++;
+			switch (t->probes[j].health.state) {
+			case HEALTH_UP: out->up++; break;
+			case HEALTH_DOWN: out->down++; break;
+			default: out->unknown++; break;
+			}
+		}
+	}
+}
+
+void pinger_stop(struct pinger *p)
+{
+	if (!p)
+		return;
+	p->stopped = true;
+	/* Replies to requests in flight are still matched until exit. */
+	for (size_t i = 0; i < p->n_targets; i++) {
+		struct target *t = p->targets[i];
+
+		for (uint32_t j = 0; j < t->n_probes; j++)
+			loop_timer_cancel(p->loop, &t->probes[j].send_timer);
+	}
+	for (struct group *g = p->groups; g; g = g->next)
+		loop_timer_cancel(p->loop, &g->timer);
+}
+
+void pinger_free(struct pinger *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_targets; i++) {
+		struct target *t = p->targets[i];
+
+		for (uint32_t j = 0; j < t->n_probes; j++) {
+			loop_timer_cancel(p->loop, &t->probes[j].send_timer);
+			loop_timer_cancel(p->loop, &t->probes[j].timeout_timer);
+		}
+		free(t);
+	}
+	free(p->targets);
+	while (p->socks) {
+		struct psock *s = p->socks;
+
+		p->socks = s->next;
+		psock_close(p, s);
+	}
+	while (p->groups) {
+		struct group *g = p->groups;
+
+		p->groups = g->next;
+		loop_timer_cancel(p->loop, &g->timer);
+		free(g);
+	}
+	free(p->slots);
+	free(p->free_ids);
+	free(p->txbuf);
+	free(p->rxbuf);
+	free(p);
+}
