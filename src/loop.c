@@ -23,6 +23,9 @@
 /* Events taken per epoll_pwait2 call; more simply wait for the next call. */
 #define LOOP_BATCH 256
 #define HEAP_MIN_CAP 64
+/* See wait_and_dispatch(): waits longer than this are split in two. */
+#define LOOP_LONG_WAIT_NS (20 * NSEC_PER_MSEC)
+#define LOOP_SLACK_FLOOR_NS (50 * NSEC_PER_USEC)
 
 struct loop {
 	int epfd;
@@ -352,6 +355,15 @@ static int wait_and_dispatch(struct loop *loop)
 			ts.tv_nsec = 0;
 		} else {
 			uint64_t rel = deadline - now;
+			/* epoll_pwait2's timeout gets select()-style slack: the
+			 * larger of the task's timer slack (50 us by default)
+			 * and 0.1% of the timeout (0.5% when niced), i.e. up to
+			 * 1 ms late on a 1 s wait.  Long waits therefore stop
+			 * short by more than that and the loop waits again for
+			 * the remainder, whose slack is the small floor.  The
+			 * timerfd is armed without slack and needs none of it. */
+			if (loop->use_pwait2 && rel > LOOP_LONG_WAIT_NS)
+				rel -= rel / 128 + LOOP_SLACK_FLOOR_NS;
 			ts.tv_sec = (time_t)(rel / NSEC_PER_SEC);
 			ts.tv_nsec = (long)(rel % NSEC_PER_SEC);
 		}
