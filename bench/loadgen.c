@@ -794,6 +794,7 @@ static int run_tcp_echo(void)
 	}
 	printf(" errors=%llu mismatches=%llu\n", (unsigned long long)ctr.errors,
 	       (unsigned long long)ctr.mismatches);
+	fflush(stdout);
 	return win.phase == PH_DONE && ctr.errors == 0 && ctr.mismatches == 0 ? 0 : 1;
 }
 
@@ -947,6 +948,8 @@ static int run_tcp_churn(void)
 	}
 	printf(" errors=%llu mismatches=%llu\n", (unsigned long long)ctr.errors,
 	       (unsigned long long)ctr.mismatches);
+	fflush(stdout);
+	free(ws);
 	return win.phase == PH_DONE && ctr.errors == 0 && ctr.mismatches == 0 ? 0 : 1;
 }
 
@@ -1139,6 +1142,7 @@ static int run_tcp_idle(void)
 	}
 	printf(" errors=%llu mismatches=%llu\n", (unsigned long long)ctr.errors,
 	       (unsigned long long)ctr.mismatches);
+	fflush(stdout);
 	return echoed1 == opt.conns && echoed2 == opt.conns && ctr.errors == 0 &&
 	       ctr.mismatches == 0 ? 0 : 1;
 }
@@ -1373,6 +1377,10 @@ static int run_udp_echo(void)
 	       (unsigned long long)uctr.timeouts, (unsigned long long)uctr.late,
 	       (unsigned long long)(uctr.timeouts - uctr.late),
 	       (unsigned long long)ctr.errors, (unsigned long long)ctr.mismatches);
+	fflush(stdout);
+	for (unsigned i = 0; i < opt.sockets; i++)
+		free(socks[i].slots);
+	free(socks);
 	return win.phase == PH_DONE && ctr.errors == 0 && ctr.mismatches == 0 &&
 	       uctr.timeouts == uctr.late ? 0 : 1;
 }
