@@ -14,8 +14,10 @@ packet ever reaches a real network):
                                           metric 10; vb metric 20)
 
 T also forwards, and holds `unreachable` routes for 198.51.100.128/25 and
-2001:db8:dead::/48, which P routes through it: a probe to those gets a
-real ICMP destination-unreachable back from T.
+2001:db8:dead::/48 and `prohibit` routes for 198.51.100.160/27 and
+2001:db8:beef::/48, which P routes through it: a probe to those gets a
+real ICMP destination-unreachable back from T (host unreachable / no route,
+or administratively prohibited).
 
 Impairments are nftables rules in T's input hook (so forwarded traffic is
 untouched): random loss of echo requests, a blackhole of echo
@@ -44,6 +46,7 @@ P_B4, T_B4 = "198.51.100.1", "198.51.100.2"
 P_B6, T_B6 = "2001:db8:b::1", "2001:db8:b::2"
 SVC4, SVC6 = "203.0.113.1", "2001:db8:ff::1"
 UNREACH4, UNREACH6 = "198.51.100.200", "2001:db8:dead::1"
+PROHIB4, PROHIB6 = "198.51.100.170", "2001:db8:beef::1"
 
 ICMP_DELAY = os.environ.get("ICMP_DELAY") or os.path.join(
     os.environ.get("BEACOND_BUILD_ROOT", os.path.join(harness.SOURCE_ROOT, "build")),
@@ -179,8 +182,11 @@ class Topology:
         self.sysctl(T, "net.ipv6.icmp.ratelimit", 0)
         self.ip(T, "route", "add", "unreachable", "198.51.100.128/25")
         self.ip(T, "-6", "route", "add", "unreachable", "2001:db8:dead::/48")
+        self.ip(T, "route", "add", "prohibit", "198.51.100.160/27")
+        self.ip(T, "-6", "route", "add", "prohibit", "2001:db8:beef::/48")
         self.ip(P, "route", "add", "198.51.100.128/25", "via", T_A4, "dev", "va")
         self.ip(P, "-6", "route", "add", "2001:db8:dead::/48", "via", T_A6, "dev", "va")
+        self.ip(P, "-6", "route", "add", "2001:db8:beef::/48", "via", T_A6, "dev", "va")
         # The service address: va preferred, vb as the fallback route that
         # only a socket bound to vb will use.
         self.ip(P, "route", "add", SVC4, "via", T_A4, "dev", "va", "metric", "10")
@@ -277,6 +283,14 @@ add rule inet bcn impair icmpv6 type echo-request numgen random mod 100 < {int(p
                        "add rule inet bcn impair icmpv6 type echo-request drop\n")
         self.nft(script)
 
+    def echo_switch(self):
+        """A switch for the kernel's echo replies in T that flips in
+        microseconds, for tests that time how fast the daemon notices.
+        nft takes 5-150 ms to run on a busy machine, which would blur when
+        a blackhole really began; this helper process, started in T once,
+        keeps T's echo_ignore_all files open and writes them on request."""
+        return EchoSwitch(self)
+
     def clear(self):
         self.nft("flush chain inet bcn impair\n")
 
@@ -293,6 +307,48 @@ add rule inet bcn impair icmpv6 type echo-request numgen random mod 100 < {int(p
             if "counter" in item:
                 return item["counter"]["packets"]
         raise AssertionError(f"no counter {name}")
+
+
+_SWITCH = r"""
+import sys
+files = [open("/proc/sys/net/ipv4/icmp_echo_ignore_all", "w"),
+         open("/proc/sys/net/ipv6/icmp/echo_ignore_all", "w")]
+print("ready", flush=True)
+for line in sys.stdin:
+    for f in files:
+        f.seek(0)
+        f.write(line.strip() + "\n")
+        f.flush()
+    print("ok", flush=True)
+"""
+
+
+class EchoSwitch:
+    """See Topology.echo_switch().  on() stops T answering echo requests
+    (both families), off() restores it; both return (t_before, t_after),
+    monotonic times bracketing the moment the change took effect."""
+
+    def __init__(self, topo):
+        self.p = topo.popen(topo.T, ["python3", "-c", _SWITCH], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+        if self.p.stdout.readline().strip() != "ready":
+            raise RuntimeError("echo switch did not start")
+
+    def _set(self, value):
+        t0 = time.monotonic()
+        self.p.stdin.write(f"{value}\n")
+        self.p.stdin.flush()
+        ack = self.p.stdout.readline().strip()
+        t1 = time.monotonic()
+        if ack != "ok":
+            raise RuntimeError(f"echo switch: {ack!r}")
+        return t0, t1
+
+    def on(self):
+        return self._set(1)
+
+    def off(self):
+        return self._set(0)
 
 
 def log_reader_thread(stream, sink):

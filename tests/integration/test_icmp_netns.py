@@ -17,7 +17,6 @@ or the delaying responder tests/tools/icmp_delay:
   * `source` and `interface` change what the kernel sends, as counted by
     nftables rules in the target namespace.
 """
-import re
 import signal
 import time
 import unittest
@@ -57,7 +56,7 @@ class DelayTest(unittest.TestCase):
             responder = t.start_delay(self.DELAY_MS, max_seconds=60)
             d = t.daemon(config(
                 {"interval": "50ms", "timeout": "1s", "log_replies": "yes",
-                 "summary_interval": "0"},
+                 "summary_interval": "0", "socket": kind},
                 {"d4": {"host": SVC4}, "d6": {"host": SVC6}}))
             with d:
                 d.start()
@@ -80,8 +79,9 @@ class DelayTest(unittest.TestCase):
                 # the daemon's clock runs ahead of the wire.
                 self.assertGreaterEqual(min(rtts), self.DELAY_MS - 0.05, msg)
                 s = sums[name]
-                self.assertLessEqual(abs(float(s["rtt_avg_ms"]) - self.DELAY_MS), 1.0, s)
-                self.assertGreaterEqual(float(s["rtt_min_ms"]), self.DELAY_MS - 0.05, s)
+                self.assertEqual(s.get("socket"), kind, s)
+                self.assertLessEqual(abs(float(s["total_rtt_avg_ms"]) - self.DELAY_MS), 1.0, s)
+                self.assertGreaterEqual(float(s["total_rtt_min_ms"]), self.DELAY_MS - 0.05, s)
 
     def test_delay_raw(self):
         self._run(dgram=False)
@@ -115,16 +115,16 @@ class LossTest(unittest.TestCase):
                 sums = summaries(d, ("l4", "l6"))
                 d.stop()
             for name, s in sums.items():
-                sent, lost = int(s["sent"]), int(s["lost"])
-                received = int(s["received"])
-                pct = float(s["loss_pct"])
-                msg = f"{name}: sent={sent} received={received} lost={lost} loss_pct={pct}"
+                sent, lost = int(s["total_sent"]), int(s["total_lost"])
+                received = int(s["total_received"])
+                pct = float(s["total_loss_pct"])
+                msg = (f"{name}: sent={sent} received={received} lost={lost} loss_pct={pct} "
+                       f"inflight={s.get('inflight')}")
                 print(msg)
                 self.assertGreaterEqual(sent, self.PROBES, msg)
                 self.assertLessEqual(abs(pct - self.PCT), 5.0, msg)
-                self.assertLessEqual(received + lost, sent, msg)
-                # The reported percentage is the counts' own.
-                self.assertAlmostEqual(pct, 100.0 * lost / sent, delta=100.0 * 30 / sent, msg=msg)
+                self.assertEqual(received + lost + int(s["inflight"]), sent, msg)
+                self.assertEqual(int(s["total_duplicates"]), 0, msg)
 
 
 @unittest.skipIf(SKIP, SKIP)
@@ -144,54 +144,66 @@ class BlackholeTest(unittest.TestCase):
                 d.start()
                 for n in names:
                     d.wait_event_at("state", target=n, to="up", timeout=10)
-                for rnd in range(2):
+                # T stops answering (echo_ignore_all, flipped in microseconds by
+                # a helper in T) rather than an nft rule: nft itself takes
+                # 5-150 ms here, which would blur when the outage began.
+                sw = t.echo_switch()
+                for rnd in range(3):
                     # Start at a different phase of the probe schedule each round.
                     time.sleep(0.35 + 0.07 * rnd)
                     since = len(d.lines)
-                    t0 = time.monotonic()
-                    t.blackhole(True)
-                    t1 = time.monotonic()
+                    t0, t1 = sw.on()
                     for n in names:
                         ev, at, _ = d.wait_event_at("state", since=since, target=n, to="down",
                                                     timeout=10)
                         took = at - t0
                         print(f"round {rnd} {n}: down after {took * 1000:.0f} ms "
-                              f"(bound {down_bound * 1000:.0f}, nft took {(t1 - t0) * 1000:.0f})")
+                              f"(bound {down_bound * 1000:.0f}, switch took "
+                              f"{(t1 - t0) * 1e6:.0f} us)")
                         self.assertEqual(ev.get("from"), "up", ev)
                         self.assertLessEqual(took, down_bound, ev)
                     time.sleep(0.5)
                     since = len(d.lines)
-                    t2 = time.monotonic()
-                    t.blackhole(False)
+                    t2, t3 = sw.off()
                     for n in names:
                         ev, at, _ = d.wait_event_at("state", since=since, target=n, to="up",
                                                     timeout=10)
                         took = at - t2
                         print(f"round {rnd} {n}: up after {took * 1000:.0f} ms "
-                              f"(bound {up_bound * 1000:.0f})")
+                              f"(bound {up_bound * 1000:.0f}, switch took "
+                              f"{(t3 - t2) * 1e6:.0f} us)")
                         self.assertLessEqual(took, up_bound, ev)
                 # One line per transition: up (start), then down/up twice.
                 for n in names:
                     states = [(e.get("from"), e.get("to")) for e in d.events("state", target=n)]
-                    self.assertEqual(states[1:], [("up", "down"), ("down", "up")] * 2, states)
+                    self.assertEqual(states[1:], [("up", "down"), ("down", "up")] * 3, states)
                 d.stop()
 
 
 @unittest.skipIf(SKIP, SKIP)
 class UnreachableTest(unittest.TestCase):
+    # What T's routes make the kernel send back (RFC 792 / RFC 4443 codes).
+    EXPECT = {
+        "u4": (netns.UNREACH4, "host-unreachable", netns.T_A4),      # type 3 code 1
+        "u6": (netns.UNREACH6, "no-route", netns.T_A6),              # type 1 code 0
+        "p4": (netns.PROHIB4, "admin-prohibited", netns.T_A4),      # type 3 code 13
+        "p6": (netns.PROHIB6, "admin-prohibited", netns.T_A6),      # type 1 code 1
+    }
+
     def test_icmp_error_reason(self):
         with netns.Topology() as t:
+            targets = {n: {"host": h} for n, (h, _, _) in self.EXPECT.items()}
+            targets["ok4"] = {"host": SVC4}
             d = t.daemon(config(
                 {"interval": "200ms", "timeout": "500ms", "summary_interval": "0"},
-                {"u4": {"host": netns.UNREACH4}, "u6": {"host": netns.UNREACH6},
-                 "ok4": {"host": SVC4}}))
+                targets))
             with d:
                 d.start()
-                for n in ("u4", "u6"):
+                for n, (_host, reason, router) in self.EXPECT.items():
                     ev = d.wait_event("icmp_error", target=n, timeout=10)
                     print(f"{n}: {ev}")
-                    reason = ev.get("reason", "")
-                    self.assertRegex(reason, re.compile(r"unreach|no.?route", re.I), ev)
+                    self.assertEqual(ev.get("reason"), reason, ev)
+                    self.assertEqual(ev.get("from"), router, ev)
                     d.wait_event("state", target=n, to="down", timeout=10)
                 # A reachable target next to them is unaffected.
                 d.wait_event("state", target="ok4", to="up", timeout=10)
