@@ -10,6 +10,7 @@ source ports below 1024, raw sockets to forge sources).
 import errno
 import os
 import random
+import re
 import select
 import signal
 import socket
@@ -569,6 +570,26 @@ class UdpConfig(unittest.TestCase):
                 self.assertEqual(d.reload()["event"], "reloaded")
                 s.send(b"three")
                 self.assertEqual(s.recv(10), b"three")
+            self.assertEqual(d.stop(), 0)
+
+    @unittest.skipUnless(is_root() and have("ss"), "needs root (SO_RCVBUFFORCE) and ss")
+    def test_recv_buffer_applied_and_restored(self):
+        def rb(port):
+            out = subprocess.run(["ss", "-u", "-l", "-n", "-m", f"sport = :{port}"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            m = re.search(r"skmem:\([^)]*\brb(\d+)", out)
+            self.assertIsNotNone(m, out)
+            return int(m.group(1))
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            default = probe.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        with Daemon(udp_config(listen="127.0.0.1:0", recv_buffer="4MiB")).start() as d:
+            port = d.addr("udp", socket.AF_INET)[1]
+            # The kernel doubles the value for its bookkeeping overhead.
+            self.assertEqual(rb(port), 8 << 20)
+            d.write_config(udp_config(listen="127.0.0.1:0"))
+            self.assertEqual(d.reload()["event"], "reloaded")
+            self.assertEqual(rb(port), default, "recv_buffer = 0 restores the default")
             self.assertEqual(d.stop(), 0)
 
     def test_bind_failure_names_address_and_error(self):
