@@ -1059,6 +1059,18 @@ static unsigned idle_hold(double s)
 	}
 }
 
+/* System-wide kernel slab memory (kB): sockets, epoll items, files. */
+static long long slab_kb(void)
+{
+	char buf[8192];
+	const char *p;
+
+	if (!read_small_file("/proc/meminfo", buf, sizeof(buf)) ||
+	    (p = strstr(buf, "\nSlab:")) == NULL)
+		return -1;
+	return strtoll(p + 6, NULL, 10);
+}
+
 static long long per_conn_bytes(uint64_t after_kb, uint64_t before_kb, unsigned conns)
 {
 	if (conns == 0)
@@ -1073,6 +1085,7 @@ static int run_tcp_idle(void)
 	unsigned next = 0, echoed1, echoed2, closed;
 	uint64_t t_start = mono_ns(), deadline = t_start + sec_to_ns(opt.connect_timeout);
 	double connect_s;
+	long long slab_base, slab_full;
 
 	tx_buf = malloc(opt.size);
 	tconns = calloc(opt.conns, sizeof(*tconns));
@@ -1081,6 +1094,7 @@ static int run_tcp_idle(void)
 		return 1;
 	}
 	proc_sample(&base, true);
+	slab_base = slab_kb();
 	for (unsigned i = 0; i < opt.conns; i++) {
 		tconns[i].id = i;
 		tconns[i].fd = -1;
@@ -1121,6 +1135,7 @@ static int run_tcp_idle(void)
 	echoed1 = idle_echo_round(0, 60.0);
 	idle_hold(opt.settle);
 	proc_sample(&full, true);
+	slab_full = slab_kb();
 	closed = idle_hold(opt.seconds);
 	proc_sample(&held, true);
 	echoed2 = idle_echo_round(1, 60.0);
@@ -1140,6 +1155,11 @@ static int run_tcp_idle(void)
 		       per_conn_bytes(full.pss_kb, base.pss_kb, echoed1),
 		       per_conn_bytes(held.rss_kb, base.rss_kb, echoed1));
 	}
+	/* Both ends of every connection live in this kernel, and so does
+	 * everything else running on the machine: an estimate only. */
+	if (slab_base >= 0 && slab_full >= 0 && echoed1 > 0)
+		printf(" kernel_slab_per_conn_pair_b=%lld",
+		       (slab_full - slab_base) * 1024 / (long long)echoed1);
 	printf(" errors=%llu mismatches=%llu\n", (unsigned long long)ctr.errors,
 	       (unsigned long long)ctr.mismatches);
 	fflush(stdout);
