@@ -161,6 +161,7 @@ static const struct key_def icmp_keys[] = {
 
 /* The [icmp] keys every [target] may override.  Their index is the bit in
  * the per-target "explicitly set" mask. */
+#define PROBE_KEYS 9  /* fits the uint16_t "set" mask */
 #define P(f) offsetof(struct probe_opts, f)
 static const struct key_def probe_keys[] = {
 	{ "interval", K_DURATION, P(interval_ns), 0, 10 * MSEC, HOUR, false, NULL },
@@ -175,6 +176,8 @@ static const struct key_def probe_keys[] = {
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef P
+_Static_assert(ARRAY_SIZE(probe_keys) == PROBE_KEYS + 1 && PROBE_KEYS <= 16,
+	       "probe key mask is a uint16_t");
 
 #define G(f) offsetof(struct config_target, f)
 enum { TKEY_HOST, TKEY_FAMILY, TKEY_SOURCE, TKEY_INTERFACE };
@@ -220,7 +223,7 @@ struct parser {
 	 * sets probe_keys[k] itself.  Names are indexed by an open-addressing
 	 * hash of (index + 1) so duplicate detection stays O(1). */
 	size_t cap_targets;
-	uint16_t *probe_set;
+	uint16_t *probe_set;             /* bit k: probe_keys[k] */
 	uint32_t *name_index;
 	size_t name_cap;
 };
@@ -600,8 +603,8 @@ static void fail_unknown_key(struct parser *p, const char *name)
 		}
 	}
 	if (found != 0)
-		fail(p, p->lineno, "%s unknown key \"%s\" (it belongs in %s)",
-		     p->sec_label, name, where);
+		fail(p, p->lineno, "%s unknown key \"%.*s%s\" (it belongs in %s)",
+		     p->sec_label, SHOW(name), where);
 	else
 		fail(p, p->lineno, "%s unknown key \"%.*s%s\"", p->sec_label,
 		     SHOW(name));
@@ -903,8 +906,9 @@ static void section_begin(struct parser *p, const char *s, size_t len)
 	if (word_len == 6 && memcmp(in, "target", 6) == 0)
 		kind = SEC_TARGET;
 	if (kind == SEC_NONE) {
-		fail(p, p->lineno, "unknown section [%.*s]",
-		     in_len > VALUE_SHOWN ? VALUE_SHOWN : (int)in_len, in);
+		fail(p, p->lineno, "unknown section [%.*s%s]",
+		     in_len > VALUE_SHOWN ? VALUE_SHOWN : (int)in_len, in,
+		     in_len > VALUE_SHOWN ? "..." : "");
 		return;
 	}
 	memset(p->key_line, 0, sizeof(p->key_line));
