@@ -267,10 +267,9 @@ static bool peer_parts(const struct sockaddr_storage *ss, socklen_t len, uint16_
  * the control length written to out (0 when there was no pktinfo), or -1
  * when the datagram was sent to a broadcast or multicast address: such
  * requests get no reply at all. */
-static int reply_source(const struct msghdr *in, union udp_ctl *out)
+static int reply_source(struct msghdr *in, union udp_ctl *out)
 {
-	for (const struct cmsghdr *c = CMSG_FIRSTHDR(in); c;
-	     c = CMSG_NXTHDR((struct msghdr *)(uintptr_t)in, (struct cmsghdr *)(uintptr_t)c)) {
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
 		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
 		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
 			struct in_pktinfo got;
@@ -339,7 +338,7 @@ static void count_drop(struct udp_service *s, enum udp_drop why, const struct so
 static bool udp_admit(struct udp_service *s, struct udp_sock *u, unsigned i, unsigned k,
 		      size_t *ctllen, uint64_t now)
 {
-	const struct msghdr *m = &s->in[i].msg_hdr;
+	struct msghdr *m = &s->in[i].msg_hdr;
 	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
 	uint16_t port;
 	bool unicast;
@@ -452,9 +451,10 @@ static void udp_on_ready(struct io *io, uint32_t events)
 			if (err == EINTR)
 				continue;
 			if (err != EAGAIN && err != EWOULDBLOCK) {
-				/* A pending socket error (an ICMP error for an earlier
-				 * reply, ENOMEM) is consumed by this read; log it and
-				 * come back on the next wakeup. */
+				/* A pending socket error (ENOMEM, or an ICMP error on
+				 * a socket systemd set up with IP_RECVERR) is consumed
+				 * by this read; log it and come back on the next
+				 * wakeup. */
 				struct logline *l = ratelog_begin(s, &s->log_recv, LOG_WARNING,
 								  "recv_error");
 				log_errno(l, err);
