@@ -37,6 +37,8 @@ struct config_daemon {
 	char *log_target;                /* "auto" | "stderr" | path */
 	uint64_t shutdown_timeout_ns;    /* 10s: drain deadline on SIGTERM */
 	uint64_t stats_interval_ns;      /* 60s: periodic service counters; 0 = off */
+	char *dns_servers;               /* NULL: /etc/resolv.conf; else c-ares list
+					  * "127.0.0.1:5353,[::1]:53" (port 53 default) */
 };
 
 struct config_tcp {
@@ -76,6 +78,8 @@ struct probe_opts {
 	uint32_t down_after;             /* 3, 1..1000 */
 	uint32_t up_after;               /* 2, 1..1000 */
 	bool log_replies;                /* no */
+	uint64_t resolve_interval_ns;    /* 5m, 1s..1d: re-resolve host names (or at
+					  * the record TTL when shorter, >= 1s) */
 };
 
 struct config_icmp {

@@ -20,7 +20,9 @@
  * and "#" inline comments, stop at the first error.
  */
 #include "config.h"
+#include "net.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -88,6 +90,7 @@ enum key_type {
 	K_HOST,
 	K_SOURCE,
 	K_INTERFACE,
+	K_DNS_SERVERS,
 };
 
 /*
@@ -119,6 +122,7 @@ static const struct key_def daemon_keys[] = {
 	{ "log_target", K_LOG_TARGET, D(log_target), 0, 0, 0, false, NULL },
 	{ "shutdown_timeout", K_DURATION, D(shutdown_timeout_ns), 0, 0, HOUR, false, NULL },
 	{ "stats_interval", K_DURATION, D(stats_interval_ns), 0, SEC, DAY, true, NULL },
+	{ "dns_servers", K_DNS_SERVERS, D(dns_servers), 0, 0, 0, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef D
@@ -161,7 +165,7 @@ static const struct key_def icmp_keys[] = {
 
 /* The [icmp] keys every [target] may override.  Their index is the bit in
  * the per-target "explicitly set" mask. */
-#define PROBE_KEYS 9  /* fits the uint16_t "set" mask */
+#define PROBE_KEYS 10  /* fits the uint16_t "set" mask */
 #define P(f) offsetof(struct probe_opts, f)
 static const struct key_def probe_keys[] = {
 	{ "interval", K_DURATION, P(interval_ns), 0, 10 * MSEC, HOUR, false, NULL },
@@ -173,6 +177,7 @@ static const struct key_def probe_keys[] = {
 	{ "up_after", K_U32, P(up_after), 0, 1, 1000, false, NULL },
 	{ "summary_interval", K_DURATION, P(summary_interval_ns), 0, SEC, DAY, true, NULL },
 	{ "log_replies", K_BOOL, P(log_replies), 0, 0, 0, false, NULL },
+	{ "resolve_interval", K_DURATION, P(resolve_interval_ns), 0, SEC, DAY, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef P
@@ -387,6 +392,61 @@ static void enum_list(char *buf, size_t len, const char *const *names)
 	}
 }
 
+/* dns_servers: IP literals with optional ports, "" for resolv.conf.  Stored
+ * normalised as the c-ares list "1.2.3.4:53,[::1]:5353". */
+static void set_dns_servers(struct parser *p, const struct key_def *k, void *base,
+			    const char *value)
+{
+	char out[1024] = "", item[128];
+	size_t used = 0;
+	const char *s = value;
+
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		size_t a = 0, b = n;
+		while (a < b && isspace((unsigned char)s[a]))
+			a++;
+		while (b > a && isspace((unsigned char)s[b - 1]))
+			b--;
+		if (b - a == 0 || b - a >= sizeof item) {
+			fail_key(p, k, "\"%.*s%s\" is not a list of DNS server addresses "
+				 "(e.g. 127.0.0.1, [::1]:5353)", SHOW(value));
+			return;
+		}
+		memcpy(item, s + a, b - a);
+		item[b - a] = '\0';
+
+		struct endpoint ep;
+		char str[NET_ENDPOINT_STRLEN];
+		if (parse_endpoint(item, &ep) < 0) {
+			if (parse_ip(item, &ep) < 0) {
+				fail_key(p, k, "\"%s\" is not an IP address or address:port", item);
+				return;
+			}
+			if (ep.u.sa.sa_family == AF_INET)
+				ep.u.in4.sin_port = htons(53);
+			else
+				ep.u.in6.sin6_port = htons(53);
+		}
+		int m = snprintf(out + used, sizeof out - used, "%s%s", used ? "," : "",
+				 net_endpoint_str(&ep, str, sizeof str));
+		if (m < 0 || (size_t)m >= sizeof out - used) {
+			fail_key(p, k, "too many DNS servers");
+			return;
+		}
+		used += (size_t)m;
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	if (used == 0) {
+		free(*(char **)field(base, k->off));
+		*(char **)field(base, k->off) = NULL;
+		return;
+	}
+	replace_string(p, (char **)field(base, k->off), out);
+}
+
 /* Parse value into the field k describes inside base. */
 static void set_value(struct parser *p, const struct key_def *k, void *base,
 		      const char *value)
@@ -516,6 +576,9 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		t->has_source = true;
 		return;
 	}
+	case K_DNS_SERVERS:
+		set_dns_servers(p, k, base, value);
+		return;
 	case K_INTERFACE:
 		if (!valid_interface(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
@@ -1030,6 +1093,7 @@ static int set_defaults(struct config *cfg)
 		.down_after = 3,
 		.up_after = 2,
 		.log_replies = false,
+		.resolve_interval_ns = 5 * MINUTE,
 	};
 
 	if (cfg->daemon.log_target == NULL ||
@@ -1234,6 +1298,7 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->path);
 	free(cfg->daemon.log_target);
+	free(cfg->daemon.dns_servers);
 	free(cfg->tcp.listen);
 	free(cfg->tcp.allow.v);
 	free(cfg->udp.listen);

@@ -159,6 +159,7 @@ static void log_udp_stats(const struct udp_counters *c, const char *why)
 	log_u64(l, "drop_acl", c->drop_acl);
 	log_u64(l, "drop_rate", c->drop_rate);
 	log_u64(l, "drop_send", c->drop_send);
+	log_u64(l, "rate_evictions", c->rate_evictions);
 	log_end(l);
 }
 

@@ -855,3 +855,31 @@ Test(config, reference_file_loads)
 	cr_expect_str_eq(cfg->targets[1].host, "::1");
 	config_free(cfg);
 }
+
+Test(config, dns_servers_and_resolve_interval)
+{
+	struct config *cfg = parse_ok("");
+	cr_expect_null(cfg->daemon.dns_servers, "default: /etc/resolv.conf");
+	cr_expect_eq(cfg->icmp.defaults.resolve_interval_ns, 300 * SEC);
+	config_free(cfg);
+
+	cfg = parse_ok("[daemon]\ndns_servers = 127.0.0.1, [::1]:5353 ,10.0.0.53:53\n"
+		       "[icmp]\nresolve_interval = 30s\n"
+		       "[target a]\nhost = example.org\n"
+		       "[target b]\nhost = example.net\nresolve_interval = 2s\n");
+	cr_expect_str_eq(cfg->daemon.dns_servers, "127.0.0.1:53,[::1]:5353,10.0.0.53:53");
+	cr_expect_eq(cfg->targets[0].opts.resolve_interval_ns, 30 * SEC);
+	cr_expect_eq(cfg->targets[1].opts.resolve_interval_ns, 2 * SEC);
+	config_free(cfg);
+
+	cfg = parse_ok("[daemon]\ndns_servers =\n");
+	cr_expect_null(cfg->daemon.dns_servers, "empty: back to resolv.conf");
+	config_free(cfg);
+
+	expect_error("[daemon]\ndns_servers = ns1.example\n",
+		     "t.ini:2: [daemon] dns_servers: \"ns1.example\" is not an IP address or address:port");
+	expect_error("[daemon]\ndns_servers = 1.2.3.4,,5.6.7.8\n",
+		     "t.ini:2: [daemon] dns_servers: \"1.2.3.4,,5.6.7.8\" is not a list of DNS server addresses (e.g. 127.0.0.1, [::1]:5353)");
+	expect_error("[icmp]\nresolve_interval = 500ms\n",
+		     "t.ini:2: [icmp] resolve_interval: 500ms is out of range (1s..1d)");
+}
