@@ -486,6 +486,24 @@ class UnderSystemd(unittest.TestCase):
         self.assertEqual(c.show(unit, "Result"), "success", self.diag(unit))
         self.assertEqual(c.show(unit, "ActiveState"), "inactive")
 
+    def test_08_invalid_config_fails_without_restarts(self):
+        c = self.c
+        c.write(self.config, service_config(broken=True))
+        try:
+            r = c.ct("systemctl", "start", "beacond.service", timeout=30, check=False)
+            self.assertNotEqual(r.returncode, 0, "start succeeded with an invalid config")
+            self.assertEqual(c.show("beacond.service", "ExecMainStatus"), "78")
+            # RestartPreventExitStatus=78: still failed after RestartSec has
+            # passed, not cycling through restarts.
+            time.sleep(1.5)
+            self.assertEqual(c.show("beacond.service", "ActiveState"), "failed", self.diag())
+            self.assertEqual(c.show("beacond.service", "Result"), "exit-code")
+            text = c.ct("journalctl", "-u", "beacond.service", "--no-pager", "-n", "20").stdout
+            self.assertRegex(text, r"beacond\.ini:\d+: .*no_such_key", text)
+        finally:
+            c.ct("systemctl", "reset-failed", "beacond.service", check=False)
+            c.write(self.config, service_config())
+
     def test_99_bounded_time(self):
         took = time.monotonic() - self.started
         sys.stderr.write(f"nspawn steps took {took:.1f}s\n")
