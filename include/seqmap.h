@@ -80,6 +80,9 @@ void seqmap_commit(struct seqmap *m, struct seqmap_chain *chain, uint16_t seq,
 void seqmap_release(struct seqmap *m, uint16_t seq);
 
 const struct seqmap_entry *seqmap_get(const struct seqmap *m, uint16_t seq);
+/* Replace an OUTSTANDING entry's send time (a kernel transmit timestamp
+ * arriving after the send); other states are left alone. */
+void seqmap_set_send_ns(struct seqmap *m, uint16_t seq, uint64_t send_ns);
 /* If seq is OUTSTANDING, move it to to (SEQ_ANSWERED or SEQ_LOST).  Returns
  * the state it had, so the caller can tell received/late/duplicate. */
 enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_state to);

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <linux/errqueue.h>
 #include <linux/filter.h>
+#include <linux/net_tstamp.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/icmp6.h>
@@ -41,7 +42,15 @@
 /* Datagrams read per socket per wakeup: enough to keep up with 10 000
  * targets, small enough that one busy socket cannot starve the loop. */
 #define RX_BATCH 256
-#define RX_BUF_SIZE (65536 + 512)
+/* recvmmsg() batch: up to RX_MMSG datagrams per system call, each slot big
+ * enough for the largest configured payload plus headers. */
+#define RX_MMSG 64
+#define RX_BUF_BUDGET (256 << 10)
+#define RX_CTRL 192
+/* First sends are placed on a grid of this step (absolute monotonic time),
+ * so probes whose evenly spread offsets fall in the same step fire in one
+ * timer batch and their replies are read with one recvmmsg(). */
+#define SEND_GRID_NS NSEC_PER_MSEC
 /* A repeated icmp_error / send_error line for one probe is logged at most
  * this often; the lines in between are counted in suppressed=. */
 #define ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
@@ -71,6 +80,17 @@ static const char *const ignore_names[IGN_COUNT_] = {
 	"decode", "unsolicited", "ident", "seq", "source", "cookie", "length",
 };
 
+struct tx_slot {
+	uint32_t key;
+	uint16_t seq;
+};
+#define TX_RING 4096
+/* A transmit stamp later than this after the user-space send time is not
+ * trusted (see errqueue_tx_stamp). */
+#define TX_STAMP_MAX_NS (5 * NSEC_PER_MSEC)
+#define TS_FLAGS (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | \
+		  SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
+
 struct sock_key {
 	uint8_t family;              /* 4 or 6 */
 	uint8_t kind;                /* enum icmp_socket_kind requested */
@@ -89,6 +109,11 @@ struct psock {
 	uint16_t ident;              /* dgram: the kernel's port; raw: random */
 	struct seqmap *map;
 	size_t refs;                 /* committed probes using this socket */
+	/* Transmit timestamps: the kernel numbers each send (OPT_ID); the
+	 * ring maps that number back to our sequence number.  NULL when the
+	 * kernel gives no transmit timestamps. */
+	struct tx_slot *tx_ring;
+	uint32_t tx_next_key;
 };
 
 struct target;
@@ -143,8 +168,19 @@ struct pinger {
 	bool stopped;
 	uint64_t ignored[IGN_COUNT_];
 	uint64_t ignored_total;
-	uint8_t *txbuf, *rxbuf;
+	uint64_t tx_stamped;         /* send times replaced by kernel stamps */
+	uint8_t *txbuf;
+	/* Receive batch: rx_n slots of rx_slot bytes in rxbuf. */
+	uint8_t *rxbuf;
+	size_t rx_slot, rx_n;
+	struct mmsghdr rx_msgs[RX_MMSG];
+	struct iovec rx_iov[RX_MMSG];
+	union sa rx_from[RX_MMSG];
+	char rx_ctrl[RX_MMSG][RX_CTRL] __attribute__((aligned(8)));
 };
+
+static int rx_resize(struct pinger *p, size_t max_payload);
+static void tx_stamps_resync(struct pinger *p, struct psock *s);
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -274,6 +310,7 @@ static void log_pinger_counters(struct pinger *p, const char *why)
 	struct logline *l = log_begin(LOG_INFO, "icmp_stats");
 
 	log_str(l, "why", why);
+	log_u64(l, "tx_stamped", p->tx_stamped);
 	log_u64(l, "ignored", p->ignored_total);
 	for (int i = 0; i < IGN_COUNT_; i++) {
 		char key[32];
@@ -375,6 +412,24 @@ static void arm_timeout(struct pinger *p, struct probe *pr)
 		       seqmap_get(pr->sock->map, (uint16_t)head)->send_ns + pr->t->opts.timeout_ns);
 }
 
+/* After a reply or an error resolved a request: unlink resolved entries
+ * from the chain's head and move (usually cancel) the timeout timer.  A
+ * cancel deep in the heap is far cheaper than letting the timer expire at
+ * its root, and most requests are answered. */
+static void settle_head(struct pinger *p, struct probe *pr)
+{
+	int head;
+	bool popped = false;
+
+	while ((head = seqmap_front(&pr->chain)) >= 0 &&
+	       seqmap_get(pr->sock->map, (uint16_t)head)->state != SEQ_OUTSTANDING) {
+		seqmap_pop(pr->sock->map, &pr->chain);
+		popped = true;
+	}
+	if (popped)
+		arm_timeout(p, pr);
+}
+
 static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t now)
 {
 	uint32_t suppressed = 0;
@@ -422,8 +477,16 @@ static void probe_send(struct pinger *p, struct probe *pr, uint64_t now)
 		int err = n < 0 ? errno : EMSGSIZE;
 
 		seqmap_release(s->map, (uint16_t)seq);
+		if (s->tx_ring)
+			tx_stamps_resync(p, s);
 		send_failed(p, pr, err, now);
 		return;
+	}
+	if (s->tx_ring) {
+		struct tx_slot *slot = &s->tx_ring[s->tx_next_key & (TX_RING - 1)];
+
+		slot->key = s->tx_next_key++;
+		slot->seq = (uint16_t)seq;
 	}
 	stats_sent(&pr->stats);
 	seqmap_commit(s->map, &pr->chain, (uint16_t)seq, t0);
@@ -471,32 +534,39 @@ static void on_timeout_timer(struct timer *tm)
 
 /* ---- receiving ------------------------------------------------------------ */
 
-/* Kernel receive timestamp (CLOCK_REALTIME) converted to CLOCK_MONOTONIC by
- * reading both clocks right after recvmsg and applying their difference. */
-static uint64_t rx_time(struct msghdr *msg)
-{
-	struct timespec real_now, mono_now;
-	const struct timespec *ts = NULL;
+/* Kernel receive timestamps are CLOCK_REALTIME; they are converted to
+ * CLOCK_MONOTONIC with the difference of both clocks read right after the
+ * receive call (once per batch: the offset does not move within it). */
+struct clock_pair {
+	uint64_t mono, real;
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &mono_now);
-	clock_gettime(CLOCK_REALTIME, &real_now);
+static void clock_pair_now(struct clock_pair *c)
+{
+	struct timespec m, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	c->mono = timespec_to_ns(&m);
+	c->real = timespec_to_ns(&r);
+}
+
+static uint64_t rx_time(struct msghdr *msg, const struct clock_pair *now)
+{
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct timespec)))
-			ts = (const struct timespec *)(const void *)CMSG_DATA(c);
-	}
-	if (ts) {
 		struct timespec kts;
-		uint64_t real = timespec_to_ns(&real_now), mono = timespec_to_ns(&mono_now);
 		uint64_t k;
 
-		memcpy(&kts, ts, sizeof kts);
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
+		    c->cmsg_len < CMSG_LEN(sizeof kts))
+			continue;
+		memcpy(&kts, CMSG_DATA(c), sizeof kts);
 		k = timespec_to_ns(&kts);
 		/* A timestamp from the future (clock stepped) is not usable. */
-		if (k <= real && real - k < mono)
-			return mono - (real - k);
+		if (k <= now->real && now->real - k < now->mono)
+			return now->mono - (now->real - k);
 	}
-	return timespec_to_ns(&mono_now);
+	return now->mono;
 }
 
 static void log_icmp_error(struct probe *pr, const union sa *from, enum icmp_reason reason,
@@ -544,8 +614,10 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 	log_icmp_error(pr, from, reason, seq, mtu, loop_now(p->loop));
 	/* The request will not be answered: count the loss now rather than at
 	 * its timeout, so the state reacts at once. */
-	if (seqmap_resolve(s->map, seq, SEQ_LOST) == SEQ_OUTSTANDING)
+	if (seqmap_resolve(s->map, seq, SEQ_LOST) == SEQ_OUTSTANDING) {
 		probe_lost(pr);
+		settle_head(p, pr);
+	}
 }
 
 static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_msg *m,
@@ -593,11 +665,14 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 			log_end(l);
 		}
 		probe_outcome(pr, true, rtt);
+		settle_head(p, pr);
 	} else if (was == SEQ_OUTSTANDING || was == SEQ_LOST) {
 		struct logline *l;
 
-		if (was == SEQ_OUTSTANDING)
+		if (was == SEQ_OUTSTANDING) {
 			probe_lost(pr);
+			settle_head(p, pr);
+		}
 		stats_late(&pr->stats);
 		l = probe_log(pr, LOG_DEBUG, "late");
 		log_u64(l, "seq", m->seq);
@@ -634,70 +709,133 @@ static void handle_packet(struct pinger *p, struct psock *s, const uint8_t *buf,
 		handle_error(p, s, m.ident, m.seq, m.orig_dst, from, m.reason, m.mtu);
 }
 
-/* Datagram sockets report ICMP errors through the error queue
- * (IP_RECVERR / IPV6_RECVERR): the data is our request as sent, msg_name
- * its destination, and the extended error names the router and reason. */
+/* One message from the error queue of a datagram socket reporting an ICMP
+ * error (IP_RECVERR / IPV6_RECVERR): the data is our request as sent,
+ * msg_name its destination, and the extended error names the router and
+ * the reason. */
+static void errqueue_icmp(struct pinger *p, struct psock *s, const struct msghdr *h,
+			  size_t len, const struct sock_extended_err *ee)
+{
+	const union sa *dst = h->msg_name;
+	const uint8_t *req = ((const struct iovec *)h->msg_iov)->iov_base;
+	union sa from;
+	const union sa *fromp = NULL;
+	enum icmp_reason reason;
+	uint8_t dst_bytes[16] = { 0 };
+	const struct sockaddr *off = SO_EE_OFFENDER(ee);
+
+	if (len < ICMP_ECHO_HDR_LEN) {
+		count_ignored(p, IGN_DECODE, "errqueue");
+		return;
+	}
+	if (ee->ee_origin == SO_EE_ORIGIN_ICMP)
+		reason = icmp_reason_from(4, ee->ee_type, ee->ee_code);
+	else if (ee->ee_origin == SO_EE_ORIGIN_ICMP6)
+		reason = icmp_reason_from(6, ee->ee_type, ee->ee_code);
+	else
+		reason = ee->ee_errno == ENETUNREACH ? ICMP_REASON_NET_UNREACHABLE
+			 : ee->ee_errno == EMSGSIZE ? ICMP_REASON_PACKET_TOO_BIG
+			 : ICMP_REASON_HOST_UNREACHABLE;
+	if (reason == ICMP_REASON_NONE)
+		reason = ICMP_REASON_OTHER;
+	if (off->sa_family == AF_INET || off->sa_family == AF_INET6) {
+		memset(&from, 0, sizeof from);
+		memcpy(&from, off, off->sa_family == AF_INET ? sizeof from.in4 : sizeof from.in6);
+		fromp = &from;
+	}
+	if (dst->sa.sa_family == AF_INET)
+		memcpy(dst_bytes, &dst->in4.sin_addr, 4);
+	else if (dst->sa.sa_family == AF_INET6)
+		memcpy(dst_bytes, &dst->in6.sin6_addr, 16);
+	handle_error(p, s, (uint16_t)(req[4] << 8 | req[5]), (uint16_t)(req[6] << 8 | req[7]),
+		     dst_bytes, fromp, reason, ee->ee_info);
+}
+
+/* A software transmit timestamp (SO_TIMESTAMPING, OPT_ID): the kernel's
+ * time of handing the request to the device replaces the user-space send
+ * time, removing the system call and scheduling from the RTT. */
+static void errqueue_tx_stamp(struct pinger *p, struct psock *s, struct msghdr *h,
+			      const struct sock_extended_err *ee, const struct clock_pair *now)
+{
+	const struct tx_slot *slot = &s->tx_ring[ee->ee_data & (TX_RING - 1)];
+	const struct seqmap_entry *e;
+	struct timespec ts;
+	bool found = false;
+	uint64_t k, tx;
+
+	if (ee->ee_info != SCM_TSTAMP_SND || slot->key != ee->ee_data)
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
+			memcpy(&ts, CMSG_DATA(c), sizeof ts); /* ts[0]: software */
+			found = true;
+		}
+	}
+	if (!found)
+		return;
+	k = timespec_to_ns(&ts);
+	if (k == 0 || k > now->real || now->real - k >= now->mono)
+		return;
+	tx = now->mono - (now->real - k);
+	e = seqmap_get(s->map, slot->seq);
+	/* The stamp must follow the user-space send time closely; anything
+	 * else means the key mapping is off, and the user time stays. */
+	if (e->state == SEQ_OUTSTANDING && tx >= e->send_ns && tx - e->send_ns < TX_STAMP_MAX_NS) {
+		seqmap_set_send_ns(s->map, slot->seq, tx);
+		p->tx_stamped++;
+	}
+}
+
 static void drain_errqueue(struct pinger *p, struct psock *s)
 {
-	for (int i = 0; i < RX_BATCH; i++) {
-		union sa dst;
-		char ctrl[512];
-		struct iovec iov = { p->rxbuf, RX_BUF_SIZE };
-		struct msghdr msg = {
-			.msg_name = &dst, .msg_namelen = sizeof dst,
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = ctrl, .msg_controllen = sizeof ctrl,
-		};
-		ssize_t n = recvmsg(s->io.fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
-		const struct sock_extended_err *ee = NULL;
+	size_t total = 0;
 
-		if (n < 0)
+	while (total < RX_BATCH) {
+		struct clock_pair now;
+		int n;
+
+		for (size_t i = 0; i < p->rx_n; i++) {
+			struct msghdr *h = &p->rx_msgs[i].msg_hdr;
+
+			p->rx_iov[i].iov_base = p->rxbuf + i * p->rx_slot;
+			p->rx_iov[i].iov_len = p->rx_slot;
+			h->msg_name = &p->rx_from[i];
+			h->msg_namelen = sizeof p->rx_from[i];
+			h->msg_iov = &p->rx_iov[i];
+			h->msg_iovlen = 1;
+			h->msg_control = p->rx_ctrl[i];
+			h->msg_controllen = RX_CTRL;
+			h->msg_flags = 0;
+		}
+		n = recvmmsg(s->io.fd, p->rx_msgs, (unsigned)p->rx_n, MSG_ERRQUEUE | MSG_DONTWAIT,
+			     NULL);
+		if (n <= 0)
 			return;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-			if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
-			    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
-				ee = (const struct sock_extended_err *)(const void *)CMSG_DATA(c);
-		}
-		if (!ee || (size_t)n < ICMP_ECHO_HDR_LEN) {
-			count_ignored(p, IGN_DECODE, "errqueue");
-			continue;
-		}
-		{
-			struct sock_extended_err e;
-			union sa from;
-			const union sa *fromp = NULL;
-			enum icmp_reason reason;
-			uint8_t dst_bytes[16] = { 0 };
-			uint16_t ident = (uint16_t)(p->rxbuf[4] << 8 | p->rxbuf[5]);
-			uint16_t seq = (uint16_t)(p->rxbuf[6] << 8 | p->rxbuf[7]);
-			const struct sockaddr *off;
+		clock_pair_now(&now);
+		for (int i = 0; i < n; i++) {
+			struct msghdr *h = &p->rx_msgs[i].msg_hdr;
+			const struct sock_extended_err *ee = NULL;
+			struct sock_extended_err copy;
 
-			memcpy(&e, ee, sizeof e);
-			if (e.ee_origin == SO_EE_ORIGIN_ICMP)
-				reason = icmp_reason_from(4, e.ee_type, e.ee_code);
-			else if (e.ee_origin == SO_EE_ORIGIN_ICMP6)
-				reason = icmp_reason_from(6, e.ee_type, e.ee_code);
-			else if (e.ee_origin == SO_EE_ORIGIN_LOCAL)
-				reason = e.ee_errno == ENETUNREACH ? ICMP_REASON_NET_UNREACHABLE
-					 : e.ee_errno == EMSGSIZE ? ICMP_REASON_PACKET_TOO_BIG
-					 : ICMP_REASON_HOST_UNREACHABLE;
-			else
-				continue; /* e.g. timestamps: not ours to report */
-			if (reason == ICMP_REASON_NONE)
-				reason = ICMP_REASON_OTHER;
-			off = SO_EE_OFFENDER(ee);
-			if (off->sa_family == AF_INET || off->sa_family == AF_INET6) {
-				memset(&from, 0, sizeof from);
-				memcpy(&from, off, off->sa_family == AF_INET ? sizeof from.in4
-									   : sizeof from.in6);
-				fromp = &from;
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+				if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+				    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
+					ee = (const struct sock_extended_err *)(const void *)CMSG_DATA(c);
 			}
-			if (dst.sa.sa_family == AF_INET)
-				memcpy(dst_bytes, &dst.in4.sin_addr, 4);
-			else if (dst.sa.sa_family == AF_INET6)
-				memcpy(dst_bytes, &dst.in6.sin6_addr, 16);
-			handle_error(p, s, ident, seq, dst_bytes, fromp, reason, e.ee_info);
+			if (!ee)
+				continue;
+			memcpy(&copy, ee, sizeof copy);
+			if (copy.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
+				if (s->tx_ring)
+					errqueue_tx_stamp(p, s, h, &copy, &now);
+			} else if (!s->raw) {
+				errqueue_icmp(p, s, h, p->rx_msgs[i].msg_len, ee);
+			}
 		}
+		total += (size_t)n;
+		if ((size_t)n < p->rx_n)
+			return;
 	}
 }
 
@@ -705,34 +843,53 @@ static void on_sock_ready(struct io *io, uint32_t events)
 {
 	struct psock *s = container_of(io, struct psock, io);
 	struct pinger *p = s->p;
+	size_t total = 0;
 
-	if (!s->raw)
+	/* Queued ICMP errors (datagram sockets) and transmit timestamps are
+	 * signalled with EPOLLERR.  Read them first: a request's transmit
+	 * stamp is queued before its reply can arrive. */
+	if (events & EPOLLERR)
 		drain_errqueue(p, s);
 	if (!(events & EPOLLIN))
 		return;
-	for (int i = 0; i < RX_BATCH; i++) {
-		union sa from;
-		char ctrl[256];
-		struct iovec iov = { p->rxbuf, RX_BUF_SIZE };
-		struct msghdr msg = {
-			.msg_name = &from, .msg_namelen = sizeof from,
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = ctrl, .msg_controllen = sizeof ctrl,
-		};
-		ssize_t n = recvmsg(io->fd, &msg, MSG_DONTWAIT);
-		uint64_t rx;
+	while (total < RX_BATCH) {
+		struct clock_pair now;
+		int n;
 
-		if (n < 0) {
-			if (errno == EINTR)
+		for (size_t i = 0; i < p->rx_n; i++) {
+			struct msghdr *h = &p->rx_msgs[i].msg_hdr;
+
+			p->rx_iov[i].iov_base = p->rxbuf + i * p->rx_slot;
+			p->rx_iov[i].iov_len = p->rx_slot;
+			h->msg_name = &p->rx_from[i];
+			h->msg_namelen = sizeof p->rx_from[i];
+			h->msg_iov = &p->rx_iov[i];
+			h->msg_iovlen = 1;
+			h->msg_control = p->rx_ctrl[i];
+			h->msg_controllen = RX_CTRL;
+			h->msg_flags = 0;
+		}
+		n = recvmmsg(io->fd, p->rx_msgs, (unsigned)p->rx_n, MSG_DONTWAIT, NULL);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
 				continue;
 			break;
 		}
-		rx = rx_time(&msg);
-		if (msg.msg_flags & MSG_TRUNC) {
-			count_ignored(p, IGN_DECODE, "truncated");
-			continue;
+		clock_pair_now(&now);
+		for (int i = 0; i < n; i++) {
+			struct msghdr *h = &p->rx_msgs[i].msg_hdr;
+			uint64_t rx = rx_time(h, &now);
+
+			if (h->msg_flags & MSG_TRUNC) {
+				count_ignored(p, IGN_DECODE, "truncated");
+				continue;
+			}
+			handle_packet(p, s, p->rxbuf + (size_t)i * p->rx_slot, p->rx_msgs[i].msg_len,
+				      &p->rx_from[i], rx);
 		}
-		handle_packet(p, s, p->rxbuf, (size_t)n, &from, rx);
+		total += (size_t)n;
+		if ((size_t)n < p->rx_n)
+			break;
 	}
 }
 
@@ -854,6 +1011,39 @@ static int open_icmp(const struct sock_key *k, bool *raw, char *err, size_t errl
 	return -1;
 }
 
+/* Ask for software transmit timestamps numbered by the kernel (OPT_ID,
+ * counting from 0).  Optional: without them RTTs start at the user-space
+ * send time. */
+static void tx_stamps_enable(struct psock *s)
+{
+	int flags = TS_FLAGS;
+
+	if (!s->tx_ring && !(s->tx_ring = malloc(TX_RING * sizeof *s->tx_ring)))
+		return;
+	memset(s->tx_ring, 0xff, TX_RING * sizeof *s->tx_ring);
+	s->tx_next_key = 0;
+	if (setsockopt(s->io.fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) < 0) {
+		free(s->tx_ring);
+		s->tx_ring = NULL;
+	}
+}
+
+/* A failed send may or may not have used up a key.  Turning OPT_ID off and
+ * on restarts the kernel's count at 0, so the mapping is exact again;
+ * stamps still queued are read first. */
+static void tx_stamps_resync(struct pinger *p, struct psock *s)
+{
+	int flags = TS_FLAGS & ~SOF_TIMESTAMPING_OPT_ID;
+
+	drain_errqueue(p, s);
+	if (setsockopt(s->io.fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) < 0) {
+		free(s->tx_ring);
+		s->tx_ring = NULL;
+		return;
+	}
+	tx_stamps_enable(s);
+}
+
 static void psock_close(struct pinger *p, struct psock *s)
 {
 	if (s->io.fd >= 0) {
@@ -863,6 +1053,7 @@ static void psock_close(struct pinger *p, struct psock *s)
 		close(fd);
 	}
 	seqmap_free(s->map);
+	free(s->tx_ring);
 	free(s);
 }
 
@@ -967,6 +1158,7 @@ static struct psock *psock_open(struct pinger *p, const struct sock_key *k, char
 		step = v6 ? "IPV6_TCLASS" : "IP_TOS";
 		goto fail;
 	}
+	tx_stamps_enable(s);
 	/* Many targets answer in bursts; a larger buffer absorbs them.  Best
 	 * effort: FORCE needs CAP_NET_ADMIN, plain is capped by rmem_max. */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
@@ -1375,6 +1567,7 @@ static void log_socket(const struct psock *s)
 	log_int(l, "family", s->key.family);
 	log_str(l, "kind", sock_kind_name(s));
 	log_u64(l, "ident", s->ident);
+	log_bool(l, "tx_timestamps", s->tx_ring != NULL);
 	if (s->key.has_source)
 		log_addr(l, "source", &s->key.source.sa);
 	if (s->key.ifname[0])
@@ -1539,10 +1732,13 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			log_end(l);
 			/* Spread first pings evenly over the interval so many
 			 * targets never fire in one burst. */
-			if (!p->stopped)
-				loop_timer_arm(p->loop, &pr->send_timer,
-					       now + (uint64_t)((unsigned __int128)k * iv /
-								(n_new_probes ? n_new_probes : 1)));
+			if (!p->stopped) {
+				uint64_t at = now + (uint64_t)((unsigned __int128)k * iv /
+							       (n_new_probes ? n_new_probes : 1));
+
+				at += SEND_GRID_NS - 1;
+				loop_timer_arm(p->loop, &pr->send_timer, at - at % SEND_GRID_NS);
+			}
 			k++;
 		}
 	}
@@ -1578,12 +1774,46 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		}
 	}
 	groups_rebuild(p, now);
+	{
+		size_t max_payload = 56;
+
+		for (size_t i = 0; i < p->n_targets; i++)
+			if (p->targets[i]->opts.payload_size > max_payload)
+				max_payload = p->targets[i]->opts.payload_size;
+		if (rx_resize(p, max_payload) < 0)
+			log_msg(LOG_ERR, "reload", "out of memory: receive buffer for %zu-byte payloads",
+				max_payload);
+	}
 	for (size_t i = 0; i < plan->n; i++) {
 		free(plan->v[i].degraded_msg[0]);
 		free(plan->v[i].degraded_msg[1]);
 	}
 	free(plan->v);
 	free(plan);
+}
+
+/* Size the receive batch for the largest payload: IPv4 header with options
+ * (raw sockets) + ICMP header + payload, rounded to a cache line. */
+static int rx_resize(struct pinger *p, size_t max_payload)
+{
+	size_t slot = (60 + ICMP_ECHO_HDR_LEN + max_payload + 64 + 63) & ~(size_t)63;
+	size_t n = RX_BUF_BUDGET / slot;
+	uint8_t *buf;
+
+	if (n > RX_MMSG)
+		n = RX_MMSG;
+	if (n < 1)
+		n = 1;
+	if (p->rxbuf && p->rx_slot == slot && p->rx_n == n)
+		return 0;
+	buf = malloc(slot * n);
+	if (!buf)
+		return -1;
+	free(p->rxbuf);
+	p->rxbuf = buf;
+	p->rx_slot = slot;
+	p->rx_n = n;
+	return 0;
 }
 
 /* ---- lifecycle -------------------------------------------------------------- */
@@ -1596,7 +1826,10 @@ struct pinger *pinger_new(struct loop *loop)
 		return NULL;
 	p->loop = loop;
 	p->txbuf = malloc(ICMP_ECHO_HDR_LEN + ICMP_MAX_PAYLOAD);
-	p->rxbuf = malloc(RX_BUF_SIZE);
+	if (p->txbuf && rx_resize(p, 56) < 0) {
+		free(p->txbuf);
+		p->txbuf = NULL;
+	}
 	if (!p->txbuf || !p->rxbuf) {
 		free(p->txbuf);
 		free(p->rxbuf);

@@ -98,6 +98,14 @@ const struct seqmap_entry *seqmap_get(const struct seqmap *m, uint16_t seq)
 	return &m->e[seq];
 }
 
+void seqmap_set_send_ns(struct seqmap *m, uint16_t seq, uint64_t send_ns)
+{
+	struct seqmap_entry *e = &m->e[seq];
+
+	if (e->state == SEQ_OUTSTANDING)
+		e->send_ns = send_ns;
+}
+
 enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_state to)
 {
 	struct seqmap_entry *e = &m->e[seq];
