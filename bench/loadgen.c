@@ -1407,9 +1407,9 @@ static int run_udp_echo(void)
 
 /* ---- main -------------------------------------------------------------------- */
 
-static void usage(void)
+static void usage(FILE *out, int status)
 {
-	fprintf(stderr,
+	fprintf(out,
 		"usage: loadgen --mode tcp-echo|tcp-churn|tcp-idle|udp-echo --port PORT [options]\n"
 		"  --addr A          server IPv4 address (127.0.0.1)\n"
 		"  --conns N         connections (tcp-echo, tcp-idle)\n"
@@ -1428,7 +1428,7 @@ static void usage(void)
 		"  --max-connecting N  connects in progress at once (256)\n"
 		"  --pid PID         server process: report its (and its children's) CPU and memory\n"
 		"  --label L         copied into the result line\n");
-	exit(2);
+	exit(status);
 }
 
 static unsigned parse_uint(const char *s, unsigned lo, unsigned hi, const char *what)
@@ -1476,6 +1476,7 @@ static void parse_args(int argc, char **argv)
 		{ "max-connecting", required_argument, NULL, 'M' },
 		{ "pid", required_argument, NULL, 'P' },
 		{ "label", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *addr = "127.0.0.1";
@@ -1499,11 +1500,12 @@ static void parse_args(int argc, char **argv)
 		case 'M': opt.max_connecting = parse_uint(optarg, 1, 100000, "--max-connecting"); break;
 		case 'P': opt.pid = (pid_t)parse_uint(optarg, 1, 1u << 30, "--pid"); break;
 		case 'L': opt.label = optarg; break;
-		default: usage();
+		case 'h': usage(stdout, 0); break;
+		default: usage(stderr, 2);
 		}
 	}
 	if (optind != argc || opt.mode_name == NULL || port < 0)
-		usage();
+		usage(stderr, 2);
 	if (strcmp(opt.mode_name, "tcp-echo") == 0)
 		opt.mode = MODE_TCP_ECHO;
 	else if (strcmp(opt.mode_name, "tcp-churn") == 0)
@@ -1513,7 +1515,7 @@ static void parse_args(int argc, char **argv)
 	else if (strcmp(opt.mode_name, "udp-echo") == 0)
 		opt.mode = MODE_UDP_ECHO;
 	else
-		usage();
+		usage(stderr, 2);
 	opt.dst.sin_family = AF_INET;
 	opt.dst.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, addr, &opt.dst.sin_addr) != 1) {
