@@ -203,7 +203,7 @@ static void on_status_timer(struct timer *t)
 		sd_notifyf("STATUS=%s", status);
 		memcpy(d->last_status, status, sizeof status);
 	}
-	loop_timer_arm(d->loop, t, t->deadline + STATUS_PERIOD_NS);
+	loop_timer_arm(d->loop, t, loop_now(d->loop) + STATUS_PERIOD_NS);
 }
 
 static void on_watchdog_timer(struct timer *t)
@@ -425,6 +425,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		struct logline *l = log_begin(LOG_ERR, "start_failed");
 		log_str(l, "reason", err);
 		log_end(l);
+		/* So "systemctl status" says why, not only the journal. */
+		sd_notifyf("STATUS=start failed: %s", err);
 		goto out;
 	}
 	release_unused_inherited(&d.inherited);
