@@ -238,6 +238,34 @@ class Echo(unittest.TestCase):
                 self.assertEqual(s.recv(10), b"")
             stats_when(d, lambda c: c["active"] == 0 and c["errors"] == 0)
 
+    def test_half_close_while_daemon_holds_pending(self):
+        # A tiny receive window on our side keeps the daemon's sends short,
+        # and max_pending is large enough to take everything we send, so
+        # when the FIN arrives most of the stream is still in the daemon's
+        # pending buffer: it must all come back before the daemon closes.
+        with Daemon(tcp_config(max_pending="16MiB")) as d:
+            d.start()
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * KIB)
+                s.connect(d.addr("tcp"))
+                s.settimeout(20)
+                data = os.urandom(16 * MIB)
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                got = bytearray()
+                while True:
+                    chunk = s.recv(MIB)
+                    if not chunk:
+                        break
+                    got += chunk
+                self.assertEqual(len(got), len(data))
+                self.assertTrue(got == data, "echo differs from what was sent")
+            c = stats_when(d, lambda c: c["active"] == 0)
+            self.assertEqual(c["errors"], 0)
+            self.assertEqual(c["bytes_out"], len(data))
+            ev = d.wait_event("conn_close", service="tcp")
+            self.assertEqual(ev["reason"], "eof")
+
     def test_ipv6_listener(self):
         if not have_ipv6_loopback():
             self.skipTest("no IPv6 on loopback")
@@ -539,6 +567,54 @@ class Counters(unittest.TestCase):
             self.assertEqual(c["refused_limit"] + c["refused_acl"] + c["refused_fd"], 0)
             self.assertEqual(c["errors"], 0)
             self.assertEqual(c["timeouts"], 0)
+
+
+class Stop(unittest.TestCase):
+    def test_stop_lets_connections_finish(self):
+        cfg = base_config(tcp={"listen": "127.0.0.1:0"},
+                          daemon={"shutdown_timeout": "20s"})
+        with Daemon(cfg) as d:
+            d.start()
+            addr = d.addr("tcp")
+            with connect(addr) as s:
+                round_trip(s)
+                d.signal(signal.SIGTERM)
+                d.wait_event("stopping")
+                # Listener gone, the open connection still served.
+                with self.assertRaises(ConnectionRefusedError):
+                    connect(addr).close()
+                round_trip(s, 256 * KIB)
+                start = time.monotonic()
+            self.assertEqual(d.wait_exit(timeout=10), 0)
+            self.assertLess(time.monotonic() - start, 5)
+            self.assertEqual(d.events("drain_timeout"), [])
+
+    def test_stop_deadline_closes_stuck_connections(self):
+        cfg = base_config(tcp={"listen": "127.0.0.1:0", "max_pending": "64KiB"},
+                          daemon={"shutdown_timeout": "1s"})
+        with Daemon(cfg) as d:
+            d.start()
+            addr = d.addr("tcp")
+            idle, stuck = connect(addr), connect(addr)
+            try:
+                round_trip(idle)
+                # Fill the daemon's pending buffer: a client that never reads.
+                stuck.setblocking(False)
+                block = os.urandom(MIB)
+                last = time.monotonic()
+                while time.monotonic() - last < 1.0:
+                    try:
+                        stuck.send(block)
+                        last = time.monotonic()
+                    except BlockingIOError:
+                        time.sleep(0.05)
+                stats_when(d, lambda c: c["backpressure"] >= 1)
+                d.signal(signal.SIGTERM)
+                self.assertEqual(d.wait_exit(timeout=10), 0)
+                self.assertEqual(d.wait_event("drain_timeout")["connections"], "2")
+            finally:
+                idle.close()
+                stuck.close()
 
 
 class Reload(unittest.TestCase):
