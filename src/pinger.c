@@ -128,6 +128,7 @@ struct probe {
 	uint32_t id;                 /* index in pinger.slots, seqmap's probe */
 	struct seqmap_chain chain;
 	struct health health;
+	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	uint32_t send_err_suppressed, icmp_err_suppressed;
 	uint64_t send_err_logged_ns, icmp_err_logged_ns;
 	struct stats stats;
@@ -354,12 +355,20 @@ static void on_group_timer(struct timer *tm)
 
 /* ---- state ---------------------------------------------------------------- */
 
-static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns)
+/* Feed one resolved request to the up/down state machine.  Outcomes are
+ * taken in send order: a timeout resolves only after `timeout`, often after
+ * the reply to a newer request, and that older news must not reset the run
+ * of consecutive replies (nor an old reply end a run of newer losses). */
+static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t send_ns)
 {
 	const struct probe_opts *o = &pr->t->opts;
-	struct health_change ch = health_update(&pr->health, ok, o->down_after, o->up_after);
+	struct health_change ch;
 	struct logline *l;
 
+	if (send_ns < pr->health_send_ns)
+		return;
+	pr->health_send_ns = send_ns;
+	ch = health_update(&pr->health, ok, o->down_after, o->up_after);
 	if (!ch.changed)
 		return;
 	l = probe_log(pr, ch.to == HEALTH_UP ? LOG_NOTICE : LOG_WARNING, "state");
@@ -376,10 +385,10 @@ static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns)
 	log_end(l);
 }
 
-static void probe_lost(struct probe *pr)
+static void probe_lost(struct probe *pr, uint64_t send_ns)
 {
 	stats_lost(&pr->stats);
-	probe_outcome(pr, false, 0);
+	probe_outcome(pr, false, 0, send_ns);
 }
 
 /* Rate limit for a probe's repeated error lines.  Returns true when this
@@ -435,7 +444,7 @@ static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t no
 	uint32_t suppressed = 0;
 
 	stats_send_failed(&pr->stats);
-	probe_outcome(pr, false, 0);
+	probe_outcome(pr, false, 0, mono_ns());
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */
 	if (err_log_due(&pr->send_err_logged_ns, &pr->send_err_suppressed, now, &suppressed)) {
@@ -517,16 +526,16 @@ static void on_timeout_timer(struct timer *tm)
 	int head;
 
 	while ((head = seqmap_front(&pr->chain)) >= 0) {
-		const struct seqmap_entry *e = seqmap_get(pr->sock->map, (uint16_t)head);
+		uint64_t sent = seqmap_get(pr->sock->map, (uint16_t)head)->send_ns;
 
-		if (e->send_ns + timeout > now)
+		if (sent + timeout > now)
 			break;
 		if (seqmap_pop(pr->sock->map, &pr->chain) == SEQ_OUTSTANDING) {
 			struct logline *l = probe_log(pr, LOG_DEBUG, "timeout");
 
 			log_int(l, "seq", head);
 			log_end(l);
-			probe_lost(pr);
+			probe_lost(pr, sent);
 		}
 	}
 	arm_timeout(p, pr);
@@ -615,7 +624,7 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 	/* The request will not be answered: count the loss now rather than at
 	 * its timeout, so the state reacts at once. */
 	if (seqmap_resolve(s->map, seq, SEQ_LOST) == SEQ_OUTSTANDING) {
-		probe_lost(pr);
+		probe_lost(pr, e->send_ns);
 		settle_head(p, pr);
 	}
 }
@@ -664,13 +673,13 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 			log_fixed(l, "rtt_ms", rtt, NSEC_PER_MSEC, 3);
 			log_end(l);
 		}
-		probe_outcome(pr, true, rtt);
+		probe_outcome(pr, true, rtt, e->send_ns);
 		settle_head(p, pr);
 	} else if (was == SEQ_OUTSTANDING || was == SEQ_LOST) {
 		struct logline *l;
 
 		if (was == SEQ_OUTSTANDING) {
-			probe_lost(pr);
+			probe_lost(pr, e->send_ns);
 			settle_head(p, pr);
 		}
 		stats_late(&pr->stats);
