@@ -646,6 +646,38 @@ class Reload(unittest.TestCase):
                     round_trip(s)
                 round_trip(old)
 
+    def test_inherited_socket_outside_config_survives_reload(self):
+        # A socket passed the way systemd passes them (fd 3, LISTEN_FDS,
+        # LISTEN_PID of the daemon) on an address the config does not name:
+        # beacond serves it besides its own listener, and keeps it on reload.
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(16)
+        port = lsock.getsockname()[1]
+        fd = lsock.fileno()
+        move = "" if fd == 3 else f"exec 3<&{fd} {fd}<&-; "
+        script = move + 'export LISTEN_FDS=1 LISTEN_PID=$$; exec "$0" "$@"'
+        with Daemon(tcp_config(), prefix=["bash", "-c", script]) as d:
+            try:
+                d.start(pass_fds=(fd,))
+            finally:
+                lsock.close()
+            inherited = d.events("listen", service="tcp", inherited="yes")
+            self.assertEqual([e["addr"] for e in inherited], [f"127.0.0.1:{port}"])
+            own = d.events("listen", service="tcp", inherited="no")
+            self.assertEqual(len(own), 1)
+            own_addr = harness.split_addr(own[0]["addr"])
+            for addr in (("127.0.0.1", port), own_addr):
+                with connect(addr) as s:
+                    round_trip(s)
+            d.write_config(tcp_config(max_connections=100))
+            self.assertEqual(d.reload()["event"], "reloaded")
+            self.assertEqual(d.events("listen_close"), [])
+            for addr in (("127.0.0.1", port), own_addr):
+                with connect(addr) as s:
+                    round_trip(s)
+            self.assertEqual(len(d.events("listen", service="tcp")), 2)
+
     def test_reload_failure_keeps_serving(self):
         with Daemon(tcp_config()) as d:
             d.start()
