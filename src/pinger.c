@@ -51,6 +51,8 @@
  * so probes whose evenly spread offsets fall in the same step fire in one
  * timer batch and their replies are read with one recvmmsg(). */
 #define SEND_GRID_NS NSEC_PER_MSEC
+#define LATE_STEP_NS (10 * NSEC_PER_USEC)
+#define LATE_BUCKETS 1024
 /* A repeated icmp_error / send_error line for one probe is logged at most
  * this often; the lines in between are counted in suppressed=. */
 #define ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
@@ -170,6 +172,10 @@ struct pinger {
 	uint64_t ignored[IGN_COUNT_];
 	uint64_t ignored_total;
 	uint64_t tx_stamped;         /* send times replaced by kernel stamps */
+	/* Send lateness (actual send - scheduled deadline) histogram in
+	 * LATE_STEP_NS buckets; the last bucket collects everything beyond. */
+	uint32_t late_hist[LATE_BUCKETS];
+	uint64_t late_max_ns, late_n;
 	uint8_t *txbuf;
 	/* Receive batch: rx_n slots of rx_slot bytes in rxbuf. */
 	uint8_t *rxbuf;
@@ -312,6 +318,25 @@ static void log_pinger_counters(struct pinger *p, const char *why)
 
 	log_str(l, "why", why);
 	log_u64(l, "tx_stamped", p->tx_stamped);
+	if (l && p->late_n) {
+		uint64_t want50 = (p->late_n + 1) / 2, want99 = p->late_n - p->late_n / 100;
+		uint64_t seen = 0, p50 = 0, p99 = 0;
+
+		for (uint32_t b = 0; b < LATE_BUCKETS; b++) {
+			seen += p->late_hist[b];
+			if (!p50 && seen >= want50)
+				p50 = (b + 1) * LATE_STEP_NS;
+			if (seen >= want99) {
+				p99 = (b + 1) * LATE_STEP_NS;
+				break;
+			}
+		}
+		/* Upper bucket bounds: "at most this late". */
+		log_u64(l, "lateness_n", p->late_n);
+		log_u64(l, "lateness_p50_us", p50 / NSEC_PER_USEC);
+		log_u64(l, "lateness_p99_us", p99 / NSEC_PER_USEC);
+		log_u64(l, "lateness_max_us", p->late_max_ns / NSEC_PER_USEC);
+	}
 	log_u64(l, "ignored", p->ignored_total);
 	for (int i = 0; i < IGN_COUNT_; i++) {
 		char key[32];
@@ -457,7 +482,18 @@ static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t no
 	(void)p;
 }
 
-static void probe_send(struct pinger *p, struct probe *pr, uint64_t now)
+static void note_lateness(struct pinger *p, uint64_t deadline, uint64_t t0)
+{
+	uint64_t late = t0 > deadline ? t0 - deadline : 0;
+	uint64_t b = late / LATE_STEP_NS;
+
+	p->late_hist[b < LATE_BUCKETS ? b : LATE_BUCKETS - 1]++;
+	if (late > p->late_max_ns)
+		p->late_max_ns = late;
+	p->late_n++;
+}
+
+static void probe_send(struct pinger *p, struct probe *pr, uint64_t now, uint64_t deadline)
 {
 	struct psock *s = pr->sock;
 	const struct probe_opts *o = &pr->t->opts;
@@ -480,6 +516,7 @@ static void probe_send(struct pinger *p, struct probe *pr, uint64_t now)
 	/* The send time is taken as late as user space can: right before the
 	 * system call.  It never travels in the packet. */
 	t0 = mono_ns();
+	note_lateness(p, deadline, t0);
 	n = sendto(s->io.fd, p->txbuf, len, MSG_DONTWAIT | MSG_NOSIGNAL, &pr->addr.sa,
 		   pr->family == 6 ? sizeof pr->addr.in6 : sizeof pr->addr.in4);
 	if (n != (ssize_t)len) {
@@ -508,14 +545,14 @@ static void on_send_timer(struct timer *tm)
 	struct probe *pr = container_of(tm, struct probe, send_timer);
 	struct pinger *p = pr->t->p;
 	uint64_t now = loop_now(p->loop), iv = pr->t->opts.interval_ns;
-	uint64_t next = tm->deadline + iv;
+	uint64_t due = tm->deadline, next = due + iv;
 
 	/* Absolute deadlines: the schedule never drifts.  If the loop was
 	 * stalled past whole intervals, skip them instead of bursting. */
 	if (next <= now)
 		next += ((now - next) / iv + 1) * iv;
 	loop_timer_arm(p->loop, &pr->send_timer, next);
-	probe_send(p, pr, now);
+	probe_send(p, pr, now, due);
 }
 
 static void on_timeout_timer(struct timer *tm)
