@@ -1223,7 +1223,9 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 	int fd, r;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer, and the daemon reloads from inside its event loop. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
@@ -1236,13 +1238,19 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: is a directory", path);
 		goto fail;
 	}
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > CONFIG_MAX_FILE) {
+	/* Only regular files: reading a FIFO, a socket or a terminal can
+	 * block the event loop for good (no pings, no echo, no SIGTERM). */
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > CONFIG_MAX_FILE) {
 		snprintf(err, errlen, "%s: file is larger than 16 MiB", path);
 		goto fail;
 	}
-	/* Regular files are read in one go; pipes and the like grow the
-	 * buffer up to the same limit. */
-	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 64 * KiB;
+	/* Read in one go; the loop below still copes with a file that grows
+	 * while it is read, up to the same limit. */
+	cap = (size_t)st.st_size + 1;
 	for (;;) {
 		ssize_t n;
 
