@@ -693,7 +693,7 @@ class ConfigFaults(unittest.TestCase):
                 (big, "larger than 16 MiB"),
                 (lambda p: os.symlink(os.path.basename(p), p), "Too many levels of symbolic"),
                 (lambda p: os.symlink(os.path.join(d.dir, "nowhere"), p), "No such file"),
-                (lambda p: os.symlink("/dev/zero", p), "larger than 16 MiB"),
+                (lambda p: os.symlink("/dev/zero", p), "not a regular file"),
                 (long_line, "beacond.ini:"),
             ]
             for make, reason in cases:
@@ -717,6 +717,7 @@ class ConfigFaults(unittest.TestCase):
             try:
                 ev = d.wait_event(re.compile(r"^reload(ed|_failed)$"), timeout=scaled(5))
                 self.assertEqual(ev["event"], "reload_failed", ev)
+                self.assertIn("not a regular file", ev["reason"])
                 self.still_serving(d, tcp, udp)
                 self.assertEqual(d.stop(timeout=scaled(10)), 0)
             finally:
