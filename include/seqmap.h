@@ -18,9 +18,10 @@
  * A sequence number is never reused while it is linked (outstanding, or
  * answered but its timeout not yet passed) nor within `hold` of its send
  * time, so a late reply or a duplicate is recognised as such instead of
- * being matched to a newer request.  ANSWERED and LOST entries keep their
- * probe and send time until reused, which is what tells a duplicate (second
- * reply to an ANSWERED entry) from a late reply (reply to a LOST one).
+ * being matched to a newer request.  ANSWERED, LOST and LATE entries keep
+ * their probe and send time until reused, which is what tells a duplicate
+ * (another reply to an ANSWERED or LATE entry) from a late reply (the first
+ * reply to a LOST one).
  */
 #ifndef BEACOND_SEQMAP_H
 #define BEACOND_SEQMAP_H
@@ -40,6 +41,7 @@ enum seqmap_state {
 	SEQ_ANSWERED,     /* reply received in time */
 	SEQ_LOST,         /* timed out or refused by an ICMP error */
 	SEQ_DEAD,         /* its probe was removed */
+	SEQ_LATE,         /* lost, then answered after all (once) */
 };
 
 struct seqmap_entry {
@@ -86,6 +88,10 @@ void seqmap_set_send_ns(struct seqmap *m, uint16_t seq, uint64_t send_ns);
 /* If seq is OUTSTANDING, move it to to (SEQ_ANSWERED or SEQ_LOST).  Returns
  * the state it had, so the caller can tell received/late/duplicate. */
 enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_state to);
+
+/* A reply came for a LOST entry: mark it LATE so a further reply counts as
+ * a duplicate, not as another late reply.  Returns the state it had. */
+enum seqmap_state seqmap_mark_late(struct seqmap *m, uint16_t seq);
 
 /* The chain's head, or -1 when empty. */
 static inline int seqmap_front(const struct seqmap_chain *c)

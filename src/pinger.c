@@ -719,12 +719,13 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 			probe_lost(pr, e->send_ns);
 			settle_head(p, pr);
 		}
+		seqmap_mark_late(s->map, m->seq);
 		stats_late(&pr->stats);
 		l = probe_log(pr, LOG_DEBUG, "late");
 		log_u64(l, "seq", m->seq);
 		log_fixed(l, "rtt_ms", rtt, NSEC_PER_MSEC, 3);
 		log_end(l);
-	} else if (was == SEQ_ANSWERED) {
+	} else if (was == SEQ_ANSWERED || was == SEQ_LATE) {
 		struct logline *l;
 
 		stats_duplicate(&pr->stats);

@@ -116,6 +116,16 @@ enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_sta
 	return was;
 }
 
+enum seqmap_state seqmap_mark_late(struct seqmap *m, uint16_t seq)
+{
+	struct seqmap_entry *e = &m->e[seq];
+	enum seqmap_state was = e->state;
+
+	if (was == SEQ_LOST)
+		e->state = SEQ_LATE;
+	return was;
+}
+
 enum seqmap_state seqmap_pop(struct seqmap *m, struct seqmap_chain *chain)
 {
 	struct seqmap_entry *e;
@@ -163,7 +173,7 @@ const char *seqmap_state_name(enum seqmap_state st)
 	static const char *const names[] = {
 		[SEQ_FREE] = "free", [SEQ_RESERVED] = "reserved",
 		[SEQ_OUTSTANDING] = "outstanding", [SEQ_ANSWERED] = "answered",
-		[SEQ_LOST] = "lost", [SEQ_DEAD] = "dead",
+		[SEQ_LOST] = "lost", [SEQ_DEAD] = "dead", [SEQ_LATE] = "late",
 	};
 
 	if ((unsigned)st >= sizeof names / sizeof names[0])

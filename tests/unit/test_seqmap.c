@@ -71,6 +71,27 @@ Test(seqmap, timeout_then_late)
 	cr_assert_eq(seqmap_get(m, s)->state, SEQ_LOST);
 	cr_assert_eq(seqmap_resolve(m, s, SEQ_ANSWERED), SEQ_LOST, "a late reply");
 	cr_assert_eq(seqmap_get(m, s)->state, SEQ_LOST, "late replies never become answered");
+	cr_assert_eq(seqmap_mark_late(m, s), SEQ_LOST);
+	cr_assert_eq(seqmap_get(m, s)->state, SEQ_LATE);
+	/* A second late reply is a duplicate, not another late one. */
+	cr_assert_eq(seqmap_resolve(m, s, SEQ_ANSWERED), SEQ_LATE);
+	cr_assert_eq(seqmap_mark_late(m, s), SEQ_LATE);
+	cr_assert_eq(seqmap_get(m, s)->state, SEQ_LATE);
+	cr_assert_str_eq(seqmap_state_name(SEQ_LATE), "late");
+}
+
+Test(seqmap, mark_late_only_from_lost)
+{
+	struct seqmap_chain c;
+	uint16_t s;
+
+	seqmap_chain_init(&c);
+	s = send_one(&c, 1, 10);
+	cr_assert_eq(seqmap_mark_late(m, s), SEQ_OUTSTANDING);
+	cr_assert_eq(seqmap_get(m, s)->state, SEQ_OUTSTANDING);
+	seqmap_resolve(m, s, SEQ_ANSWERED);
+	cr_assert_eq(seqmap_mark_late(m, s), SEQ_ANSWERED);
+	cr_assert_eq(seqmap_get(m, s)->state, SEQ_ANSWERED);
 }
 
 Test(seqmap, error_resolves_lost_and_pop_does_not_recount)
