@@ -334,6 +334,8 @@ class FdExhaustion(unittest.TestCase):
         # rejected whole and the socket it did open closed again.
         if not have_ipv6_loopback():
             self.skipTest("no IPv6 loopback")
+        if WRAPPED:
+            self.skipTest("a wrapper's own descriptors make the count inexact")
         with Daemon(self.config(), prefix=["prlimit", self.LIMIT]) as d:
             d.start(timeout=scaled(15))
             tcp = d.addr("tcp")
