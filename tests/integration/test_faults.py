@@ -985,6 +985,75 @@ class ClockStep(unittest.TestCase):
     def test_step_back_one_hour(self):
         self.run_step(-3600)
 
+    # The kernel stamps a reply with CLOCK_REALTIME when it arrives; the
+    # pinger converts that stamp to CLOCK_MONOTONIC with a (monotonic,
+    # realtime) pair read after recvmmsg().  When the wall clock steps
+    # between the two -- a reply waiting in the socket while the daemon is
+    # stalled -- the conversion is off by the step.  Here the daemon is
+    # stopped with a reply on its way (a 400 ms responder in a namespace),
+    # the step happens while the reply waits, and the daemon is continued:
+    # the reply took at least 400 ms and must be recorded so (or lost), never
+    # as a 0 ms reply.
+    DELAY_MS = 400
+
+    def run_step_while_reply_waits(self, offset):
+        why = netns.available()
+        if why:
+            self.skipTest(why)
+        if WRAPPED:
+            self.skipTest("timing of SIGSTOP against the schedule")
+        with netns.Topology() as topo:
+            topo.start_delay(self.DELAY_MS, max_seconds=60)
+            trigger = os.path.join(topo.daemons and "" or "/tmp",
+                                   f"clockstep-{os.getpid()}-{offset}")
+            cfg = base_config(tcp=None, udp=None,
+                              icmp={"interval": "1s", "timeout": "3s", "log_replies": "yes",
+                                    "summary_interval": "0"},
+                              daemon={"stats_interval": "0", "log_level": "info"},
+                              targets={"far": {"host": netns.T_A4}})
+            asan = os.environ.get("ASAN_OPTIONS", "")
+            env = {"LD_PRELOAD": CLOCKSTEP, "CLOCKSTEP_TRIGGER": trigger,
+                   "CLOCKSTEP_OFFSET_S": str(offset),
+                   "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+            try:
+                d = topo.daemon(cfg, env=env)
+                d.start()
+                # Two replies to learn the phase of the schedule.
+                _, t1, i1 = d.wait_event_at("reply", target="far", timeout=10)
+                ev, t2, _ = d.wait_event_at("reply", since=i1 + 1, target="far", timeout=10)
+                seq = int(ev["seq"]) + 1
+                # Request `seq` leaves at t2 + 1 - 0.4 and its reply comes
+                # back at t2 + 1: stop the daemon between the two.
+                time.sleep(max(0.0, t2 + 0.8 - time.monotonic()))
+                d.signal(signal.SIGSTOP)
+                try:
+                    time.sleep(max(0.0, t2 + 1.5 - time.monotonic()))
+                    with open(trigger, "w"):
+                        pass
+                finally:
+                    d.signal(signal.SIGCONT)
+                got, _, _ = d.wait_event_at("reply", target="far", seq=seq, timeout=10)
+                d.wait_event_at("reply", target="far", seq=seq + 2, timeout=10)
+                self.assertEqual(d.stop(), 0)
+            finally:
+                if os.path.exists(trigger):
+                    os.unlink(trigger)
+        # The step did happen (the log's wall clock jumped).
+        ts = [harness.parse_logfmt(line).get("ts", "") for line in d.lines]
+        self.assertTrue(any(t[:13] != ts[0][:13] or t[14:16] != ts[0][14:16]
+                            for t in ts if t) or abs(offset) < 60, "no step seen")
+        rtt = float(got["rtt_ms"])
+        sys.stderr.write(f"  step {offset:+d}s while a reply waits: seq {seq} "
+                         f"rtt_ms={rtt:.3f} (responder delay {self.DELAY_MS} ms)\n")
+        self.assertGreaterEqual(rtt, self.DELAY_MS * 0.9,
+                                "a reply that took 400 ms was recorded as faster")
+
+    def test_step_forward_while_reply_waits(self):
+        self.run_step_while_reply_waits(20)
+
+    def test_step_back_while_reply_waits(self):
+        self.run_step_while_reply_waits(-20)
+
 
 # -- descriptor leaks -------------------------------------------------------------------
 

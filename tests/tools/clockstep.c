@@ -5,8 +5,13 @@
  * whole machine's clock, which a test must not do.  This shim gives one
  * process the same view instead:
  *
- *   CLOCKSTEP_AFTER_S   seconds after the process starts, the step happens
  *   CLOCKSTEP_OFFSET_S  signed size of the step, in seconds
+ *   CLOCKSTEP_AFTER_S   the step happens this many seconds after the
+ *                       process starts, or
+ *   CLOCKSTEP_TRIGGER   a path: the step happens at the first read of the
+ *                       wall clock after this file exists (so a test can
+ *                       step while the process is stopped, with packets
+ *                       waiting in its sockets)
  *
  * From the step on, clock_gettime(CLOCK_REALTIME and _COARSE),
  * gettimeofday() and time() return the real value plus the offset.  The
@@ -32,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <linux/errqueue.h>
 
@@ -49,6 +55,7 @@ static recvmmsg_fn real_recvmmsg;
  * Until the constructor has run there is no step. */
 static int64_t step_at = INT64_MAX;
 static int64_t step_ns;
+static const char *trigger;
 
 static void *next_symbol(const char *name)
 {
@@ -78,10 +85,13 @@ __attribute__((constructor)) static void clockstep_init(void)
 	struct timespec now;
 
 	resolve();
-	if (after == NULL || offset == NULL)
+	if (offset == NULL)
+		return;
+	step_ns = (int64_t)(strtod(offset, NULL) * 1e9);
+	trigger = getenv("CLOCKSTEP_TRIGGER");
+	if (after == NULL)
 		return;
 	real_clock_gettime(CLOCK_REALTIME, &now);
-	step_ns = (int64_t)(strtod(offset, NULL) * 1e9);
 	step_at = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
 		  (int64_t)(strtod(after, NULL) * 1e9);
 }
@@ -90,6 +100,14 @@ __attribute__((constructor)) static void clockstep_init(void)
 static int64_t shifted(int64_t real_ns)
 {
 	return real_ns >= step_at ? real_ns + step_ns : real_ns;
+}
+
+/* A read of the wall clock by the process: the moment a pending trigger
+ * takes effect. */
+static void check_trigger(const struct timespec *real)
+{
+	if (trigger != NULL && step_at == INT64_MAX && access(trigger, F_OK) == 0)
+		step_at = (int64_t)real->tv_sec * 1000000000 + real->tv_nsec;
 }
 
 static void shift_timespec(struct timespec *ts)
@@ -114,8 +132,10 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 
 	resolve();
 	r = real_clock_gettime(id, ts);
-	if (r == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE))
+	if (r == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
+		check_trigger(ts);
 		shift_timespec(ts);
+	}
 	return r;
 }
 
@@ -125,8 +145,12 @@ int gettimeofday(struct timeval *restrict tv, void *restrict tz)
 
 	resolve();
 	r = real_gettimeofday(tv, tz);
-	if (r == 0)
+	if (r == 0) {
+		struct timespec ts = { tv->tv_sec, (long)tv->tv_usec * 1000 };
+
+		check_trigger(&ts);
 		shift_timeval(tv);
+	}
 	return r;
 }
 
