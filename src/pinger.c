@@ -703,6 +703,13 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 		count_ignored(p, IGN_LENGTH, NULL);
 		return;
 	}
+	/* A receive time before the send time means the kernel's stamp
+	 * (CLOCK_REALTIME) was converted across a step of the wall clock: the
+	 * reply waited in the socket while the clock was set forward.  This
+	 * batch's wake-up time is the best bound left: late by the wait,
+	 * never early. */
+	if (rx_ns < e->send_ns)
+		rx_ns = loop_now(p->loop);
 	rtt = rx_ns > e->send_ns ? rx_ns - e->send_ns : 0;
 	/* A reply that arrives after its timeout is late even if the timeout
 	 * timer has not run yet: the outcome must not depend on timer order. */
