@@ -51,8 +51,12 @@
  * so probes whose evenly spread offsets fall in the same step fire in one
  * timer batch and their replies are read with one recvmmsg(). */
 #define SEND_GRID_NS NSEC_PER_MSEC
-#define LATE_STEP_NS (10 * NSEC_PER_USEC)
-#define LATE_BUCKETS 1024
+/* Lateness histogram: 10 us buckets up to 10 ms, then 1 ms buckets up to
+ * 1 s; the last bucket takes anything later. */
+#define LATE_FINE_NS (10 * NSEC_PER_USEC)
+#define LATE_FINE_N 1000
+#define LATE_COARSE_NS NSEC_PER_MSEC
+#define LATE_BUCKETS (LATE_FINE_N + 991)
 /* A repeated icmp_error / send_error line for one probe is logged at most
  * this often; the lines in between are counted in suppressed=. */
 #define ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
@@ -179,8 +183,7 @@ struct pinger {
 	uint64_t ignored[IGN_COUNT_];
 	uint64_t ignored_total;
 	uint64_t tx_stamped;         /* send times replaced by kernel stamps */
-	/* Send lateness (actual send - scheduled deadline) histogram in
-	 * LATE_STEP_NS buckets; the last bucket collects everything beyond. */
+	/* Send lateness (actual send - scheduled deadline) histogram. */
 	uint32_t late_hist[LATE_BUCKETS];
 	uint64_t late_max_ns, late_n;
 	uint8_t *txbuf;
@@ -330,14 +333,21 @@ static void log_pinger_counters(struct pinger *p, const char *why)
 		uint64_t seen = 0, p50 = 0, p99 = 0;
 
 		for (uint32_t b = 0; b < LATE_BUCKETS; b++) {
+			uint64_t upper = b < LATE_FINE_N ? (b + 1) * LATE_FINE_NS
+				: LATE_FINE_N * LATE_FINE_NS + (b - LATE_FINE_N + 1) * LATE_COARSE_NS;
+
 			seen += p->late_hist[b];
 			if (!p50 && seen >= want50)
-				p50 = (b + 1) * LATE_STEP_NS;
+				p50 = upper;
 			if (seen >= want99) {
-				p99 = (b + 1) * LATE_STEP_NS;
+				p99 = upper;
 				break;
 			}
 		}
+		if (p99 > p->late_max_ns)
+			p99 = p->late_max_ns;
+		if (p50 > p->late_max_ns)
+			p50 = p->late_max_ns;
 		/* Upper bucket bounds: "at most this late". */
 		log_u64(l, "lateness_n", p->late_n);
 		log_u64(l, "lateness_p50_us", p50 / NSEC_PER_USEC);
@@ -492,8 +502,10 @@ static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t no
 static void note_lateness(struct pinger *p, uint64_t deadline, uint64_t t0)
 {
 	uint64_t late = t0 > deadline ? t0 - deadline : 0;
-	uint64_t b = late / LATE_STEP_NS;
+	uint64_t b = late / LATE_FINE_NS;
 
+	if (b >= LATE_FINE_N)
+		b = LATE_FINE_N + (late - LATE_FINE_N * LATE_FINE_NS) / LATE_COARSE_NS;
 	p->late_hist[b < LATE_BUCKETS ? b : LATE_BUCKETS - 1]++;
 	if (late > p->late_max_ns)
 		p->late_max_ns = late;
@@ -1621,6 +1633,13 @@ static bool slot_gone(uint32_t id, void *arg)
 	return id >= p->n_slots || p->slots[id] == NULL;
 }
 
+static bool is_literal(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 static void log_socket(const struct psock *s)
 {
 	struct logline *l = log_begin(LOG_INFO, "socket");
@@ -1782,7 +1801,10 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 				pr->sock = NULL;
 				pt->degraded[j] = "out of memory";
 			}
-			l = probe_log(pr, pt->degraded[j] ? LOG_ERR : LOG_INFO, "address");
+			/* A literal host says nothing new: debug, so ten thousand
+			 * literal targets do not flood the log at start. */
+			l = probe_log(pr, pt->degraded[j] ? LOG_ERR
+					  : is_literal(t->host) ? LOG_DEBUG : LOG_INFO, "address");
 			log_str(l, "host", t->host);
 			if (pr->sock)
 				log_str(l, "socket", sock_kind_name(pr->sock));
