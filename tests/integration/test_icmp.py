@@ -421,6 +421,39 @@ class ReloadTest(unittest.TestCase):
             self.assertGreater(rate, 14, "50 ms interval: about 20 replies/s")
             self.assertEqual(d.stop(), 0)
 
+    def test_socket_kind_change_and_unresolvable_name(self):
+        with Netns() as ns:
+            cfg_raw = icmp_config("raw", summary_interval="1h",
+                                  targets={"a": {"host": "127.0.0.1"}})
+            with Daemon(cfg_raw, prefix=ns.prefix) as d:
+                d.start()
+                self.assertEqual(d.wait_event("socket", family="4")["kind"], "raw")
+                d.wait_event("reply", target="a", count=3, timeout=10)
+
+                # A different socket kind means new sockets and a fresh start.
+                d.write_config(icmp_config("dgram", summary_interval="1h",
+                                           targets={"a": {"host": "127.0.0.1"}}))
+                mark = len(d.lines)
+                self.assertEqual(d.reload()["event"], "reloaded")
+                self.assertEqual(d.wait_event("socket", since=mark, family="4")["kind"], "dgram")
+                self.assertEqual(len(d.events("summary", since=mark, why="removed")), 1)
+                d.wait_event("reply", since=mark, target="a", count=3, timeout=10)
+
+                # A name that does not resolve rejects the whole reload; the
+                # running targets keep going.  (The namespace has no route to
+                # any name server, so the lookup fails at once.)
+                d.write_config(icmp_config("dgram", summary_interval="1h", targets={
+                    "a": {"host": "127.0.0.1"},
+                    "b": {"host": "no-such-host.invalid"}}))
+                mark = len(d.lines)
+                ev = d.reload(timeout=30)
+                self.assertEqual(ev["event"], "reload_failed")
+                self.assertIn("[target b]", ev["reason"])
+                self.assertIn("no-such-host.invalid", ev["reason"])
+                d.wait_event("reply", since=mark, target="a", count=3, timeout=10)
+                self.assertEqual(d.events("summary", since=mark, why="removed"), [])
+                self.assertEqual(d.stop(), 0)
+
 
 if __name__ == "__main__":
     harness.main()
