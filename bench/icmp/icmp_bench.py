@@ -373,9 +373,10 @@ def wire_rtts(packets):
 def diff_stats(pairs):
     d = [rep - wire for rep, wire in pairs]
     if not d:
-        return {"n": 0, "bias": float("nan"), "p99": float("nan"), "max": float("nan")}
-    return {"n": len(d), "bias": sum(d) / len(d), "p99": pct([abs(x) for x in d], 99),
-            "max": max(abs(x) for x in d)}
+        return {"n": 0, "bias": float("nan"), "median": float("nan"), "p99": float("nan"),
+                "max": float("nan")}
+    return {"n": len(d), "bias": sum(d) / len(d), "median": pct(d, 50),
+            "p99": pct([abs(x) for x in d], 99), "max": max(abs(x) for x in d)}
 
 
 def acc_beacond(topo, tmp, n, socket_kind):
@@ -465,6 +466,7 @@ def main():
     if not os.access(harness.BEACOND, os.X_OK):
         sys.exit(f"icmp bench: no beacond binary at {harness.BEACOND} (set BEACOND)")
     dgram = args.socket != "raw"
+    load0 = os.getloadavg()
     scale, acc = [], []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="beacond-icmpbench-") as tmp:
@@ -487,7 +489,8 @@ def main():
 
     print(f"# ICMP benchmark  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}, "
-          f"{time.monotonic() - t0:.0f} s)")
+          f"{time.monotonic() - t0:.0f} s, load average {load0[0]:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end)")
     if scale:
         print(f"\n## {N_TARGETS} loopback targets (127.1.x.y) at 1 Hz, {args.seconds} s, "
               "one namespace, tools one after another")
@@ -503,6 +506,8 @@ def main():
         for r in scale:
             if r.get("own_lateness"):
                 print(f"\n{r['tool']} reports its own lateness: {r['own_lateness']}")
+        print("\nbeacond's own lateness (scheduled deadline -> sendto, its icmp_stats line) is the "
+              "authoritative figure; the capture's includes the kernel path and tcpdump.")
         print("\nCPU = utime+stime over the steady window / echo requests captured in it "
               "(reply handling included).  Lateness from a capture of every request on lo, "
               "per target vs its ideal 1 s grid anchored at its least-late send, first 2 s "
@@ -512,13 +517,14 @@ def main():
     if acc:
         print(f"\n## RTT accuracy against the wire (veth capture in the probe namespace, "
               f"ns timestamps, {args.probes} probes per family at 10 ms)")
-        print("| tool | family | matched | mean bias us | p99 abs diff us | max abs diff us "
-              "| tool's resolution |")
-        print("|---|---:|---:|---:|---:|---:|---|")
+        print("| tool | family | matched | mean bias us | median diff us | p99 abs diff us "
+              "| max abs diff us | tool's resolution |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
         for tool, res, resolution in acc:
             for fam in (4, 6):
                 s = res[fam]
                 print(f"| {tool} | {fam} | {s['n']} | {fmt(s['bias'], '+.1f')} "
+                      f"| {fmt(s['median'], '+.1f')} "
                       f"| {fmt(s['p99'], '.1f')} | {fmt(s['max'], '.1f')} | {resolution} |")
     return 0
 

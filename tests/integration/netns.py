@@ -17,7 +17,8 @@ T also forwards, and holds `unreachable` routes for 198.51.100.128/25 and
 2001:db8:dead::/48 and `prohibit` routes for 198.51.100.160/27 and
 2001:db8:beef::/48, which P routes through it: a probe to those gets a
 real ICMP destination-unreachable back from T (host unreachable / no route,
-or administratively prohibited).
+or administratively prohibited).  P's own table has `unreachable` routes
+for 203.0.113.64/26 and 2001:db8:cafe::/48, so a send there fails locally.
 
 Impairments are nftables rules in T's input hook (so forwarded traffic is
 untouched): random loss of echo requests, a blackhole of echo
@@ -47,6 +48,8 @@ P_B6, T_B6 = "2001:db8:b::1", "2001:db8:b::2"
 SVC4, SVC6 = "203.0.113.1", "2001:db8:ff::1"
 UNREACH4, UNREACH6 = "198.51.100.200", "2001:db8:dead::1"
 PROHIB4, PROHIB6 = "198.51.100.170", "2001:db8:beef::1"
+# Unreachable in P's own table: sendto() itself fails (EHOSTUNREACH/ENETUNREACH).
+LOCAL_UNREACH4, LOCAL_UNREACH6 = "203.0.113.65", "2001:db8:cafe::1"
 
 ICMP_DELAY = os.environ.get("ICMP_DELAY") or os.path.join(
     os.environ.get("BEACOND_BUILD_ROOT", os.path.join(harness.SOURCE_ROOT, "build")),
@@ -187,6 +190,8 @@ class Topology:
         self.ip(P, "route", "add", "198.51.100.128/25", "via", T_A4, "dev", "va")
         self.ip(P, "-6", "route", "add", "2001:db8:dead::/48", "via", T_A6, "dev", "va")
         self.ip(P, "-6", "route", "add", "2001:db8:beef::/48", "via", T_A6, "dev", "va")
+        self.ip(P, "route", "add", "unreachable", "203.0.113.64/26")
+        self.ip(P, "-6", "route", "add", "unreachable", "2001:db8:cafe::/48")
         # The service address: va preferred, vb as the fallback route that
         # only a socket bound to vb will use.
         self.ip(P, "route", "add", SVC4, "via", T_A4, "dev", "va", "metric", "10")
@@ -256,13 +261,19 @@ table inet bcn {
         return p
 
     def stop_delay(self, p):
-        """Stop the responder, give the kernel its echo replies back, and
-        return the responder's counters line."""
+        """Stop the responder and give the kernel its echo replies back.
+        Returns (counters line, {(family, seq): late_ms}) where late_ms is
+        how much later than the delay each reply really left."""
         p.terminate()
-        _, err = p.communicate(timeout=10)
+        out, err = p.communicate(timeout=10)
         self.sysctl(self.T, "net.ipv4.icmp_echo_ignore_all", 0)
         self.sysctl(self.T, "net.ipv6.icmp.echo_ignore_all", 0)
-        return err.strip()
+        late = {}
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 5 and f[0] == "reply":
+                late[(int(f[1]), int(f[3]))] = int(f[4]) / 1e6
+        return err.strip(), late
 
     # -- impairments ---------------------------------------------------------
     def set_loss(self, pct):

@@ -28,9 +28,21 @@ from netns import SVC4, SVC6
 SKIP = netns.available()
 
 
-def config(icmp, targets):
+def config(icmp, targets, level="info"):
     return harness.base_config(icmp=icmp, targets=targets,
-                               daemon={"log_level": "info"})
+                               daemon={"log_level": level})
+
+
+def history(d, since, target):
+    """The reply/timeout/state lines of one target since a line index, with
+    their arrival times: the evidence when a timing assertion fails."""
+    out = []
+    for line, at in zip(d.lines[since:], d.times[since:]):
+        ev = harness.parse_logfmt(line)
+        if ev.get("target") == target and ev.get("event") in ("reply", "timeout", "state", "late"):
+            out.append(f"{at:.3f} {ev.get('event')} seq={ev.get('seq', '')} "
+                       f"{ev.get('from', '')}{'->' if 'to' in ev else ''}{ev.get('to', '')}")
+    return "\n".join(out)
 
 
 def mean(xs):
@@ -65,23 +77,43 @@ class DelayTest(unittest.TestCase):
                     self.assertEqual(ev.get("kind"), kind, ev)
                 for name in ("d4", "d6"):
                     d.wait_event("reply", target=name, count=self.PROBES, timeout=30)
-                sums = summaries(d, ("d4", "d6"))
+                since = len(d.lines)
+                d.signal(signal.SIGUSR1)
+                sums, cut = {}, {}
+                for name in ("d4", "d6"):
+                    sums[name], _, cut[name] = d.wait_event_at("summary", since=since,
+                                                               timeout=10, target=name)
                 d.stop()
-            counters = t.stop_delay(responder)
-            for name in ("d4", "d6"):
-                rtts = [float(e["rtt_ms"]) for e in d.events("reply", target=name)]
+            counters, late = t.stop_delay(responder)
+            for name, fam in (("d4", 4), ("d6", 6)):
+                # The replies the summary covers: those logged before it.
+                reps = [ev for ev in map(harness.parse_logfmt, d.lines[:cut[name]])
+                        if ev.get("event") == "reply" and ev.get("target") == name]
+                rtts = [float(e["rtt_ms"]) for e in reps]
                 avg = mean(rtts)
-                msg = f"{kind} {name}: {len(rtts)} replies, avg {avg:.3f} ms; responder: {counters}"
+                # The delay each probe really met: DELAY plus however late
+                # the responder's thread woke (normally < 0.2 ms; on a loaded
+                # machine now and then several ms, which is not the pinger's
+                # error).  The wire itself adds ~0.05 ms.
+                applied = [self.DELAY_MS + late[(fam, int(e["seq"]))] for e in reps]
+                err = [r - a for r, a in zip(rtts, applied)]
+                msg = (f"{kind} {name}: {len(rtts)} replies, avg {avg:.3f} ms, delay applied "
+                       f"avg {mean(applied):.3f} ms, avg error {mean(err):+.3f} ms, "
+                       f"max |error| {max(abs(x) for x in err):.3f} ms; responder: {counters}")
                 print(msg)
                 self.assertGreaterEqual(len(rtts), self.PROBES)
-                self.assertLessEqual(abs(avg - self.DELAY_MS), 1.0, msg)
-                # Every reply is at least the delay: a smaller RTT would mean
-                # the daemon's clock runs ahead of the wire.
-                self.assertGreaterEqual(min(rtts), self.DELAY_MS - 0.05, msg)
+                self.assertLessEqual(abs(mean(err)), 1.0, msg)
+                # Every RTT is at least the delay applied: a smaller one would
+                # mean the daemon's clock runs ahead of the wire.
+                self.assertGreaterEqual(min(err), -0.05, msg)
                 s = sums[name]
                 self.assertEqual(s.get("socket"), kind, s)
-                self.assertLessEqual(abs(float(s["total_rtt_avg_ms"]) - self.DELAY_MS), 1.0, s)
+                self.assertEqual(int(s["total_received"]), len(rtts), s)
+                self.assertLessEqual(abs(float(s["total_rtt_avg_ms"]) - avg), 0.0015, s)
                 self.assertGreaterEqual(float(s["total_rtt_min_ms"]), self.DELAY_MS - 0.05, s)
+                # And the figure the issue names, when the responder kept time.
+                if max(late.get((fam, int(e["seq"])), 0) for e in reps) < 0.5:
+                    self.assertLessEqual(abs(avg - self.DELAY_MS), 1.0, msg)
 
     def test_delay_raw(self):
         self._run(dgram=False)
@@ -136,10 +168,11 @@ class BlackholeTest(unittest.TestCase):
         up_bound = self.UP_AFTER * self.INTERVAL + 0.1
         names = ("b4", "b6")
         with netns.Topology() as t:
+            # Replies and timeouts (debug) are logged so a failure shows why.
             d = t.daemon(config(
                 {"interval": "200ms", "timeout": "300ms", "down_after": "3",
-                 "up_after": "2", "summary_interval": "0"},
-                {"b4": {"host": SVC4}, "b6": {"host": SVC6}}))
+                 "up_after": "2", "summary_interval": "0", "log_replies": "yes"},
+                {"b4": {"host": SVC4}, "b6": {"host": SVC6}}, level="debug"))
             with d:
                 d.start()
                 for n in names:
@@ -161,7 +194,8 @@ class BlackholeTest(unittest.TestCase):
                               f"(bound {down_bound * 1000:.0f}, switch took "
                               f"{(t1 - t0) * 1e6:.0f} us)")
                         self.assertEqual(ev.get("from"), "up", ev)
-                        self.assertLessEqual(took, down_bound, ev)
+                        self.assertLessEqual(took, down_bound,
+                                             f"switched at {t0:.3f}\n" + history(d, since - 20, n))
                     time.sleep(0.5)
                     since = len(d.lines)
                     t2, t3 = sw.off()
@@ -172,7 +206,8 @@ class BlackholeTest(unittest.TestCase):
                         print(f"round {rnd} {n}: up after {took * 1000:.0f} ms "
                               f"(bound {up_bound * 1000:.0f}, switch took "
                               f"{(t3 - t2) * 1e6:.0f} us)")
-                        self.assertLessEqual(took, up_bound, ev)
+                        self.assertLessEqual(took, up_bound,
+                                             f"switched at {t2:.3f}\n" + history(d, since - 20, n))
                 # One line per transition: up (start), then down/up twice.
                 for n in names:
                     states = [(e.get("from"), e.get("to")) for e in d.events("state", target=n)]
@@ -210,6 +245,32 @@ class UnreachableTest(unittest.TestCase):
                 self.assertEqual(d.events("icmp_error", target="ok4"), [])
                 self.assertEqual(d.events("reply", target="u4"), [])
                 d.stop()
+
+
+    def test_local_unreachable_send_error(self):
+        """A send the kernel refuses (unreachable route in the probe's own
+        table) is a failed probe, logged, never fatal."""
+        with netns.Topology() as t:
+            d = t.daemon(config(
+                {"interval": "100ms", "timeout": "300ms", "summary_interval": "0"},
+                {"lu4": {"host": netns.LOCAL_UNREACH4}, "lu6": {"host": netns.LOCAL_UNREACH6},
+                 "ok4": {"host": SVC4}}))
+            with d:
+                d.start()
+                for n in ("lu4", "lu6"):
+                    ev = d.wait_event("send_error", target=n, timeout=10)
+                    print(f"{n}: {ev}")
+                    self.assertRegex(ev.get("error", ""), r"(?i)unreachable|no route", ev)
+                    d.wait_event("state", target=n, to="down", timeout=10)
+                d.wait_event("state", target="ok4", to="up", timeout=10)
+                sums = summaries(d, ("lu4", "lu6", "ok4"))
+                self.assertTrue(d.alive())
+                self.assertEqual(d.stop(), 0)
+            for n in ("lu4", "lu6"):
+                s = sums[n]
+                self.assertEqual(int(s["total_received"]), 0, s)
+                self.assertGreater(int(s["total_errors"]) + int(s["total_lost"]), 0, s)
+            self.assertEqual(int(sums["ok4"]["total_lost"]), 0, sums["ok4"])
 
 
 @unittest.skipIf(SKIP, SKIP)

@@ -12,8 +12,12 @@
  *   icmp_delay -d MS [-t MAX_SECONDS] [-4] [-6]
  *
  * Prints "ready" on stdout once its sockets are open; exits after
- * MAX_SECONDS (default 60) or on SIGTERM/SIGINT, printing its counters on
- * stderr.  A test tool: it trusts nothing in the packets but their length.
+ * MAX_SECONDS (default 60) or on SIGTERM/SIGINT.  At exit it prints one line
+ * per reply sent, "reply FAMILY IDENT SEQ LATE_NS" (how much later than
+ * DELAY the reply really left: on a loaded machine even a real-time thread
+ * can wake late, and a test should hold the pinger to the delay actually
+ * applied), then its counters on stderr.  A test tool: it trusts nothing in
+ * the packets but their length.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -69,6 +73,16 @@ static size_t q_head, q_len;
 static volatile sig_atomic_t stop_flag;
 
 static unsigned long n_answered, n_dropped, n_late_us_max;
+
+/* What each reply really got, printed at exit. */
+struct sent_rec {
+	uint8_t family;
+	uint16_t ident, seq;
+	uint64_t late_ns;
+};
+#define SENT_CAP 65536
+static struct sent_rec *sent_log;
+static size_t n_sent_log;
 
 static void on_signal(int sig)
 {
@@ -258,7 +272,7 @@ static void drain(int fd, int family, uint64_t delay_ns)
 	}
 }
 
-static void send_reply(int fd4, int fd6, struct pending *pe)
+static void send_reply(int fd4, int fd6, struct pending *pe, uint64_t late_ns)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
@@ -297,10 +311,19 @@ static void send_reply(int fd4, int fd6, struct pending *pe)
 		c->cmsg_len = CMSG_LEN(sizeof pi);
 		memcpy(CMSG_DATA(c), &pi, sizeof pi);
 	}
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
 		perror("icmp_delay: sendmsg");
-	else
-		n_answered++;
+		return;
+	}
+	n_answered++;
+	if (sent_log && n_sent_log < SENT_CAP) {
+		struct sent_rec *r = &sent_log[n_sent_log++];
+
+		r->family = pe->family == AF_INET ? 4 : 6;
+		r->ident = (uint16_t)(pe->msg[4] << 8 | pe->msg[5]);
+		r->seq = (uint16_t)(pe->msg[6] << 8 | pe->msg[7]);
+		r->late_ns = late_ns;
+	}
 }
 
 static void arm(int tfd)
@@ -375,6 +398,7 @@ int main(int argc, char **argv)
 		perror("icmp_delay: timerfd_create");
 		return 1;
 	}
+	sent_log = malloc(SENT_CAP * sizeof *sent_log);
 	end_ns = clock_ns(CLOCK_MONOTONIC) + (uint64_t)(max_s * 1e9);
 	printf("ready\n");
 	fflush(stdout);
@@ -409,7 +433,7 @@ int main(int argc, char **argv)
 			if (late_us > n_late_us_max)
 				n_late_us_max = late_us;
 			if (pe->len)
-				send_reply(fd4, fd6, pe);
+				send_reply(fd4, fd6, pe, now - pe->due_ns);
 			free(pe->msg);
 			pe->msg = NULL;
 			q_head = (q_head + 1) % QUEUE_CAP;
@@ -423,6 +447,11 @@ int main(int argc, char **argv)
 		}
 		arm(tfd);
 	}
+	for (size_t i = 0; i < n_sent_log; i++)
+		printf("reply %u %u %u %llu\n", sent_log[i].family, sent_log[i].ident,
+		       sent_log[i].seq, (unsigned long long)sent_log[i].late_ns);
+	fflush(stdout);
+	free(sent_log);
 	fprintf(stderr, "icmp_delay: answered=%lu dropped=%lu pending=%zu max_late_us=%lu\n",
 		n_answered, n_dropped, q_len, n_late_us_max);
 	return 0;
