@@ -127,6 +127,7 @@ struct psock {
 	 * kernel gives no transmit timestamps. */
 	struct tx_slot *tx_ring;
 	uint32_t tx_next_key;
+	struct deferred defer;       /* psock_close frees after the batch */
 };
 
 struct target;
@@ -1117,6 +1118,17 @@ static void tx_stamps_resync(struct pinger *p, struct psock *s)
 	tx_stamps_enable(s);
 }
 
+static void psock_free(struct deferred *d)
+{
+	struct psock *s = container_of(d, struct psock, defer);
+
+	seqmap_free(s->map);
+	free(s->tx_ring);
+	free(s);
+}
+
+/* Freed after the batch: a reload (a signal callback) may close a socket
+ * whose own event is still queued behind it in the same batch. */
 static void psock_close(struct pinger *p, struct psock *s)
 {
 	if (s->io.fd >= 0) {
@@ -1125,9 +1137,8 @@ static void psock_close(struct pinger *p, struct psock *s)
 		loop_del(p->loop, &s->io);
 		close(fd);
 	}
-	seqmap_free(s->map);
-	free(s->tx_ring);
-	free(s);
+	s->defer.fn = psock_free;
+	loop_defer(p->loop, &s->defer);
 }
 
 static uint64_t random_u64(void)
