@@ -119,6 +119,15 @@ class Sampler:
         return b[1] - a[1], n, b[2]
 
 
+def cpu_times():
+    """(busy, idle, steal) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    steal = v[7] if len(v) > 7 else 0
+    return sum(v[:8]) - idle - steal, idle, steal
+
+
 def targets_list():
     return [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(N_TARGETS)]
 
@@ -467,6 +476,7 @@ def main():
         sys.exit(f"icmp bench: no beacond binary at {harness.BEACOND} (set BEACOND)")
     dgram = args.socket != "raw"
     load0 = os.getloadavg()
+    cpu0 = cpu_times()
     scale, acc = [], []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="beacond-icmpbench-") as tmp:
@@ -491,6 +501,11 @@ def main():
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}, "
           f"{time.monotonic() - t0:.0f} s, load average {load0[0]:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end)")
+    busy, idle, steal = (b - a for a, b in zip(cpu0, cpu_times()))
+    total = max(1, busy + idle + steal)
+    print(f"# machine during the run: {100 * busy / total:.0f} % busy, "
+          f"{100 * steal / total:.0f} % stolen by the hypervisor, {100 * idle / total:.0f} % idle "
+          "(other work on the machine inflates lateness and loss for every tool)")
     if scale:
         print(f"\n## {N_TARGETS} loopback targets (127.1.x.y) at 1 Hz, {args.seconds} s, "
               "one namespace, tools one after another")
