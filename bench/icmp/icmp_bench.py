@@ -26,6 +26,7 @@ traffic stays on a private loopback or a private veth pair):
 Prints one table on stdout.  Needs root, tcpdump, oping, fping, nft, ip.
 """
 import argparse
+import fcntl
 import math
 import os
 import re
@@ -45,6 +46,7 @@ import netns  # noqa: E402
 import pcap  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+F_SETPIPE_SZ = 1031
 N_TARGETS = 10_000
 
 
@@ -227,6 +229,15 @@ def scale_beacond(topo, tmp, seconds, socket_kind):
     cap = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
                   os.path.join(tmp, "scale-beacond.pcap"))
     d.start(timeout=60)
+    # beacond's stderr is a blocking pipe read by a Python thread; 10 000
+    # state or summary lines at once would fill the default 64 KiB and stall
+    # the daemon on our reader, which is not what is being measured.
+    with open("/proc/sys/fs/pipe-max-size") as f:
+        pipe_max = int(f.read())
+    try:
+        fcntl.fcntl(d.proc.stdout.fileno(), F_SETPIPE_SZ, pipe_max)
+    except OSError as e:
+        log(f"F_SETPIPE_SZ {pipe_max}: {e}")
     t_start = time.time()
     sampler = Sampler([d.pid])
     kind = d.wait_event("socket", family="4").get("kind", "?")
