@@ -918,14 +918,6 @@ static int run_tcp_churn(void)
 		now = mono_ns();
 		if (!window_poll(now))
 			break;
-		for (unsigned i = 0; i < opt.workers; i++) {
-			struct worker *w = &ws[i];
-
-			if (w->state == W_IDLE && now >= w->retry_at)
-				worker_begin(w, now);
-			else if (w->state != W_IDLE && now - w->t_start > 2000000000u)
-				worker_fail(w, "no echo within 2 s", 0, now);
-		}
 		n = epoll_wait(epfd, events, MAX_EVENTS, window_timeout_ms(now, 10));
 		if (n < 0 && errno != EINTR) {
 			perror("loadgen: epoll_wait");
@@ -934,6 +926,16 @@ static int run_tcp_churn(void)
 		now = mono_ns();
 		for (int i = 0; i < n; i++)
 			worker_event(events[i].data.ptr, now);
+		/* Timeouts are judged after the events are handled, so a
+		 * stall of this process is not blamed on the server. */
+		for (unsigned i = 0; i < opt.workers; i++) {
+			struct worker *w = &ws[i];
+
+			if (w->state == W_IDLE && now >= w->retry_at)
+				worker_begin(w, now);
+			else if (w->state != W_IDLE && now - w->t_start > 2000000000u)
+				worker_fail(w, "no echo within 2 s", 0, now);
+		}
 	}
 	cpu = window_cpu_s();
 	print_common();
@@ -1365,6 +1367,12 @@ static int run_udp_echo(void)
 		if (now - last_scan >= 10000000u || (!u_sending && now >= drain_end)) {
 			unsigned out = 0;
 
+			/* Take in what has arrived before judging: if this
+			 * process was not scheduled for a while, the replies
+			 * are waiting in its sockets and are not lost. */
+			for (unsigned i = 0; i < opt.sockets; i++)
+				usock_read(&socks[i]);
+			now = mono_ns();
 			last_scan = now;
 			for (unsigned i = 0; i < opt.sockets; i++)
 				out += usock_expire(&socks[i], now, u_sending ? loss_ns
