@@ -76,7 +76,12 @@
  * late reply is still recognised as late rather than matched to a newer
  * request that reused the number. */
 #define SEQ_HOLD_EXTRA_NS (2 * NSEC_PER_SEC)
-#define RCVBUF_WANT (4 << 20)
+/* Receive buffer: at least 4 MiB, and 2 KiB per probe on the socket (a
+ * reply's kernel buffer is ~1 KiB), so a stall of about a second at one
+ * request per probe and second loses nothing; capped at 64 MiB. */
+#define RCVBUF_MIN (4 << 20)
+#define RCVBUF_PER_PROBE 2048
+#define RCVBUF_MAX (64 << 20)
 
 union sa {
 	struct sockaddr sa;
@@ -140,6 +145,7 @@ struct psock {
 	struct tx_slot *tx_ring;
 	uint32_t tx_next_key;
 	struct deferred defer;       /* psock_close frees after the batch */
+	size_t rcvbuf;               /* SO_RCVBUF last asked for */
 };
 
 struct target;
@@ -1240,6 +1246,19 @@ static void tx_stamps_resync(struct pinger *p, struct psock *s)
 	tx_stamps_enable(s);
 }
 
+/* Many targets answer in bursts; a larger buffer absorbs them.  Best
+ * effort: FORCE needs CAP_NET_ADMIN, plain is capped by net.core.rmem_max. */
+static void psock_rcvbuf(struct psock *s, size_t want)
+{
+	int v = (int)want;
+
+	if (want == s->rcvbuf)
+		return;
+	s->rcvbuf = want;
+	if (setsockopt(s->io.fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0)
+		(void)setsockopt(s->io.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v);
+}
+
 static void psock_free(struct deferred *d)
 {
 	struct psock *s = container_of(d, struct psock, defer);
@@ -1278,7 +1297,7 @@ static struct psock *psock_open(struct pinger *p, const struct sock_key *k, char
 				size_t errlen, enum open_fail *why)
 {
 	struct psock *s = calloc(1, sizeof *s);
-	int one = 1, v, fd, rcv = RCVBUF_WANT;
+	int one = 1, v, fd;
 	bool v6 = k->family == 6;
 	const char *step = NULL;
 
@@ -1365,10 +1384,7 @@ static struct psock *psock_open(struct pinger *p, const struct sock_key *k, char
 		goto fail;
 	}
 	tx_stamps_enable(s);
-	/* Many targets answer in bursts; a larger buffer absorbs them.  Best
-	 * effort: FORCE needs CAP_NET_ADMIN, plain is capped by rmem_max. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
-		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+	psock_rcvbuf(s, RCVBUF_MIN);
 	if (loop_add(p->loop, &s->io, EPOLLIN) < 0) {
 		step = "epoll";
 		goto fail;
@@ -1982,6 +1998,10 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			struct psock *s = *sp;
 
 			if (s->refs) {
+				size_t want = s->refs * RCVBUF_PER_PROBE;
+
+				psock_rcvbuf(s, want < RCVBUF_MIN ? RCVBUF_MIN
+						: want > RCVBUF_MAX ? RCVBUF_MAX : want);
 				sp = &s->next;
 				continue;
 			}
