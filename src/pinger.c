@@ -8,8 +8,9 @@
  *           identity (name, host, resolved addresses, family, source,
  *           interface, socket settings) is unchanged.
  *   probe   one (target, family) pair: schedule, in-flight chain, statistics
- *           and up/down state.  Two timers are embedded (next send, next
- *           reply timeout), so the send path never allocates.
+ *           and up/down state.  Its next send is a node in the pinger's
+ *           send wheel and its next reply timeout a loop timer, both
+ *           embedded, so the send path never allocates.
  *   psock   one ICMP socket and its sequence map.  Probes share one socket
  *           per (family, socket kind, ttl, tos); a target with its own
  *           source address or interface gets a socket of its own.
@@ -174,6 +175,7 @@ struct target {
 	struct probe_opts opts;
 	enum target_family family_cfg;
 	bool has_source;
+	bool keep;                   /* commit: the new plan keeps this target */
 	union sa source;
 	uint64_t window_start_ns;
 	uint32_t n_probes;
@@ -1880,13 +1882,15 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		return;
 	}
 	/* 1. Drop running targets the new set does not keep. */
+	for (size_t j = 0; j < plan->n; j++)
+		if (plan->v[j].kept)
+			plan->v[j].t->keep = true;
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct target *t = p->targets[i];
-		bool kept = false;
 
-		for (size_t j = 0; j < plan->n && !kept; j++)
-			kept = plan->v[j].kept && plan->v[j].t == t;
-		if (!kept) {
+		if (t->keep) {
+			t->keep = false;
+		} else {
 			target_remove(p, t, now);
 			free(t);
 			p->targets[i] = NULL;
@@ -1947,6 +1951,8 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			if (pr->sock)
 				pr->sock->refs++;
 			if (slot_alloc(p, pr) < 0) {
+				if (pr->sock)
+					pr->sock->refs--;
 				pr->sock = NULL;
 				pt->degraded[j] = "out of memory";
 			}
