@@ -204,6 +204,45 @@ class LoopbackTest(unittest.TestCase, Common):
                                "a 50 ms interval sends more than 100 ms")
             self.assertEqual(d.stop(), 0)
 
+    def test_intervals_on_and_off_the_wheel(self):
+        # 1.5 s is longer than the send wheel's rotation (1.024 s), 37 ms is
+        # not a multiple of its tick, 10 ms is the shortest allowed.
+        cfg = icmp_config("raw", summary_interval="1h", targets={
+            "slow": {"host": "127.0.0.1", "interval": "1500ms"},
+            "odd": {"host": "127.0.0.2", "interval": "37ms"},
+            "fast": {"host": "::1", "interval": "10ms", "log_replies": "no"},
+        })
+        with Daemon(cfg) as d:
+            d.start()
+            t0 = time.monotonic()
+            d.wait_event("reply", target="slow", count=4, timeout=15)
+            elapsed = time.monotonic() - t0
+            mark = len(d.lines)
+            d.signal(signal.SIGUSR1)
+            d.wait_event("icmp_stats", since=mark)
+            got = {e["target"]: e for e in d.events("summary", since=mark)}
+            self.assertEqual(d.stop(), 0)
+
+        def stamps(name):
+            # ts=2026-11-21T16:58:49.936Z -> seconds
+            out = []
+            for e in d.events("reply", target=name):
+                hms = e["ts"][11:-1].split(":")
+                out.append(int(hms[0]) * 3600 + int(hms[1]) * 60 + float(hms[2]))
+            return out
+
+        slow = stamps("slow")
+        gaps = [b - a for a, b in zip(slow, slow[1:])]
+        self.assertTrue(all(1.3 <= g <= 1.7 for g in gaps), gaps)
+        odd = stamps("odd")
+        mean_gap = (odd[-1] - odd[0]) / (len(odd) - 1)
+        self.assertAlmostEqual(mean_gap, 0.037, delta=0.003)
+        # 10 ms for the whole run: within 10 % of elapsed / interval.
+        want = elapsed / 0.010
+        self.assertGreater(i(got["fast"], "total_sent"), 0.9 * want)
+        self.assertLess(i(got["fast"], "total_sent"), 1.1 * want + 20)
+        self.assertEqual(i(got["fast"], "total_lost"), 0)
+
     def test_zero_targets(self):
         cfg = base_config(tcp=None, udp=None, icmp={"socket": "raw"})
         with Daemon(cfg) as d:
