@@ -3,7 +3,12 @@
  * sockets (datagram first, raw fallback), reply matching, statistics,
  * up/down state and the health log lines.  Two-phase configuration as in
  * tcp.h: targets are reconciled by name (and host/family), unchanged ones
- * keep their sockets and statistics.
+ * keep their sockets, statistics and resolved addresses.
+ *
+ * Host names are resolved asynchronously inside the loop (resolver.h);
+ * neither prepare nor commit waits for DNS, and an unresolvable name is
+ * not an error: its probes stay `unresolved` (no sends) and are retried
+ * with backoff.  IP literals are converted at prepare, without DNS.
  */
 #ifndef BEACOND_PINGER_H
 #define BEACOND_PINGER_H
@@ -18,6 +23,9 @@ struct pinger_plan;
 struct pinger_counts {
 	size_t probes;       /* (target, family) pairs being pinged */
 	size_t up, down, unknown;
+	/* Of unknown: probes whose host name has not resolved yet (they do
+	 * not send, and are neither up nor down). */
+	size_t unresolved;
 };
 
 struct pinger *pinger_new(struct loop *loop);

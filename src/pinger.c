@@ -5,8 +5,14 @@
  * Objects:
  *   target  one [target NAME] section: its copied settings and one or two
  *           probes, in a single allocation.  Kept across reloads when its
- *           identity (name, host, resolved addresses, family, source,
- *           interface, socket settings) is unchanged.
+ *           identity (name, host, family, source, interface, socket
+ *           settings; for IP literals the address) is unchanged, so a
+ *           kept target also keeps its resolved address and DNS timers.
+ *           A host name is resolved inside the loop (resolver.h), never
+ *           with a blocking lookup: a new named target starts with its
+ *           probes unresolved, which do not send and are neither up nor
+ *           down, and is re-resolved every resolve_interval (sooner when
+ *           the TTL is shorter, see resolve_sched.h).
  *   probe   one (target, family) pair: schedule, in-flight chain, statistics
  *           and up/down state.  Its next send is a node in the pinger's
  *           send wheel and its next reply timeout a loop timer, both
@@ -36,6 +42,8 @@
 #include "icmp.h"
 #include "log.h"
 #include "pinger.h"
+#include "resolve_sched.h"
+#include "resolver.h"
 #include "seqmap.h"
 #include "stats.h"
 #include "util.h"
@@ -158,8 +166,13 @@ struct probe {
 	struct timer timeout_timer;
 	struct target *t;
 	struct psock *sock;          /* NULL: degraded, every send fails */
-	union sa addr;
-	uint8_t family;              /* 4 or 6 */
+	union sa addr;               /* valid when resolved */
+	uint8_t family;              /* 4 or 6; 0 until an auto name resolves */
+	/* False until the host name first resolved for this family: the probe
+	 * is off the send wheel and has no requests in flight. */
+	bool resolved;
+	uint32_t rfail_suppressed;   /* resolve_failed lines for this family */
+	uint64_t rfail_logged_ns;
 	uint32_t id;                 /* index in pinger.slots, seqmap's probe */
 	struct seqmap_chain chain;
 	struct health health;
@@ -176,7 +189,19 @@ struct target {
 	enum target_family family_cfg;
 	bool has_source;
 	bool keep;                   /* commit: the new plan keeps this target */
+	bool named;                  /* host is a name, not an IP literal */
 	union sa source;
+	/* Named targets: the next lookup, the pending one (a non-NULL handle
+	 * means pending; cancelled before the target is freed), consecutive
+	 * failed lookups and the rate limit of resolve_failed lines. */
+	struct timer resolve_timer;
+	struct resolver_query *rq;
+	uint32_t failures;
+	uint32_t fail_suppressed;
+	uint64_t fail_logged_ns;
+	/* family = auto with a name: the IPv4 and IPv6 sockets the probe may
+	 * use once it knows its family (each holds a reference). */
+	struct psock *cand[2];
 	uint64_t window_start_ns;
 	uint32_t n_probes;
 	struct probe probes[];
@@ -197,6 +222,8 @@ struct pinger {
 	struct psock *socks;
 	struct group *groups;
 	struct probe **slots;        /* probe id -> probe; NULL when free */
+	struct resolver *resolver;   /* created when the first name appears */
+	char *dns_servers;           /* what resolver was made with; NULL: resolv.conf */
 	uint32_t n_slots, cap_slots;
 	uint32_t *free_ids;
 	uint32_t n_free;
@@ -275,8 +302,10 @@ static struct logline *probe_log(const struct probe *pr, enum log_level lvl,
 
 	if (l) {
 		log_str(l, "target", pr->t->name);
-		log_int(l, "family", pr->family);
-		log_addr(l, "addr", &pr->addr.sa);
+		if (pr->family)
+			log_int(l, "family", pr->family);
+		/* An unresolved probe has no address yet: addr= stays empty. */
+		log_addr(l, "addr", pr->resolved ? &pr->addr.sa : NULL);
 	}
 	return l;
 }
@@ -322,7 +351,7 @@ static void probe_log_summary(const struct probe *pr, const char *why, uint64_t 
 		return;
 	inflight = r->sent - r->received - r->lost;
 	log_str(l, "why", why);
-	log_str(l, "state", health_state_name(pr->health.state));
+	log_str(l, "state", pr->resolved ? health_state_name(pr->health.state) : "unresolved");
 	log_str(l, "socket", pr->sock ? sock_kind_name(pr->sock) : "none");
 	log_u64(l, "sent", w->sent);
 	log_u64(l, "received", w->received);
@@ -1402,19 +1431,302 @@ fail:
 	return NULL;
 }
 
+/* ---- host names: lookups inside the loop ------------------------------------ */
+
+/* Each lookup gives up after RESOLVE_TRIES rounds of RESOLVE_TIMEOUT_MS (c-ares
+ * doubles the timeout per round): a silent server costs a pending query,
+ * never a blocked loop. */
+#define RESOLVE_TIMEOUT_MS 2000
+#define RESOLVE_TRIES 2
+
+static void on_resolved(void *arg, const struct resolver_result *res);
+static int lookup_family(const struct target *t);
+
+static uint64_t grid_up(uint64_t t)
+{
+	t += SEND_GRID_NS - 1;
+	return t - t % SEND_GRID_NS;
+}
+
+static void target_resolve_later(struct pinger *p, struct target *t, uint64_t at)
+{
+	if (!p->stopped)
+		loop_timer_arm(p->loop, &t->resolve_timer, at);
+}
+
+/* Rate limit for resolve_failed: once per resolve_interval per target (and
+ * per family for a family the name lacks). */
+static bool rfail_due(uint64_t *last, uint32_t *count, uint64_t now, uint64_t period,
+		      uint32_t *suppressed)
+{
+	if (*last != 0 && now - *last < period) {
+		if (*count < UINT32_MAX)
+			(*count)++;
+		return false;
+	}
+	*suppressed = *count;
+	*count = 0;
+	*last = now ? now : 1;
+	return true;
+}
+
+/* A failed lookup: keep every resolved probe's last good address (it keeps
+ * being pinged), retry with backoff. */
+static void target_resolve_failed(struct pinger *p, struct target *t, const char *error,
+				  uint64_t now)
+{
+	uint64_t retry;
+	uint32_t suppressed = 0;
+
+	if (t->failures < UINT32_MAX)
+		t->failures++;
+	retry = resolve_sched_backoff_ns(t->failures, t->opts.resolve_interval_ns);
+	if (rfail_due(&t->fail_logged_ns, &t->fail_suppressed, now, t->opts.resolve_interval_ns,
+		      &suppressed)) {
+		struct logline *l = log_begin(LOG_WARNING, "resolve_failed");
+
+		log_str(l, "target", t->name);
+		log_str(l, "host", t->host);
+		log_str(l, "error", error);
+		for (uint32_t i = 0; i < t->n_probes; i++) {
+			char key[16];
+
+			if (!t->probes[i].resolved)
+				continue;
+			snprintf(key, sizeof key, "keep_addr%s",
+				 t->n_probes > 1 ? (t->probes[i].family == 6 ? "6" : "4") : "");
+			log_addr(l, key, &t->probes[i].addr.sa);
+		}
+		log_u64(l, "failures", t->failures);
+		log_fixed(l, "retry_s", retry, NSEC_PER_SEC, 1);
+		log_u64(l, "suppressed", suppressed);
+		log_end(l);
+	}
+	target_resolve_later(p, t, now + retry);
+}
+
+static void on_resolve_timer(struct timer *tm)
+{
+	struct target *t = container_of(tm, struct target, resolve_timer);
+	struct pinger *p = t->p;
+
+	if (p->stopped || t->rq || !p->resolver)
+		return;
+	/* Answers from /etc/hosts may arrive inside resolver_lookup(): that
+	 * is fine here, the callback only re-arms this timer. */
+	if (resolver_lookup(p->resolver, t->host, lookup_family(t), on_resolved, t, &t->rq) < 0)
+		target_resolve_failed(p, t, strerror(errno), loop_now(p->loop));
+}
+
+/* The first address of the wanted family (4, 6, or 0 for any) in res. */
+static bool pick_addr(const struct resolver_result *res, uint8_t family, union sa *out)
+{
+	for (size_t i = 0; i < res->n_addrs; i++) {
+		const struct sockaddr *sa = &res->addrs[i].u.sa;
+
+		if (sa->sa_family == AF_INET && family != 6) {
+			memset(out, 0, sizeof *out);
+			memcpy(&out->in4, sa, sizeof out->in4);
+			return true;
+		}
+		if (sa->sa_family == AF_INET6 && family != 4) {
+			memset(out, 0, sizeof *out);
+			memcpy(&out->in6, sa, sizeof out->in6);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A probe's first address: take a socket (an auto name picks its family's
+ * now), log event=resolved and start sending. */
+static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa *a,
+			     uint32_t ttl_s, uint64_t now)
+{
+	struct target *t = pr->t;
+	struct logline *l;
+
+	pr->addr = *a;
+	pr->resolved = true;
+	if (!pr->family) {
+		pr->family = a->sa.sa_family == AF_INET6 ? 6 : 4;
+		pr->sock = t->cand[pr->family == 6];
+		if (pr->sock) {
+			uint64_t hold = t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS;
+
+			pr->sock->refs++;
+			if (seqmap_hold(pr->sock->map) < hold)
+				seqmap_set_hold(pr->sock->map, hold);
+		}
+	}
+	l = probe_log(pr, pr->sock ? LOG_INFO : LOG_ERR, "resolved");
+	log_str(l, "host", t->host);
+	if (ttl_s)
+		log_u64(l, "ttl_s", ttl_s);
+	if (pr->sock) {
+		log_str(l, "socket", sock_kind_name(pr->sock));
+	} else {
+		log_str(l, "status", "unavailable");
+		log_str(l, "reason", "no ICMP socket for this family (see the socket lines)");
+	}
+	log_end(l);
+	/* A degraded probe is scheduled too: its sends fail and count, as for
+	 * a literal address without a socket. */
+	if (!p->stopped)
+		wheel_add(p, pr, grid_up(now));
+}
+
+/* A new address for a probe that has one: its statistics and state carry
+ * on.  Requests in flight to the old address are not matched any more
+ * (their replies fail the source check) and expire as lost, once each. */
+static void probe_move(struct probe *pr, const union sa *a)
+{
+	union sa old = pr->addr;
+	struct logline *l;
+
+	pr->addr = *a;
+	l = probe_log(pr, LOG_NOTICE, "address");
+	log_str(l, "host", pr->t->host);
+	log_addr(l, "from", &old.sa);
+	log_addr(l, "to", &a->sa);
+	log_end(l);
+}
+
+static void on_resolved(void *arg, const struct resolver_result *res)
+{
+	struct target *t = arg;
+	struct pinger *p = t->p;
+	uint64_t now = loop_now_refresh(p->loop);
+	bool incomplete = false;
+
+	if (p->stopped)
+		return;
+	if (res->status != 0) {
+		target_resolve_failed(p, t, res->error ? res->error : "lookup failed", now);
+		return;
+	}
+	for (uint32_t i = 0; i < t->n_probes; i++) {
+		struct probe *pr = &t->probes[i];
+		union sa a;
+
+		if (!pick_addr(res, pr->family, &a)) {
+			/* family = both and the name lacks one family (or an
+			 * auto name switched families): that probe stays as it
+			 * was -- unresolved, or on its last address. */
+			uint32_t suppressed = 0;
+
+			incomplete = true;
+			if (rfail_due(&pr->rfail_logged_ns, &pr->rfail_suppressed, now,
+				      t->opts.resolve_interval_ns, &suppressed)) {
+				struct logline *l = probe_log(pr, LOG_WARNING, "resolve_failed");
+
+				log_str(l, "host", t->host);
+				log_str(l, "error", pr->family == 6 ? "the name has no IPv6 address"
+								    : "the name has no IPv4 address");
+				log_u64(l, "suppressed", suppressed);
+				log_end(l);
+			}
+			continue;
+		}
+		if (!pr->resolved)
+			probe_first_addr(p, pr, &a, res->ttl_s, now);
+		else if (!addr_equal(&pr->addr, &a))
+			probe_move(pr, &a);
+	}
+	if (incomplete) {
+		if (t->failures < UINT32_MAX)
+			t->failures++;
+		target_resolve_later(p, t, now + resolve_sched_backoff_ns(t->failures,
+									  t->opts.resolve_interval_ns));
+		return;
+	}
+	t->failures = 0;
+	target_resolve_later(p, t, now + resolve_sched_next_ns(t->opts.resolve_interval_ns,
+							       res->ttl_s));
+}
+
+/* Stop everything DNS for t: after this no lookup callback or timer can
+ * reach it, so it may be freed. */
+static void target_resolve_stop(struct pinger *p, struct target *t)
+{
+	resolver_cancel(&t->rq);
+	loop_timer_cancel(p->loop, &t->resolve_timer);
+}
+
+struct resolver_grave {
+	struct deferred d;
+	struct resolver *r;
+};
+
+static void resolver_bury(struct deferred *d)
+{
+	struct resolver_grave *g = container_of(d, struct resolver_grave, d);
+
+	resolver_free(g->r);
+	free(g);
+}
+
+/* Free a resolver after the current batch: an event for one of its sockets
+ * may be queued behind the reload that replaces it. */
+static void resolver_free_later(struct pinger *p, struct resolver *r)
+{
+	struct resolver_grave *g;
+
+	if (!r)
+		return;
+	g = malloc(sizeof *g);
+	if (!g) {
+		resolver_free(r);
+		return;
+	}
+	g->r = r;
+	g->d.fn = resolver_bury;
+	loop_defer(p->loop, &g->d);
+}
+
 /* ---- configuration: resolve, plan, commit --------------------------------- */
 
 struct resolved {
 	uint32_t n;
-	uint8_t family[2];
-	union sa addr[2];
+	uint8_t family[2];           /* 0: auto name, family known once resolved */
+	union sa addr[2];            /* literals only */
 	const char *missing[2];      /* why probe i has no address (both) */
+	bool named;
+	/* Sockets prepare opens: normally one per probe (sock_family[i] for
+	 * probe i); an auto name gets both families' (index 0 = IPv4, 1 = IPv6),
+	 * and picks one when its first answer arrives. */
+	uint32_t n_socks;
+	uint8_t sock_family[2];
 };
 
+static bool is_literal(const char *host);
+
+/* The address family a lookup for t asks for: fixed by family = 4/6, by the
+ * source address, or (auto) by the family the name first resolved to, so
+ * a probe never changes sockets under requests in flight. */
+static int lookup_family(const struct target *t)
+{
+	if (t->family_cfg == FAMILY_4)
+		return AF_INET;
+	if (t->family_cfg == FAMILY_6)
+		return AF_INET6;
+	if (t->family_cfg == FAMILY_AUTO) {
+		if (t->probes[0].resolved)
+			return af_of(t->probes[0].family);
+		if (t->has_source)
+			return t->source.sa.sa_family;
+	}
+	return AF_UNSPEC;
+}
+
+/* Work out a target's probes.  IP literals are converted here, at once
+ * (no DNS involved); host names only get their probes' families, their
+ * addresses come from the resolver inside the loop. */
 static int resolve_target(const struct config_target *ct, struct resolved *out, char *err,
 			  size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
+	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST };
+	struct addrinfo *res = NULL;
 	int want = AF_UNSPEC, rc;
 	bool got4 = false, got6 = false;
 	union sa a4, a6, first;
@@ -1427,9 +1739,25 @@ static int resolve_target(const struct config_target *ct, struct resolved *out, 
 		want = AF_INET6;
 	else if (ct->family == FAMILY_AUTO && ct->has_source)
 		want = ct->source.u.sa.sa_family;
+	if (!is_literal(ct->host)) {
+		out->named = true;
+		if (ct->family == FAMILY_BOTH) {
+			out->n = out->n_socks = 2;
+			out->family[0] = out->sock_family[0] = 4;
+			out->family[1] = out->sock_family[1] = 6;
+		} else if (want != AF_UNSPEC) {
+			out->n = out->n_socks = 1;
+			out->family[0] = out->sock_family[0] = want == AF_INET6 ? 6 : 4;
+		} else {
+			out->n = 1;
+			out->n_socks = 2;
+			out->sock_family[0] = 4;
+			out->sock_family[1] = 6;
+		}
+		return 0;
+	}
 	hints.ai_family = want;
-	/* A brief block at start and on reload: names are few and this keeps
-	 * the loop's callbacks free of DNS (the async resolver replaces it). */
+	/* AI_NUMERICHOST: a literal never reaches DNS, so this cannot block. */
 	rc = getaddrinfo(ct->host, NULL, &hints, &res);
 	if (rc != 0) {
 		snprintf(err, errlen, "[target %s] host \"%s\": %s", ct->name, ct->host,
@@ -1479,6 +1807,8 @@ static int resolve_target(const struct config_target *ct, struct resolved *out, 
 		out->family[0] = first_af == AF_INET6 ? 6 : 4;
 		out->addr[0] = first;
 	}
+	out->n_socks = out->n;
+	memcpy(out->sock_family, out->family, sizeof out->family);
 	return 0;
 }
 
@@ -1496,6 +1826,10 @@ struct pinger_plan {
 	struct plan_target *v;
 	size_t n;
 	struct psock *new_socks;
+	/* A resolver for a changed dns_servers (or the first name); replaces
+	 * the running one at commit. */
+	struct resolver *resolver;
+	char *dns_servers;
 };
 
 static void make_key(struct sock_key *k, const struct config_target *ct, uint8_t family,
@@ -1542,6 +1876,8 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 	t->opts = ct->opts;
 	t->family_cfg = ct->family;
 	t->has_source = ct->has_source;
+	t->named = r->named;
+	timer_init(&t->resolve_timer, on_resolve_timer);
 	if (ct->has_source)
 		memcpy(&t->source, &ct->source.u, sizeof t->source);
 	t->n_probes = r->n;
@@ -1551,6 +1887,7 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 		pr->t = t;
 		pr->family = r->family[i];
 		pr->addr = r->addr[i];
+		pr->resolved = !r->named;
 		pr->id = UINT32_MAX;
 		pr->wnext = NULL;
 		pr->wpprev = NULL;
@@ -1574,12 +1911,23 @@ static bool target_same(const struct target *old, const struct config_target *ct
 	if ((old->ifname == NULL) != (ct->interface == NULL) ||
 	    (old->ifname && strcmp(old->ifname, ct->interface) != 0))
 		return false;
+	if (old->named != r->named)
+		return false;
+	if (r->named && r->n_socks != r->n) {
+		/* An auto name: the same candidate sockets, and a probe that
+		 * resolved to a family without a socket is retried afresh. */
+		const struct probe *pr = &old->probes[0];
+
+		return old->cand[0] == socks[0] && old->cand[1] == socks[1] &&
+		       (!pr->resolved || pr->sock != NULL);
+	}
 	for (uint32_t i = 0; i < r->n; i++) {
 		const struct probe *pr = &old->probes[i];
 
-		/* A degraded probe is retried from scratch on every reload. */
+		/* A degraded probe is retried from scratch on every reload.  A
+		 * name's address is the resolver's business, not the config's. */
 		if (pr->sock == NULL || pr->sock != socks[i] || pr->family != r->family[i] ||
-		    !addr_equal(&pr->addr, &r->addr[i]))
+		    (!r->named && !addr_equal(&pr->addr, &r->addr[i])))
 			return false;
 	}
 	return true;
@@ -1610,6 +1958,8 @@ void pinger_abort(struct pinger_plan *plan)
 		plan->new_socks = s->next;
 		psock_close(plan->p, s);
 	}
+	resolver_free(plan->resolver);
+	free(plan->dns_servers);
 	free(plan->v);
 	free(plan);
 }
@@ -1669,7 +2019,7 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 {
 	struct pinger_plan *plan = calloc(1, sizeof *plan);
 	struct name_index ix = { NULL, 0 };
-	bool use_index = p->n_targets > 64;
+	bool use_index = p->n_targets > 64, any_named = false;
 
 	if (!plan || (cfg->n_targets && !(plan->v = calloc(cfg->n_targets, sizeof *plan->v)))) {
 		free(plan);
@@ -1692,7 +2042,9 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 		plan->n = i + 1; /* so pinger_abort() frees what this entry holds */
 		if (resolve_target(ct, &r, err, errlen) < 0)
 			goto fail;
-		for (uint32_t j = 0; j < r.n; j++) {
+		if (r.named)
+			any_named = true;
+		for (uint32_t j = 0; j < r.n_socks; j++) {
 			struct sock_key k;
 			struct psock *s;
 			enum open_fail why;
@@ -1702,7 +2054,7 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 				pt->degraded[j] = r.missing[j];
 				continue;
 			}
-			make_key(&k, ct, r.family[j], cfg->icmp.socket);
+			make_key(&k, ct, r.sock_family[j], cfg->icmp.socket);
 			s = find_sock(p->socks, &k);
 			if (!s)
 				s = find_sock(plan->new_socks, &k);
@@ -1713,7 +2065,9 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 					plan->new_socks = s;
 				} else if (why == OPEN_FAIL_FAMILY ||
 					   (why == OPEN_FAIL_PERM &&
-					    cfg->icmp.socket == ICMP_SOCKET_AUTO)) {
+					    cfg->icmp.socket == ICMP_SOCKET_AUTO) ||
+					   (r.n_socks != r.n && r.sock_family[j] == 6)) {
+					/* (An auto name only may need IPv6.) */
 					/* No such family, or no permission for any
 					 * ICMP socket in auto mode: degrade the
 					 * probe, keep the daemon (and the other
@@ -1737,6 +2091,28 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 		} else {
 			pt->t = target_new(p, ct, &r);
 			if (!pt->t) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+		}
+	}
+	/* One resolver for all names, made when the first name appears or
+	 * dns_servers changes; a bad server list fails the whole plan. */
+	{
+		const char *want = cfg->daemon.dns_servers;
+		const char *have = p->dns_servers;
+		bool differ = (want == NULL) != (have == NULL) || (want && strcmp(want, have) != 0);
+
+		if (any_named && (!p->resolver || differ)) {
+			char rerr[256];
+
+			plan->resolver = resolver_new(p->loop, want, RESOLVE_TIMEOUT_MS,
+						      RESOLVE_TRIES, rerr, sizeof rerr);
+			if (!plan->resolver) {
+				snprintf(err, errlen, "[daemon] %s", rerr);
+				goto fail;
+			}
+			if (want && !(plan->dns_servers = strdup(want))) {
 				snprintf(err, errlen, "out of memory");
 				goto fail;
 			}
@@ -1810,6 +2186,10 @@ static void log_socket(const struct psock *s)
 static void target_remove(struct pinger *p, struct target *t, uint64_t now)
 {
 	target_log_summaries(t, "removed", now);
+	target_resolve_stop(p, t);
+	for (int f = 0; f < 2; f++)
+		if (t->cand[f])
+			t->cand[f]->refs--;
 	for (uint32_t i = 0; i < t->n_probes; i++) {
 		struct probe *pr = &t->probes[i];
 
@@ -1873,13 +2253,26 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 	uint64_t now = loop_now_refresh(p->loop);
 	struct target **nt = NULL;
 	size_t n_new_probes = 0, k = 0;
-	bool removed = false;
+	bool removed = false, new_resolver = false;
 
 	if (plan->n && !(nt = calloc(plan->n, sizeof *nt))) {
 		/* Commit must not fail: fall back to keeping the old set. */
 		log_msg(LOG_ERR, "reload", "out of memory applying ICMP targets");
 		pinger_abort(plan);
 		return;
+	}
+	/* 0. A new resolver (dns_servers changed): no lookup of the old one
+	 * may report any more; kept names look up again at once, below. */
+	if (plan->resolver) {
+		for (size_t i = 0; i < p->n_targets; i++)
+			resolver_cancel(&p->targets[i]->rq);
+		resolver_free_later(p, p->resolver);
+		p->resolver = plan->resolver;
+		plan->resolver = NULL;
+		free(p->dns_servers);
+		p->dns_servers = plan->dns_servers;
+		plan->dns_servers = NULL;
+		new_resolver = true;
 	}
 	/* 1. Drop running targets the new set does not keep. */
 	for (size_t j = 0; j < plan->n; j++)
@@ -1930,6 +2323,14 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			uint64_t iv = pt->opts.interval_ns;
 
 			t->opts = pt->opts;
+			/* A name keeps its address and timers; it looks up now
+			 * with a new server list, and a shorter resolve_interval
+			 * takes effect now. */
+			if (t->named && new_resolver)
+				target_resolve_later(p, t, now);
+			else if (t->named && timer_armed(&t->resolve_timer) &&
+				 t->resolve_timer.deadline > now + t->opts.resolve_interval_ns)
+				target_resolve_later(p, t, now + t->opts.resolve_interval_ns);
 			/* A shorter interval takes effect now, not after the old one. */
 			for (uint32_t j = 0; j < t->n_probes; j++) {
 				struct probe *pr = &t->probes[j];
@@ -1942,6 +2343,29 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			continue;
 		}
 		t->window_start_ns = now;
+		if (t->named) {
+			/* Looked up from the loop, right after this commit:
+			 * nothing here waits for DNS. */
+			target_resolve_later(p, t, now);
+			if (t->family_cfg == FAMILY_AUTO && !t->has_source) {
+				for (int f = 0; f < 2; f++) {
+					t->cand[f] = pt->socks[f];
+					if (t->cand[f])
+						t->cand[f]->refs++;
+				}
+				pt->socks[0] = NULL;
+				if (!t->cand[0] && !t->cand[1] && pt->degraded[0]) {
+					struct logline *l = log_begin(LOG_ERR, "address");
+
+					log_str(l, "target", t->name);
+					log_str(l, "host", t->host);
+					log_str(l, "status", "unavailable");
+					log_str(l, "reason", pt->degraded[0]);
+					log_end(l);
+				}
+				pt->degraded[0] = NULL;
+			}
+		}
 		for (uint32_t j = 0; j < t->n_probes; j++) {
 			struct probe *pr = &t->probes[j];
 			struct logline *l;
@@ -1956,6 +2380,12 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 				pr->sock = NULL;
 				pt->degraded[j] = "out of memory";
 			}
+			/* A name's address is logged when it resolves
+			 * (event=resolved); a probe without a socket now. */
+			if (t->named && !pt->degraded[j]) {
+				k++;
+				continue;
+			}
 			/* A literal host says nothing new: debug, so ten thousand
 			 * literal targets do not flood the log at start. */
 			l = probe_log(pr, pt->degraded[j] ? LOG_ERR
@@ -1969,8 +2399,9 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			}
 			log_end(l);
 			/* Spread first pings evenly over the interval so many
-			 * targets never fire in one burst. */
-			if (!p->stopped) {
+			 * targets never fire in one burst.  (A name starts when
+			 * it resolves.) */
+			if (!p->stopped && pr->resolved) {
 				uint64_t at = now + (uint64_t)((unsigned __int128)k * iv /
 							       (n_new_probes ? n_new_probes : 1));
 
@@ -2096,6 +2527,11 @@ void pinger_counts(const struct pinger *p, struct pinger_counts *out)
 
 		for (uint32_t j = 0; j < t->n_probes; j++) {
 			out->probes++;
+			if (!t->probes[j].resolved) {
+				out->unknown++;
+				out->unresolved++;
+				continue;
+			}
 			switch (t->probes[j].health.state) {
 			case HEALTH_UP: out->up++; break;
 			case HEALTH_DOWN: out->down++; break;
@@ -2110,10 +2546,12 @@ void pinger_stop(struct pinger *p)
 	if (!p)
 		return;
 	p->stopped = true;
-	/* Replies to requests in flight are still matched until exit. */
+	/* Replies to requests in flight are still matched until exit; names
+	 * are not looked up any more. */
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct target *t = p->targets[i];
 
+		target_resolve_stop(p, t);
 		for (uint32_t j = 0; j < t->n_probes; j++)
 			wheel_del(p, &t->probes[j]);
 	}
@@ -2129,6 +2567,7 @@ void pinger_free(struct pinger *p)
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct target *t = p->targets[i];
 
+		target_resolve_stop(p, t);
 		for (uint32_t j = 0; j < t->n_probes; j++) {
 			wheel_del(p, &t->probes[j]);
 			loop_timer_cancel(p->loop, &t->probes[j].timeout_timer);
@@ -2136,6 +2575,9 @@ void pinger_free(struct pinger *p)
 		free(t);
 	}
 	free(p->targets);
+	/* Every lookup was cancelled above: no callback reaches a freed target. */
+	resolver_free(p->resolver);
+	free(p->dns_servers);
 	while (p->socks) {
 		struct psock *s = p->socks;
 
