@@ -478,19 +478,29 @@ class ReloadTest(unittest.TestCase):
                 self.assertEqual(len(d.events("summary", since=mark, why="removed")), 1)
                 d.wait_event("reply", since=mark, target="a", count=3, timeout=10)
 
-                # A name that does not resolve rejects the whole reload; the
-                # running targets keep going.  (The namespace has no route to
-                # any name server, so the lookup fails at once.)
+                # A name that does not resolve is not a config error: names
+                # resolve inside the loop, so the reload succeeds at once,
+                # the new target waits unresolved (no sends) and the running
+                # targets keep going untouched.  (The namespace has no route
+                # to any name server, so the lookup fails at once.)
                 d.write_config(icmp_config("dgram", summary_interval="1h", targets={
                     "a": {"host": "127.0.0.1"},
                     "b": {"host": "no-such-host.invalid"}}))
                 mark = len(d.lines)
+                t0 = time.monotonic()
                 ev = d.reload(timeout=30)
-                self.assertEqual(ev["event"], "reload_failed")
-                self.assertIn("[target b]", ev["reason"])
-                self.assertIn("no-such-host.invalid", ev["reason"])
+                self.assertEqual(ev["event"], "reloaded")
+                self.assertLess(time.monotonic() - t0, 5, "reload did not wait for DNS")
+                failed = d.wait_event("resolve_failed", since=mark, target="b", timeout=30)
+                self.assertEqual(failed["host"], "no-such-host.invalid")
                 d.wait_event("reply", since=mark, target="a", count=3, timeout=10)
                 self.assertEqual(d.events("summary", since=mark, why="removed"), [])
+                self.assertEqual(d.events("reply", since=mark, target="b"), [])
+                start = len(d.lines)
+                d.signal(signal.SIGUSR1)
+                s = d.wait_event("summary", since=start, target="b")
+                self.assertEqual(s["state"], "unresolved")
+                self.assertEqual(s["total_sent"], "0")
                 self.assertEqual(d.stop(), 0)
 
 
