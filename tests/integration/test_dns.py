@@ -166,6 +166,70 @@ class Names(unittest.TestCase):
             self.assertEqual(d.stop(), 0)
 
 
+@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq not installed")
+class Reload(unittest.TestCase):
+    """Reloads while lookups are pending: kept names keep their address and
+    history, removed ones are cancelled, a new server list takes over."""
+
+    def setUp(self):
+        self.dns = Dnsmasq("127.0.0.10 web.beacond.test\n127.0.0.20 v4only.beacond.test\n")
+        self.addCleanup(self.dns.close)
+        self.silent = SilentServer()
+        self.addCleanup(self.silent.close)
+
+    def summary(self, d, target):
+        start = len(d.lines)
+        d.signal(signal.SIGUSR1)
+        return d.wait_event("summary", since=start, target=target)
+
+    def test_reload_keeps_names_cancels_removed_and_swaps_servers(self):
+        web = {"host": "web.beacond.test"}
+        with Daemon(dns_config(self.dns.port, {"web": web,
+                                               "v4": {"host": "v4only.beacond.test"}})) as d:
+            d.start()
+            self.assertEqual(d.wait_event("resolved", target="web")["addr"], "127.0.0.10")
+            d.wait_event("state", target="web", to="up")
+            s0 = self.summary(d, "web")
+
+            # To a server that never answers; "stall" is left pending.
+            mark = len(d.lines)
+            d.write_config(dns_config(self.silent.port, {"web": web,
+                                                         "stall": {"host": "stall.beacond.test"}}))
+            t0 = time.monotonic()
+            self.assertEqual(d.reload()["event"], "reloaded")
+            self.assertLess(time.monotonic() - t0, 2.0, "reload did not wait for DNS")
+            self.assertEqual(d.wait_event("summary", since=mark, target="v4")["why"], "removed")
+            time.sleep(1.0)
+            self.assertGreater(self.silent.queries(), 0)
+            s1 = self.summary(d, "web")
+            self.assertEqual(s1["addr"], "127.0.0.10")
+            self.assertEqual(s1["state"], "up")
+            self.assertGreater(int(s1["total_received"]), int(s0["total_received"]))
+            self.assertEqual(self.summary(d, "stall")["state"], "unresolved")
+
+            # Back to dnsmasq while those lookups are still pending, and
+            # "stall" removed mid-lookup: nothing of the old resolver may
+            # reach a target again.
+            mark = len(d.lines)
+            d.write_config(dns_config(self.dns.port, {"web": web}))
+            self.assertEqual(d.reload()["event"], "reloaded")
+            self.assertEqual(d.wait_event("summary", since=mark, target="stall")["why"], "removed")
+            self.assertEqual(d.events("summary", since=mark, target="web", why="removed"), [])
+            # The new server list is used: a move is seen.
+            self.dns.write("127.0.0.11 web.beacond.test\n")
+            self.dns.reload()
+            ev = d.wait_event("address", since=mark, target="web", timeout=10)
+            self.assertEqual((ev["from"], ev["to"]), ("127.0.0.10", "127.0.0.11"))
+            time.sleep(0.5)  # a few sends (200 ms interval) on the new address
+            s2 = self.summary(d, "web")
+            self.assertGreater(int(s2["total_sent"]), int(s1["total_sent"]))
+            self.assertEqual(s2["state"], "up")
+            self.assertEqual(d.events("resolved", since=mark, target="web"), [],
+                             "a kept name keeps its address across reloads")
+            self.assertTrue(d.alive())
+            self.assertEqual(d.stop(), 0)
+
+
 class Stall(unittest.TestCase):
     def test_silent_dns_server_blocks_nothing(self):
         silent = SilentServer()
