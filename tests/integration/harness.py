@@ -109,6 +109,7 @@ class Daemon:
             self.prefix += shlex.split(wrapper)
         self.proc = None
         self.lines = []
+        self._parsed = []      # parse_logfmt(line) for each line, parsed once
         self._cv = threading.Condition()
         self._reader = None
 
@@ -135,8 +136,10 @@ class Daemon:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if os.environ.get("BEACOND_TEST_ECHO"):
                 sys.stderr.write("  | " + line + "\n")
+            ev = parse_logfmt(line)   # outside the lock: never slow the reader
             with self._cv:
                 self.lines.append(line)
+                self._parsed.append(ev)
                 self._cv.notify_all()
         with self._cv:
             self._cv.notify_all()
@@ -201,33 +204,39 @@ class Daemon:
         self.close()
 
     # -- logs -------------------------------------------------------------
+    @staticmethod
+    def _matches(ev, event, match):
+        if event is not None:
+            name = ev.get("event", "")
+            if hasattr(event, "match"):
+                if not event.match(name):
+                    return False
+            elif name != event:
+                return False
+        return all(ev.get(k) == str(v) for k, v in match.items())
+
     def events(self, event=None, since=0, **match):
         """Parsed log lines, optionally filtered by event name (string or
         compiled regex) and by exact key=value matches."""
-        out = []
         with self._cv:
-            lines = list(self.lines[since:])
-        for line in lines:
-            ev = parse_logfmt(line)
-            if event is not None:
-                name = ev.get("event", "")
-                if hasattr(event, "match"):
-                    if not event.match(name):
-                        continue
-                elif name != event:
-                    continue
-            if all(ev.get(k) == str(v) for k, v in match.items()):
-                out.append(ev)
-        return out
+            parsed = self._parsed[since:]
+        return [ev for ev in parsed if self._matches(ev, event, match)]
 
     def wait_event(self, event, timeout=10, since=0, count=1, **match):
-        """Wait until `count` matching events are logged; return the last."""
+        """Wait until `count` matching events are logged; return the last.
+        Each line is examined once, so waiting never slows the reader."""
         deadline = time.monotonic() + timeout
+        found = []
+        pos = since
         with self._cv:
             while True:
-                found = self.events(event, since=since, **match)
-                if len(found) >= count:
-                    return found[count - 1]
+                while pos < len(self._parsed):
+                    ev = self._parsed[pos]
+                    pos += 1
+                    if self._matches(ev, event, match):
+                        found.append(ev)
+                        if len(found) >= count:
+                            return found[count - 1]
                 if self.proc.poll() is not None and (self._reader is None or not self._reader.is_alive()):
                     raise AssertionError(
                         f"beacond exited ({self.proc.returncode}) before event={event} {match}")
