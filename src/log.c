@@ -125,6 +125,23 @@ static void use_stderr(void)
 	g.ready = true;
 }
 
+/* A pipe or socket on stderr (the journal stream, a supervisor's pipe) is
+ * made nonblocking, so a reader that falls behind costs dropped lines, never
+ * a stalled event loop.  A terminal or a file is left alone: its open file
+ * description is shared with the shell, and writes to it do not block on a
+ * reader anyway. */
+static void stderr_nonblocking(void)
+{
+	struct stat st;
+	int flags;
+
+	if (fstat(STDERR_FILENO, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		return;
+	flags = fcntl(STDERR_FILENO, F_GETFL);
+	if (flags >= 0 && !(flags & O_NONBLOCK))
+		fcntl(STDERR_FILENO, F_SETFL, flags | O_NONBLOCK);
+}
+
 static void ensure_ready(void)
 {
 	if (!g.ready) {
@@ -154,6 +171,7 @@ int log_setup(enum log_level level, enum log_format format, const char *target,
 	}
 	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr")) {
 		use_stderr();
+		stderr_nonblocking();
 	} else {
 		size_t n = strlen(target);
 		int fd;

@@ -185,6 +185,39 @@ class Lifecycle(unittest.TestCase):
             self.assertNotRegex(line, r"(^|\s|>)ts=")
         self.assertTrue(any(l.startswith("<5>") and "event=ready" in l for l in lines))
 
+    def test_unread_stderr_pipe_never_stalls_the_loop(self):
+        """Nobody reads the daemon's stderr pipe: once it is full, lines are
+        dropped, and the echo service keeps answering."""
+        import socket
+        r, w = os.pipe()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "b.ini")
+            with open(path, "w") as f:
+                f.write(base_config(tcp={"listen": "127.0.0.1:0"},
+                                    daemon={"log_level": "debug", "stats_interval": "1s"}))
+            p = subprocess.Popen([BEACOND, "-c", path], stdout=w, stderr=w,
+                                 stdin=subprocess.DEVNULL)
+            os.close(w)
+            try:
+                # Read just enough to learn the port, then never again.
+                out = b""
+                while b"event=ready" not in out:
+                    out += os.read(r, 4096)
+                port = int(out.split(b"event=listen service=tcp addr=127.0.0.1:")[1].split()[0])
+                # Each connection logs conn_open/conn_close at debug: a few
+                # thousand overflow the 64 KiB pipe many times.
+                for i in range(3000):
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                        c.sendall(b"x")
+                        self.assertEqual(c.recv(1), b"x", f"connection {i}")
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(p.wait(timeout=20), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                os.close(r)
+
     def test_file_target_reopened_on_sighup(self):
         with tempfile.TemporaryDirectory() as tmp:
             log = os.path.join(tmp, "beacond.log")
