@@ -1550,7 +1550,8 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa 
 	pr->resolved = true;
 	if (!pr->family) {
 		pr->family = a->sa.sa_family == AF_INET6 ? 6 : 4;
-		pr->sock = t->cand[pr->family == 6];
+		/* No slot (out of memory at commit): stays degraded. */
+		pr->sock = pr->id != UINT32_MAX ? t->cand[pr->family == 6] : NULL;
 		if (pr->sock) {
 			uint64_t hold = t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS;
 
