@@ -26,7 +26,6 @@ traffic stays on a private loopback or a private veth pair):
 Prints one table on stdout.  Needs root, tcpdump, oping, fping, nft, ip.
 """
 import argparse
-import fcntl
 import math
 import os
 import re
@@ -46,7 +45,6 @@ import netns  # noqa: E402
 import pcap  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-F_SETPIPE_SZ = 1031
 N_TARGETS = 10_000
 
 
@@ -224,37 +222,36 @@ def scale_beacond(topo, tmp, seconds, socket_kind):
     d0.close()
 
     targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
+    # The log goes to a file: a pipe read by this script could fill up
+    # (10 000 state lines at start, 10 000 summaries on SIGUSR1) and stall
+    # the daemon on our reader, which is not what is being measured.
+    logpath = os.path.join(tmp, "beacond-scale.log")
     d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
-                                        daemon={"log_level": "info"}))
+                                        daemon={"log_level": "info", "log_target": logpath}))
     cap = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
                   os.path.join(tmp, "scale-beacond.pcap"))
-    d.start(timeout=60)
-    # beacond's stderr is a blocking pipe read by a Python thread; 10 000
-    # state or summary lines at once would fill the default 64 KiB and stall
-    # the daemon on our reader, which is not what is being measured.
-    with open("/proc/sys/fs/pipe-max-size") as f:
-        pipe_max = int(f.read())
-    try:
-        fcntl.fcntl(d.proc.stdout.fileno(), F_SETPIPE_SZ, pipe_max)
-    except OSError as e:
-        log(f"F_SETPIPE_SZ {pipe_max}: {e}")
+    d.start(wait_ready=False)
+    tail = LogTail(logpath, d)
+    tail.wait(lambda e: e.get("event") == "ready", 60)
     t_start = time.time()
     sampler = Sampler([d.pid])
-    kind = d.wait_event("socket", family="4").get("kind", "?")
+    kind = tail.wait(lambda e: e.get("event") == "socket" and e.get("family") == "4",
+                     10).get("kind", "?")
     time.sleep(seconds)
     sampler.stop()
-    since = len(d.lines)
+    t_sig = time.time()
+    since = len(tail.events)
     d.signal(signal.SIGUSR1)
-    # icmp_stats follows the last summary.  (Scanned incrementally: re-parsing
-    # the whole log per line would be slow enough to stall the daemon on a
-    # full stderr pipe.)
-    d.wait_event_at("icmp_stats", since=since, timeout=120, why="signal")
-    sums = d.events("summary", since=since)
-    own = [harness.parse_logfmt(line) for line in d.lines if "lateness" in line]
+    # icmp_stats follows the last summary of the dump.
+    st = tail.wait(lambda e: e.get("event") == "icmp_stats" and e.get("why") == "signal", 120)
+    sums = [e for e in tail.events[since:] if e.get("event") == "summary"]
+    own = [st] if "lateness_p99_us" in st else []
     d.stop(timeout=60)
     pk = cap.stop()
     d.close()
-    late, ivl = lateness(pk)
+    # Lateness up to the SIGUSR1: the summary dump itself is not scheduling.
+    pk_sched = [p for p in pk if p[0] <= t_sig * 1e9]
+    late, ivl = lateness(pk_sched)
     sent = sum(int(s.get("sent", 0)) for s in sums)
     lost = sum(int(s.get("lost", 0)) for s in sums)
     cpu, probes, rss = sampler.window(pk)
@@ -273,6 +270,43 @@ def scale_beacond(topo, tmp, seconds, socket_kind):
         last = own[-1]
         row["own_lateness"] = {k: v for k, v in last.items() if "lateness" in k}
     return row
+
+
+class LogTail:
+    """Follows a log file the daemon writes, parsing each complete line."""
+
+    def __init__(self, path, daemon):
+        self.path, self.daemon = path, daemon
+        self.events = []
+        self._buf = b""
+        self._pos = 0
+
+    def poll(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._pos)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        self._pos += len(chunk)
+        self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        self.events += [harness.parse_logfmt(x.decode("utf-8", "replace")) for x in lines]
+
+    def wait(self, pred, timeout):
+        deadline = time.monotonic() + timeout
+        i = 0
+        while True:
+            self.poll()
+            for e in self.events[i:]:
+                if pred(e):
+                    return e
+            i = len(self.events)
+            if not self.daemon.alive():
+                raise RuntimeError(f"beacond exited: {self.daemon.lines[-5:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("timed out reading beacond's log file")
+            time.sleep(0.05)
 
 
 def baseline_rss(topo, cmd):
@@ -474,6 +508,8 @@ def main():
     ap.add_argument("--socket", default="auto", choices=("auto", "dgram", "raw"),
                     help="beacond's [icmp] socket (auto = dgram: ping_group_range is opened "
                          "in the bench namespace)")
+    ap.add_argument("--tools", default="beacond,oping,fping",
+                    help="comma-separated subset of beacond,oping,fping")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
@@ -485,6 +521,9 @@ def main():
             sys.exit(f"icmp bench: needs {tool} (apt-get install {tool})")
     if not os.access(harness.BEACOND, os.X_OK):
         sys.exit(f"icmp bench: no beacond binary at {harness.BEACOND} (set BEACOND)")
+    tools = set(args.tools.split(","))
+    if not tools <= {"beacond", "oping", "fping"}:
+        sys.exit(f"icmp bench: unknown tool in --tools {args.tools}")
     dgram = args.socket != "raw"
     load0 = os.getloadavg()
     cpu0 = cpu_times()
@@ -495,18 +534,24 @@ def main():
             f.write("\n".join(targets_list()) + "\n")
         if not args.skip_scale:
             with netns.Topology(dgram=dgram) as topo:
-                log(f"scale: beacond, {N_TARGETS} targets, {args.seconds} s")
-                scale.append(scale_beacond(topo, tmp, args.seconds, args.socket))
-                log(f"scale: oping, {N_TARGETS} targets, {args.seconds} s")
-                scale.append(scale_oping(topo, tmp, args.seconds))
-                log(f"scale: fping x2, {N_TARGETS} targets, {args.seconds} s")
-                scale.append(scale_fping(topo, tmp, args.seconds))
+                if "beacond" in tools:
+                    log(f"scale: beacond, {N_TARGETS} targets, {args.seconds} s")
+                    scale.append(scale_beacond(topo, tmp, args.seconds, args.socket))
+                if "oping" in tools:
+                    log(f"scale: oping, {N_TARGETS} targets, {args.seconds} s")
+                    scale.append(scale_oping(topo, tmp, args.seconds))
+                if "fping" in tools:
+                    log(f"scale: fping x2, {N_TARGETS} targets, {args.seconds} s")
+                    scale.append(scale_fping(topo, tmp, args.seconds))
         if not args.skip_accuracy:
             with netns.Topology(dgram=dgram) as topo:
                 log(f"accuracy: {args.probes} probes per family and tool")
-                acc.append(acc_beacond(topo, tmp, args.probes, args.socket))
-                acc.append(acc_fping(topo, tmp, args.probes))
-                acc.append(acc_oping(topo, tmp, args.probes))
+                if "beacond" in tools:
+                    acc.append(acc_beacond(topo, tmp, args.probes, args.socket))
+                if "fping" in tools:
+                    acc.append(acc_fping(topo, tmp, args.probes))
+                if "oping" in tools:
+                    acc.append(acc_oping(topo, tmp, args.probes))
 
     print(f"# ICMP benchmark  ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}, "

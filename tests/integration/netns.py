@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -75,15 +76,20 @@ class NsDaemon(harness.Daemon):
         self.times = []
 
     def _read(self):
+        # Mirrors harness.Daemon._read (lines, and the parsed events when the
+        # harness keeps them) and adds each line's arrival time.
+        keep_parsed = hasattr(self, "_parsed")
         for raw in self.proc.stdout:
             now = time.monotonic()
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if os.environ.get("BEACOND_TEST_ECHO"):
-                import sys
                 sys.stderr.write("  | " + line + "\n")
+            ev = harness.parse_logfmt(line)
             with self._cv:
                 self.times.append(now)
                 self.lines.append(line)
+                if keep_parsed:
+                    self._parsed.append(ev)
                 self._cv.notify_all()
         with self._cv:
             self._cv.notify_all()
@@ -96,7 +102,8 @@ class NsDaemon(harness.Daemon):
             i = since
             while True:
                 while i < len(self.lines):
-                    ev = harness.parse_logfmt(self.lines[i])
+                    ev = (self._parsed[i] if hasattr(self, "_parsed")
+                          else harness.parse_logfmt(self.lines[i]))
                     if ev.get("event") == event and all(
                             ev.get(k) == str(v) for k, v in match.items()):
                         return ev, self.times[i], i
