@@ -369,6 +369,35 @@ class EchoSwitch:
         return self._set(0)
 
 
+class StallMonitor:
+    """A thread that sleeps 10 ms at a time and records how late it woke.
+    When a timing assertion fails, its record tells a machine-wide stall
+    (every process late: CPU starvation, hypervisor steal) from one of the
+    daemon's own."""
+
+    def __init__(self, period=0.01):
+        self.period = period
+        self.late = []          # (monotonic wake-up time, seconds late)
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            t = time.monotonic()
+            self._stop.wait(self.period)
+            now = time.monotonic()
+            self.late.append((now, now - t - self.period))
+
+    def worst(self, t_from, t_to):
+        """Largest oversleep (seconds) of a wake-up within [t_from, t_to]."""
+        return max((late for at, late in self.late if t_from <= at <= t_to), default=0.0)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+
+
 def log_reader_thread(stream, sink):
     """Collect lines of a child's stream in the background."""
     def run():

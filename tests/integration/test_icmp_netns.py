@@ -181,6 +181,8 @@ class BlackholeTest(unittest.TestCase):
                 # a helper in T) rather than an nft rule: nft itself takes
                 # 5-150 ms here, which would blur when the outage began.
                 sw = t.echo_switch()
+                mon = netns.StallMonitor()
+                self.addCleanup(mon.stop)
                 for rnd in range(3):
                     # Start at a different phase of the probe schedule each round.
                     time.sleep(0.35 + 0.07 * rnd)
@@ -195,7 +197,9 @@ class BlackholeTest(unittest.TestCase):
                               f"{(t1 - t0) * 1e6:.0f} us)")
                         self.assertEqual(ev.get("from"), "up", ev)
                         self.assertLessEqual(took, down_bound,
-                                             f"switched at {t0:.3f}\n" + history(d, since - 20, n))
+                                             f"switched at {t0:.3f}; this test process woke up to "
+                                             f"{mon.worst(t0, at) * 1000:.0f} ms late meanwhile\n"
+                                             + history(d, since - 20, n))
                     time.sleep(0.5)
                     since = len(d.lines)
                     t2, t3 = sw.off()
@@ -207,7 +211,9 @@ class BlackholeTest(unittest.TestCase):
                               f"(bound {up_bound * 1000:.0f}, switch took "
                               f"{(t3 - t2) * 1e6:.0f} us)")
                         self.assertLessEqual(took, up_bound,
-                                             f"switched at {t2:.3f}\n" + history(d, since - 20, n))
+                                             f"switched at {t2:.3f}; this test process woke up to "
+                                             f"{mon.worst(t2, at) * 1000:.0f} ms late meanwhile\n"
+                                             + history(d, since - 20, n))
                 # One line per transition: up (start), then down/up twice.
                 for n in names:
                     states = [(e.get("from"), e.get("to")) for e in d.events("state", target=n)]
