@@ -743,9 +743,10 @@ class ConfigFaults(unittest.TestCase):
 # -- SIGTERM while streams are in flight --------------------------------------------
 
 class StopMidTransfer(unittest.TestCase):
-    def stream(self, addr, size, started, results, i, pace=None):
+    def stream(self, addr, size, started, results, i, pace=None, hold=None):
         """Send `size` bytes while reading the echo; record whether every
-        byte came back unchanged."""
+        byte came back unchanged.  A quarter in, set started[i] and wait for
+        `hold` (if given), so every stream is mid-transfer at that point."""
         try:
             data = os.urandom(size)
             with socket.create_connection(addr, timeout=scaled(30)) as s:
@@ -762,8 +763,10 @@ class StopMidTransfer(unittest.TestCase):
                 step = 64 * 1024
                 for off in range(0, size, step):
                     s.sendall(data[off:off + step])
-                    if off >= size // 4:
+                    if off >= size // 4 and not started[i].is_set():
                         started[i].set()
+                        if hold is not None:
+                            hold.wait(timeout=scaled(60))
                     if pace:
                         time.sleep(pace)
                 s.shutdown(socket.SHUT_WR)
@@ -783,16 +786,20 @@ class StopMidTransfer(unittest.TestCase):
             d.start()
             addr = d.addr("tcp")
             started = [threading.Event() for _ in range(n)]
+            hold = threading.Event()
             results = [None] * n
             threads = [threading.Thread(target=self.stream,
-                                        args=(addr, size, started, results, i, 0.002))
+                                        args=(addr, size, started, results, i, 0.002, hold))
                        for i in range(n)]
             for t in threads:
                 t.start()
-            for e in started:
-                e.wait(timeout=scaled(30))
-            d.signal(signal.SIGTERM)
-            stopping = d.wait_event("stopping", timeout=scaled(10))
+            try:
+                for e in started:
+                    e.wait(timeout=scaled(30))
+                d.signal(signal.SIGTERM)
+                stopping = d.wait_event("stopping", timeout=scaled(10))
+            finally:
+                hold.set()
             self.assertEqual(stopping["connections"], str(n))
             for t in threads:
                 t.join(timeout=scaled(120))
