@@ -955,7 +955,8 @@ static void errqueue_icmp(struct pinger *p, struct psock *s, const struct msghdr
 	const union sa *fromp = NULL;
 	enum icmp_reason reason;
 	uint8_t dst_bytes[16] = { 0 };
-	const struct sockaddr *off = SO_EE_OFFENDER(ee);
+	/* SO_EE_OFFENDER casts away const, which clang -Wcast-qual rejects. */
+	const struct sockaddr *off = (const struct sockaddr *)(const void *)(ee + 1);
 
 	if (len < ICMP_ECHO_HDR_LEN) {
 		count_ignored(p, IGN_DECODE, "errqueue");
