@@ -1311,11 +1311,18 @@ void config_free(struct config *cfg)
 	free(cfg->tcp.allow.v);
 	free(cfg->udp.listen);
 	free(cfg->udp.allow.v);
+	config_drop_targets(cfg);
+	free(cfg);
+}
+
+void config_drop_targets(struct config *cfg)
+{
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		free(cfg->targets[i].name);
 		free(cfg->targets[i].host);
 		free(cfg->targets[i].interface);
 	}
 	free(cfg->targets);
-	free(cfg);
+	cfg->targets = NULL;
+	cfg->n_targets = 0;
 }

@@ -252,6 +252,8 @@ static void daemon_reload(struct daemon *d)
 		return;
 	}
 
+	size_t n_targets = cfg->n_targets;
+	config_drop_targets(cfg);
 	struct config *old = d->cfg;
 	d->cfg = cfg;
 	config_free(old);
@@ -262,7 +264,7 @@ static void daemon_reload(struct daemon *d)
 
 	struct logline *l = log_begin(LOG_NOTICE, "reloaded");
 	log_str(l, "config", d->opts->config_path);
-	log_u64(l, "targets", cfg->n_targets);
+	log_u64(l, "targets", n_targets);
 	log_end(l);
 	notify_ready(d);
 }
@@ -430,6 +432,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		goto out;
 	}
 	release_unused_inherited(&d.inherited);
+	size_t n_targets = cfg->n_targets;
+	config_drop_targets(cfg);
 
 	stats_timer_arm(&d);
 	uint64_t now = loop_now_refresh(d.loop);
@@ -449,7 +453,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	log_str(l, "config", opts->config_path);
 	log_bool(l, "tcp", cfg->tcp.enabled);
 	log_bool(l, "udp", cfg->udp.enabled);
-	log_u64(l, "targets", cfg->n_targets);
+	log_u64(l, "targets", n_targets);
 	log_end(l);
 	notify_ready(&d);
 
