@@ -81,6 +81,11 @@ class Soak(unittest.TestCase):
             udp = d.addr("udp")
             time.sleep(1.5)
             base_fds = d.fd_count()
+            # AddressSanitizer holds freed memory in a quarantine (up to
+            # 256 MiB) that grows RSS by design: memory flatness is only
+            # measured in the plain build.
+            with open(f"/proc/{d.pid}/maps") as f:
+                sanitized = "libasan" in f.read()
 
             def good_tcp():
                 rnd = random.Random()
@@ -214,12 +219,14 @@ class Soak(unittest.TestCase):
 
         warm = series[len(series) // 3:]
         rss = [r for _, r, _ in warm]
-        self.assertLess(max(rss) - min(rss), 4096,
-                        f"RSS grew after warm-up: {min(rss)}..{max(rss)} KiB")
-        # Flat: the last third is not above the middle third.
-        mid = series[len(series) // 3: 2 * len(series) // 3]
-        last = series[2 * len(series) // 3:]
-        self.assertLessEqual(max(r for _, r, _ in last), max(r for _, r, _ in mid) + 1024)
+        if not sanitized:
+            self.assertLess(max(rss) - min(rss), 4096,
+                            f"RSS grew after warm-up: {min(rss)}..{max(rss)} KiB")
+            # Flat: the last third is not above the middle third.
+            mid = series[len(series) // 3: 2 * len(series) // 3]
+            last = series[2 * len(series) // 3:]
+            self.assertLessEqual(max(r for _, r, _ in last),
+                                 max(r for _, r, _ in mid) + 1024)
         self.assertEqual(end_fds, base_fds, "fds leaked")
 
         self.assertEqual(stats["tcp_bad"], 0, stats["errors"][:5])
