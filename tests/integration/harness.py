@@ -269,6 +269,23 @@ class Daemon:
         ticks = int(fields[11]) + int(fields[12])  # utime + stime
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def wait_signals_blocked(self, timeout=15):
+        """Wait until the daemon has blocked SIGTERM/SIGHUP for its signalfd,
+        i.e. a signal sent now is handled, not fatal.  For tests whose log
+        level hides the `ready` line."""
+        want = (1 << (_signal.SIGTERM - 1)) | (1 << (_signal.SIGHUP - 1))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{self.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("SigBlk:") and int(line.split()[1], 16) & want == want:
+                            return
+            except FileNotFoundError:
+                break
+            time.sleep(0.02)
+        raise AssertionError("beacond never blocked its signals")
+
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 

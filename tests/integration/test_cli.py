@@ -125,7 +125,8 @@ class Lifecycle(unittest.TestCase):
     def test_quiet_and_verbose(self):
         with Daemon(QUIET, args=["-q"]) as d:
             d.start(wait_ready=False)
-            time.sleep(0.5)
+            d.wait_signals_blocked()
+            time.sleep(0.2)
             self.assertEqual(d.stop(), 0)
             levels = {e.get("level") for e in d.events()}
             self.assertTrue(levels <= {"warning", "error"}, levels)

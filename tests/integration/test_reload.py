@@ -120,7 +120,7 @@ class Reload(unittest.TestCase):
     def test_log_level_follows_reload(self):
         with Daemon(base_config(daemon={"log_level": "warning"})) as d:
             d.start(wait_ready=False)
-            time.sleep(0.3)
+            d.wait_signals_blocked()
             d.write_config(base_config(daemon={"log_level": "info"}))
             d.signal(signal.SIGHUP)
             d.wait_event("reloaded", timeout=10)
