@@ -285,11 +285,14 @@ table inet bcn {
     # -- impairments ---------------------------------------------------------
     def set_loss(self, pct):
         """Drop pct% of the echo requests arriving in T (one direction only,
-        so the loss a pinger sees is pct%, not 1-(1-pct)^2)."""
+        so the loss a pinger sees is pct%, not 1-(1-pct)^2).  The drops are
+        counted in the named counters loss4 and loss6."""
         self.nft(f"""
 flush chain inet bcn impair
-add rule inet bcn impair icmp type echo-request numgen random mod 100 < {int(pct)} counter drop
-add rule inet bcn impair icmpv6 type echo-request numgen random mod 100 < {int(pct)} counter drop
+add counter inet bcn loss4
+add counter inet bcn loss6
+add rule inet bcn impair icmp type echo-request numgen random mod 100 < {int(pct)} counter name "loss4" drop
+add rule inet bcn impair icmpv6 type echo-request numgen random mod 100 < {int(pct)} counter name "loss6" drop
 """)
 
     def blackhole(self, on):

@@ -144,7 +144,9 @@ class LossTest(unittest.TestCase):
                     time.sleep(0.2)
                 # Let every probe sent so far reach its timeout first.
                 time.sleep(0.3)
+                before = {"l4": t.counter("loss4"), "l6": t.counter("loss6")}
                 sums = summaries(d, ("l4", "l6"))
+                after = {"l4": t.counter("loss4"), "l6": t.counter("loss6")}
                 d.stop()
             for name, s in sums.items():
                 sent, lost = int(s["total_sent"]), int(s["total_lost"])
@@ -157,6 +159,12 @@ class LossTest(unittest.TestCase):
                 self.assertLessEqual(abs(pct - self.PCT), 5.0, msg)
                 self.assertEqual(received + lost + int(s["inflight"]), sent, msg)
                 self.assertEqual(int(s["total_duplicates"]), 0, msg)
+                # What was lost is exactly what nft dropped: every drop counted
+                # before the summary was asked for is reported lost unless it is
+                # still in flight, and nothing else is.
+                msg += f"; nft dropped {before[name]} before the summary, {after[name]} after"
+                self.assertLessEqual(before[name] - int(s["inflight"]), lost, msg)
+                self.assertLessEqual(lost, after[name], msg)
 
 
 @unittest.skipIf(SKIP, SKIP)
