@@ -977,7 +977,12 @@ class ClockStep(unittest.TestCase):
             for rate in rates:
                 self.assertGreater(rate, 0.7 / self.INTERVAL)
                 self.assertLess(rate, 1.3 / self.INTERVAL)
-            self.assertLess(max(rtts), 100.0)
+            # A reply whose kernel stamp predates the step but is read after
+            # it falls back to the wake-up time (too long, never too short):
+            # under load that one can take a few hundred ms.  Every other
+            # RTT stays a loopback RTT, and none is off by the hour.
+            self.assertLess(sorted(rtts)[-2], 100.0, sorted(rtts)[-5:])
+            self.assertLess(max(rtts), 2000.0)
             self.assertLessEqual(zero, 1)
         names = {harness.parse_logfmt(l).get("event") for _, l in lines}
         self.assertNotIn("timeout", names)
