@@ -6,6 +6,9 @@ TEST_PKGS=(libcriterion-dev python3 iproute2 nftables socat netcat-openbsd
 	iputils-ping procps systemd systemd-container tcpdump strace
 	clang libclang-rt-14-dev dnsmasq-base valgrind)
 
+# What the benchmarks compare against, and capture with (bench/ only).
+BENCH_PKGS=(xinetd socat fping oping tcpdump nftables iproute2 util-linux)
+
 # Print the packages from "$@" that are not installed.
 missing_pkgs() {
 	local p status
