@@ -42,6 +42,11 @@ int sd_listen_collect(struct sd_listen_set *set, char *err, size_t errlen);
 /* Find an untaken socket of this type bound to ep, mark it taken and return
  * its fd; -1 when none.  Stream sockets are only returned when listening. */
 int sd_listen_take(struct sd_listen_set *set, int type, const struct endpoint *ep);
+/* The socket for a configured endpoint: an untaken inherited one of this
+ * type bound to ep (then *from_sd = true), else a new one from net_listen().
+ * Returns the fd, or -1 with errno. */
+int sd_listen_open(struct sd_listen_set *set, int type, const struct endpoint *ep,
+		   int backlog, bool *from_sd);
 /* Take any untaken socket of this type (named `name` if name is non-NULL and
  * the set has names); -1 when none. */
 int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name);

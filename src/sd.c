@@ -380,6 +380,19 @@ int sd_listen_take(struct sd_listen_set *set, int type, const struct endpoint *e
 	return -1;
 }
 
+int sd_listen_open(struct sd_listen_set *set, int type, const struct endpoint *ep,
+		   int backlog, bool *from_sd)
+{
+	int fd = -1;
+
+	if (set && set->n > 0)
+		fd = sd_listen_take(set, type, ep);
+	*from_sd = fd >= 0;
+	if (fd < 0)
+		fd = net_listen(ep, type, backlog);
+	return fd;
+}
+
 int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name)
 {
 	bool by_name = name != NULL && set->named;

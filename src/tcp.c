@@ -826,14 +826,9 @@ static int plan_endpoint(struct tcp_plan *p, const struct endpoint *ep,
 	struct tcp_listener *l = find_existing(s, ep);
 
 	if (l == NULL) {
-		bool from_sd = false;
-		int fd = -1;
-		if (inherited && inherited->n > 0) {
-			fd = sd_listen_take(inherited, SOCK_STREAM, ep);
-			from_sd = fd >= 0;
-		}
-		if (fd < 0)
-			fd = net_listen(ep, SOCK_STREAM, (int)p->set.backlog);
+		bool from_sd;
+		int fd = sd_listen_open(inherited, SOCK_STREAM, ep, (int)p->set.backlog,
+					&from_sd);
 		if (fd < 0) {
 			snprintf(err, errlen, "[tcp] listen %s: %s",
 				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));

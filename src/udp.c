@@ -690,14 +690,8 @@ static int plan_endpoint(struct udp_plan *p, const struct endpoint *ep,
 	struct udp_sock *u = find_existing(s, ep);
 
 	if (!u) {
-		bool from_sd = false;
-		int fd = -1;
-		if (inherited && inherited->n > 0) {
-			fd = sd_listen_take(inherited, SOCK_DGRAM, ep);
-			from_sd = fd >= 0;
-		}
-		if (fd < 0)
-			fd = net_listen(ep, SOCK_DGRAM, 0);
+		bool from_sd;
+		int fd = sd_listen_open(inherited, SOCK_DGRAM, ep, 0, &from_sd);
 		if (fd < 0) {
 			snprintf(err, errlen, "[udp] listen %s: %s",
 				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
