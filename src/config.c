@@ -447,6 +447,32 @@ static void set_dns_servers(struct parser *p, const struct key_def *k, void *bas
 	replace_string(p, (char **)field(base, k->off), out);
 }
 
+static int parse_whole(const char *s, uint64_t *v)
+{
+	return parse_uint(s, 0, UINT64_MAX, v);
+}
+
+/* A number for key k: parsed by `parse`, then checked against k's range.
+ * Reports the error and returns false when either fails. */
+static bool number_value(struct parser *p, const struct key_def *k, const char *value,
+			 int (*parse)(const char *, uint64_t *), const char *what,
+			 uint64_t *v)
+{
+	errno = 0;
+	if (parse(value, v) < 0) {
+		if (errno == ERANGE)
+			fail_range(p, k, value);
+		else
+			fail_key(p, k, "\"%.*s%s\" is not %s", SHOW(value), what);
+		return false;
+	}
+	if (!in_range(k, *v)) {
+		fail_range(p, k, value);
+		return false;
+	}
+	return true;
+}
+
 /* Parse value into the field k describes inside base. */
 static void set_value(struct parser *p, const struct key_def *k, void *base,
 		      const char *value)
@@ -465,51 +491,18 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		*(bool *)field(base, k->off) = b;
 		return;
 	case K_U32:
-		if (parse_uint(value, 0, UINT64_MAX, &v) < 0) {
-			if (errno == ERANGE)
-				fail_range(p, k, value);
-			else
-				fail_key(p, k, "\"%.*s%s\" is not a whole number",
-					 SHOW(value));
-			return;
-		}
-		if (!in_range(k, v)) {
-			fail_range(p, k, value);
-			return;
-		}
-		*(uint32_t *)field(base, k->off) = (uint32_t)v;
+		if (number_value(p, k, value, parse_whole, "a whole number", &v))
+			*(uint32_t *)field(base, k->off) = (uint32_t)v;
 		return;
 	case K_DURATION:
-		errno = 0;
-		if (parse_duration(value, &v) < 0) {
-			if (errno == ERANGE)
-				fail_range(p, k, value);
-			else
-				fail_key(p, k, "\"%.*s%s\" is not a duration (e.g. 30s, 500ms, 5m)",
-					 SHOW(value));
-			return;
-		}
-		if (!in_range(k, v)) {
-			fail_range(p, k, value);
-			return;
-		}
-		*(uint64_t *)field(base, k->off) = v;
+		if (number_value(p, k, value, parse_duration,
+				 "a duration (e.g. 30s, 500ms, 5m)", &v))
+			*(uint64_t *)field(base, k->off) = v;
 		return;
 	case K_SIZE:
-		errno = 0;
-		if (parse_size(value, &v) < 0) {
-			if (errno == ERANGE)
-				fail_range(p, k, value);
-			else
-				fail_key(p, k, "\"%.*s%s\" is not a size (e.g. 512, 64KiB, 1MiB)",
-					 SHOW(value));
-			return;
-		}
-		if (!in_range(k, v)) {
-			fail_range(p, k, value);
-			return;
-		}
-		*(uint64_t *)field(base, k->off) = v;
+		if (number_value(p, k, value, parse_size,
+				 "a size (e.g. 512, 64KiB, 1MiB)", &v))
+			*(uint64_t *)field(base, k->off) = v;
 		return;
 	case K_ENUM:
 		for (int i = 0; k->names[i] != NULL; i++) {
