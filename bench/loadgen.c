@@ -19,6 +19,8 @@
  *   udp-echo   K connected sockets sharing P datagrams in flight (S bytes);
  *              with K = P = 1 it is the latency test.  Datagrams that do not
  *              come back within --loss-ms are counted lost.
+ *   tcp-ab, udp-ab  latency of two servers (--port, --port2) measured
+ *              together: one message in flight, alternating between them.
  *
  * The figures are taken over a window that starts --warmup seconds after
  * every connection is up and lasts --seconds.  With --pid PID the CPU time
@@ -63,13 +65,15 @@
 
 /* ---- options ------------------------------------------------------------ */
 
-enum mode { MODE_TCP_ECHO, MODE_TCP_CHURN, MODE_TCP_IDLE, MODE_UDP_ECHO };
+enum mode { MODE_TCP_ECHO, MODE_TCP_CHURN, MODE_TCP_IDLE, MODE_UDP_ECHO, MODE_TCP_AB,
+	    MODE_UDP_AB };
 
 struct opts {
 	enum mode mode;
 	const char *mode_name;
 	const char *label;
 	struct sockaddr_in dst;
+	unsigned port2;
 	unsigned conns;
 	unsigned inflight;
 	unsigned size;
@@ -1413,12 +1417,149 @@ static int run_udp_echo(void)
 	       uctr.timeouts == uctr.late ? 0 : 1;
 }
 
+/* ---- tcp-ab / udp-ab --------------------------------------------------------
+ * Latency of two servers under the same conditions: one connection (or
+ * connected socket) to each, one message in flight in all, alternating
+ * between them message by message.  On a machine shared with other jobs
+ * the neighbours then disturb both alike, which separate runs cannot
+ * promise.  The servers' CPU time is not measured here. */
+
+static int ab_open(bool tcp, const struct sockaddr_in *dst)
+{
+	static const int one = 1;
+	int fd = socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+	int flags;
+
+	if (fd < 0 || connect(fd, (const struct sockaddr *)dst, sizeof(*dst)) < 0) {
+		perror("loadgen: connect");
+		exit(1);
+	}
+	if (tcp)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		perror("loadgen: fcntl");
+		exit(1);
+	}
+	return fd;
+}
+
+static int run_ab(bool tcp)
+{
+	struct sockaddr_in dst2 = opt.dst;
+	struct hist *h = calloc(2, sizeof(*h));
+	uint64_t n[2] = { 0, 0 }, lost = 0, late = 0, seq = 0;
+	uint64_t loss_ns = (uint64_t)opt.loss_ms * 1000000u;
+	int fds[2];
+	unsigned cur = 0;
+	uint8_t *tx = malloc(opt.size);
+
+	if (h == NULL || tx == NULL) {
+		perror("loadgen: malloc");
+		return 1;
+	}
+	dst2.sin_port = htons((uint16_t)opt.port2);
+	fds[0] = ab_open(tcp, &opt.dst);
+	fds[1] = ab_open(tcp, &dst2);
+	for (unsigned i = 0; i < 2; i++)
+		watch(fds[i], EPOLLIN, &fds[i], EPOLL_CTL_ADD);
+	window_start_warmup(mono_ns());
+	while (window_poll(mono_ns()) && ctr.errors == 0) {
+		struct msg_id m;
+		size_t got = 0;
+		uint64_t t0, t1;
+
+		if (tcp)
+			msg_id_tcp(&m, cur, seq);
+		else
+			msg_id_udp(&m, cur, 0, seq);
+		msg_fill(&m, 0, tx, opt.size);
+		t0 = mono_ns();
+		if (send(fds[cur], tx, opt.size, MSG_NOSIGNAL) != (ssize_t)opt.size) {
+			ctr.errors++;
+			report_error("send", errno);
+			break;
+		}
+		while (got < opt.size) {
+			struct epoll_event ev[2];
+			int ne = epoll_wait(epfd, ev, 2, 100);
+			ssize_t r;
+
+			if (ne < 0 && errno != EINTR) {
+				perror("loadgen: epoll_wait");
+				return 1;
+			}
+			for (int i = 0; i < ne; i++) {
+				int *fdp = ev[i].data.ptr;
+
+				if (fdp == &fds[cur])
+					continue;
+				/* Nothing is owed on the other socket: a datagram
+				 * given up on earlier, or an error. */
+				r = recv(*fdp, rx_buf, sizeof(rx_buf), 0);
+				if (tcp || r < 0) {
+					ctr.errors++;
+					report_error("unexpected data or error", r < 0 ? errno : EPROTO);
+				} else {
+					late++;
+				}
+			}
+			r = recv(fds[cur], rx_buf + got, tcp ? opt.size - got : sizeof(rx_buf) - got, 0);
+			if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+				if (mono_ns() - t0 < loss_ns && ctr.errors == 0)
+					continue;
+				if (tcp)
+					ctr.errors++;
+				else
+					lost++;
+				break;
+			}
+			if (r <= 0 || (!tcp && (size_t)r != opt.size)) {
+				if (r > 0)
+					ctr.mismatches++;
+				else
+					ctr.errors++;
+				break;
+			}
+			got += (size_t)r;
+		}
+		t1 = mono_ns();
+		if (got == opt.size) {
+			if (!msg_check(&m, 0, rx_buf, opt.size)) {
+				ctr.mismatches++;
+			} else if (measuring()) {
+				hist_add(&h[cur], t1 - t0);
+				n[cur]++;
+			}
+		}
+		cur ^= 1;
+		if (cur == 0)
+			seq++;
+	}
+	printf("mode=%s label=%s size=%u", opt.mode_name, opt.label, opt.size);
+	if (win.phase == PH_DONE)
+		printf(" seconds=%.3f", window_seconds());
+	for (unsigned i = 0; i < 2; i++)
+		printf(" %c_port=%u %c_msgs=%llu %c_p50_us=%.1f %c_p99_us=%.1f %c_max_us=%.1f",
+		       'a' + i, i ? opt.port2 : ntohs(opt.dst.sin_port), 'a' + i,
+		       (unsigned long long)n[i], 'a' + i, hist_quantile_us(&h[i], 0.50),
+		       'a' + i, hist_quantile_us(&h[i], 0.99), 'a' + i, (double)h[i].max / 1000.0);
+	printf(" lost=%llu late=%llu errors=%llu mismatches=%llu\n", (unsigned long long)lost,
+	       (unsigned long long)late, (unsigned long long)ctr.errors,
+	       (unsigned long long)ctr.mismatches);
+	fflush(stdout);
+	free(h);
+	free(tx);
+	return win.phase == PH_DONE && ctr.errors == 0 && ctr.mismatches == 0 && lost == 0 ? 0 : 1;
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 static void usage(FILE *out, int status)
 {
 	fprintf(out,
-		"usage: loadgen --mode tcp-echo|tcp-churn|tcp-idle|udp-echo --port PORT [options]\n"
+		"usage: loadgen --mode tcp-echo|tcp-churn|tcp-idle|udp-echo|tcp-ab|udp-ab\n"
+		"               --port PORT [options]\n"
 		"  --addr A          server IPv4 address (127.0.0.1)\n"
 		"  --conns N         connections (tcp-echo, tcp-idle)\n"
 		"  --inflight P      messages in flight per connection (tcp-echo), or\n"
@@ -1435,7 +1576,9 @@ static void usage(FILE *out, int status)
 		"                    resent; if it comes back later it is late, else lost (500)\n"
 		"  --max-connecting N  connects in progress at once (256)\n"
 		"  --pid PID         server process: report its (and its children's) CPU and memory\n"
-		"  --label L         copied into the result line\n");
+		"  --label L         copied into the result line\n"
+		"  --port2 PORT      tcp-ab, udp-ab: the second server; one message in flight\n"
+		"                    in all, alternating between the two, p50/p99 of each\n");
 	exit(status);
 }
 
@@ -1484,6 +1627,7 @@ static void parse_args(int argc, char **argv)
 		{ "max-connecting", required_argument, NULL, 'M' },
 		{ "pid", required_argument, NULL, 'P' },
 		{ "label", required_argument, NULL, 'L' },
+		{ "port2", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1508,6 +1652,7 @@ static void parse_args(int argc, char **argv)
 		case 'M': opt.max_connecting = parse_uint(optarg, 1, 100000, "--max-connecting"); break;
 		case 'P': opt.pid = (pid_t)parse_uint(optarg, 1, 1u << 30, "--pid"); break;
 		case 'L': opt.label = optarg; break;
+		case 'B': opt.port2 = parse_uint(optarg, 1, 65535, "--port2"); break;
 		case 'h': usage(stdout, 0); break;
 		default: usage(stderr, 2);
 		}
@@ -1522,6 +1667,10 @@ static void parse_args(int argc, char **argv)
 		opt.mode = MODE_TCP_IDLE;
 	else if (strcmp(opt.mode_name, "udp-echo") == 0)
 		opt.mode = MODE_UDP_ECHO;
+	else if (strcmp(opt.mode_name, "tcp-ab") == 0)
+		opt.mode = MODE_TCP_AB;
+	else if (strcmp(opt.mode_name, "udp-ab") == 0)
+		opt.mode = MODE_UDP_AB;
 	else
 		usage(stderr, 2);
 	opt.dst.sin_family = AF_INET;
@@ -1530,7 +1679,12 @@ static void parse_args(int argc, char **argv)
 		fprintf(stderr, "loadgen: --addr: %s is not an IPv4 address\n", addr);
 		exit(2);
 	}
-	if (opt.mode == MODE_UDP_ECHO && (opt.size < UDP_HDR || opt.size > 65507)) {
+	if ((opt.mode == MODE_TCP_AB || opt.mode == MODE_UDP_AB) && opt.port2 == 0) {
+		fprintf(stderr, "loadgen: %s needs --port2\n", opt.mode_name);
+		exit(2);
+	}
+	if ((opt.mode == MODE_UDP_ECHO || opt.mode == MODE_UDP_AB) &&
+	    (opt.size < UDP_HDR || opt.size > 65507)) {
 		fprintf(stderr, "loadgen: udp-echo needs --size in %u..65507\n", UDP_HDR);
 		exit(2);
 	}
@@ -1568,6 +1722,8 @@ int main(int argc, char **argv)
 	case MODE_TCP_CHURN: return run_tcp_churn();
 	case MODE_TCP_IDLE: return run_tcp_idle();
 	case MODE_UDP_ECHO: return run_udp_echo();
+	case MODE_TCP_AB: return run_ab(true);
+	case MODE_UDP_AB: return run_ab(false);
 	}
 	return 2;
 }
