@@ -295,6 +295,10 @@ class UdpSafeguards(unittest.TestCase):
             # reply to port 0 is ever sent.
             sniff = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP)
             sniff.setblocking(False)
+            # It sees all of the host's UDP: a big buffer (SO_RCVBUFFORCE,
+            # we are root) so other traffic cannot push the forged request
+            # out of it.
+            sniff.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)
             tx = raw_sender()
             try:
                 before = stats(d)
