@@ -304,16 +304,18 @@ static void daemon_stop(struct daemon *d, int signo)
 	d->stopping = true;
 	sd_notify("STOPPING=1");
 
+	/* Close first, then say so: whoever reads "stopping" can rely on the
+	 * listeners being gone. */
+	tcp_stop_accepting(d->tcp);
+	udp_stop(d->udp);
+	pinger_stop(d->pinger);
+	loop_timer_cancel(d->loop, &d->stats_timer);
+
 	struct logline *l = log_begin(LOG_NOTICE, "stopping");
 	log_str(l, "signal", sigabbrev_np(signo));
 	log_u64(l, "connections", tcp_active(d->tcp));
 	log_fixed(l, "drain_timeout_s", d->cfg->daemon.shutdown_timeout_ns, NSEC_PER_SEC, 3);
 	log_end(l);
-
-	tcp_stop_accepting(d->tcp);
-	udp_stop(d->udp);
-	pinger_stop(d->pinger);
-	loop_timer_cancel(d->loop, &d->stats_timer);
 
 	d->drain_deadline = loop_now(d->loop) + d->cfg->daemon.shutdown_timeout_ns;
 	loop_timer_arm(d->loop, &d->drain_timer, loop_now(d->loop));
