@@ -118,8 +118,11 @@ struct tx_slot {
 };
 #define TX_RING 4096
 /* A transmit stamp later than this after the user-space send time is not
- * trusted (see errqueue_tx_stamp). */
-#define TX_STAMP_MAX_NS (5 * NSEC_PER_MSEC)
+ * trusted (see errqueue_tx_stamp).  It must cover a sender preempted
+ * between reading the clock and sendto(): on a loaded machine that is tens
+ * of milliseconds, and rejecting such a stamp put the whole stall into the
+ * RTT (seen: +44 ms in the 20 ms delay test). */
+#define TX_STAMP_MAX_NS (100 * NSEC_PER_MSEC)
 /* The stamp taken when the request enters the device layer, before the
  * queueing discipline (SCHED), rather than the one in the driver (SND):
  * on noqueue devices (lo, veth) and idle queues both are within a few
