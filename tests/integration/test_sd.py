@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Daemon, base_config, have  # noqa: E402
+
+
+SO_TIMESTAMPNS = 35   # also SCM_TIMESTAMPNS (asm-generic/socket.h)
 
 
 class NotifyReceiver:
@@ -35,6 +39,10 @@ class NotifyReceiver:
             self.address = os.path.join(self.tmp.name, "notify")
             self.sock.bind(self.address)
         self.sock.settimeout(0.2)
+        # The kernel stamps each datagram as it is queued (SO_TIMESTAMPNS),
+        # so intervals are the daemon's, not this test's: a test thread
+        # scheduled late must not make two notifications look close.
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.messages = []
         self._cv = threading.Condition()
         self._stop = False
@@ -44,12 +52,16 @@ class NotifyReceiver:
     def _run(self):
         while not self._stop:
             try:
-                data = self.sock.recv(65536)
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(16))
             except socket.timeout:
                 continue
             except OSError:
                 return
-            now = time.monotonic()
+            now = time.time()
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                    sec, nsec = struct.unpack("qq", raw[:16])
+                    now = sec + nsec / 1e9
             text = data.decode("utf-8", "replace")
             fields = {}
             for line in text.split("\n"):
