@@ -1024,6 +1024,25 @@ static void errqueue_tx_stamp(struct pinger *p, struct psock *s, struct msghdr *
 	}
 }
 
+/* Point every recvmmsg slot at its buffers again: the kernel rewrites the
+ * lengths and flags on each call. */
+static void rx_reset(struct pinger *p)
+{
+	for (size_t i = 0; i < p->rx_n; i++) {
+		struct msghdr *h = &p->rx_msgs[i].msg_hdr;
+
+		p->rx_iov[i].iov_base = p->rxbuf + i * p->rx_slot;
+		p->rx_iov[i].iov_len = p->rx_slot;
+		h->msg_name = &p->rx_from[i];
+		h->msg_namelen = sizeof p->rx_from[i];
+		h->msg_iov = &p->rx_iov[i];
+		h->msg_iovlen = 1;
+		h->msg_control = p->rx_ctrl[i];
+		h->msg_controllen = RX_CTRL;
+		h->msg_flags = 0;
+	}
+}
+
 static void drain_errqueue(struct pinger *p, struct psock *s)
 {
 	size_t total = 0;
@@ -1032,19 +1051,7 @@ static void drain_errqueue(struct pinger *p, struct psock *s)
 		struct clock_pair now;
 		int n;
 
-		for (size_t i = 0; i < p->rx_n; i++) {
-			struct msghdr *h = &p->rx_msgs[i].msg_hdr;
-
-			p->rx_iov[i].iov_base = p->rxbuf + i * p->rx_slot;
-			p->rx_iov[i].iov_len = p->rx_slot;
-			h->msg_name = &p->rx_from[i];
-			h->msg_namelen = sizeof p->rx_from[i];
-			h->msg_iov = &p->rx_iov[i];
-			h->msg_iovlen = 1;
-			h->msg_control = p->rx_ctrl[i];
-			h->msg_controllen = RX_CTRL;
-			h->msg_flags = 0;
-		}
+		rx_reset(p);
 		n = recvmmsg(s->io.fd, p->rx_msgs, (unsigned)p->rx_n, MSG_ERRQUEUE | MSG_DONTWAIT,
 			     NULL);
 		if (n <= 0)
@@ -1093,19 +1100,7 @@ static void on_sock_ready(struct io *io, uint32_t events)
 		struct clock_pair now;
 		int n;
 
-		for (size_t i = 0; i < p->rx_n; i++) {
-			struct msghdr *h = &p->rx_msgs[i].msg_hdr;
-
-			p->rx_iov[i].iov_base = p->rxbuf + i * p->rx_slot;
-			p->rx_iov[i].iov_len = p->rx_slot;
-			h->msg_name = &p->rx_from[i];
-			h->msg_namelen = sizeof p->rx_from[i];
-			h->msg_iov = &p->rx_iov[i];
-			h->msg_iovlen = 1;
-			h->msg_control = p->rx_ctrl[i];
-			h->msg_controllen = RX_CTRL;
-			h->msg_flags = 0;
-		}
+		rx_reset(p);
 		n = recvmmsg(io->fd, p->rx_msgs, (unsigned)p->rx_n, MSG_DONTWAIT, NULL);
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
