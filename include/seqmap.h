@@ -44,17 +44,31 @@ enum seqmap_state {
 	SEQ_LATE,         /* lost, then answered after all (once) */
 };
 
+/* One sequence number: 12 bytes, 768 KiB for the whole table.  The send
+ * time keeps its low 48 bits (3.2 days of nanoseconds); seqmap_get()
+ * restores the rest from the newest time the map has seen, which is exact
+ * for any entry younger than that -- and every entry whose time still
+ * matters (in flight, or inside its hold) is at most an hour old. */
 struct seqmap_entry {
+	uint32_t send_lo;             /* send time, bits 0..31 */
+	uint16_t send_hi;             /* send time, bits 32..47 */
+	uint16_t next;                /* next seq in the probe's chain (when linked) */
+	uint32_t probe : 28;          /* < SEQMAP_MAX_PROBES */
+	uint32_t state : 3;           /* enum seqmap_state */
+	uint32_t linked : 1;
+};
+#define SEQMAP_MAX_PROBES (1u << 28)
+
+/* What seqmap_get() tells about a sequence number. */
+struct seqmap_info {
 	uint64_t send_ns;
 	uint32_t probe;
-	uint16_t next;    /* next seq in the probe's chain (when linked) */
-	uint8_t state;    /* enum seqmap_state */
-	uint8_t linked;
+	enum seqmap_state state;
 };
 
 /* Embedded in each probe: its FIFO of linked sequence numbers. */
 struct seqmap_chain {
-	int32_t head, tail;   /* -1 when empty */
+	uint16_t head, tail;          /* valid when count > 0 */
 	uint32_t count;
 };
 
@@ -68,12 +82,13 @@ uint64_t seqmap_hold(const struct seqmap *m);
 
 static inline void seqmap_chain_init(struct seqmap_chain *c)
 {
-	c->head = c->tail = -1;
+	c->head = c->tail = 0;
 	c->count = 0;
 }
 
-/* A reusable sequence number for probe, or -1 with errno EBUSY when none is
- * free within SEQMAP_SCAN slots of the cursor. */
+/* A reusable sequence number for probe (< SEQMAP_MAX_PROBES), or -1 with
+ * errno EBUSY when none is free within SEQMAP_SCAN slots of the cursor.
+ * Times passed to the map never go backwards (CLOCK_MONOTONIC). */
 int seqmap_reserve(struct seqmap *m, uint32_t probe, uint64_t now_ns);
 /* The request went out at send_ns: link seq at the tail of chain. */
 void seqmap_commit(struct seqmap *m, struct seqmap_chain *chain, uint16_t seq,
@@ -81,7 +96,7 @@ void seqmap_commit(struct seqmap *m, struct seqmap_chain *chain, uint16_t seq,
 /* The request could not be sent: seq is free again at once. */
 void seqmap_release(struct seqmap *m, uint16_t seq);
 
-const struct seqmap_entry *seqmap_get(const struct seqmap *m, uint16_t seq);
+struct seqmap_info seqmap_get(const struct seqmap *m, uint16_t seq);
 /* Replace an OUTSTANDING entry's send time (a kernel transmit timestamp
  * arriving after the send); other states are left alone. */
 void seqmap_set_send_ns(struct seqmap *m, uint16_t seq, uint64_t send_ns);
@@ -96,7 +111,7 @@ enum seqmap_state seqmap_mark_late(struct seqmap *m, uint16_t seq);
 /* The chain's head, or -1 when empty. */
 static inline int seqmap_front(const struct seqmap_chain *c)
 {
-	return c->head;
+	return c->count ? c->head : -1;
 }
 /* Unlink the head.  Returns its state before the call; an OUTSTANDING head
  * becomes LOST (the caller counts it as a timeout). */

@@ -14,6 +14,7 @@
  * running untouched.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,15 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
 	return 0;
+}
+
+/* Parsing a big configuration (and replacing the running one) frees
+ * memory all over the heap, between blocks that stay; malloc keeps those
+ * pages.  Hand them back once the new set is in place: 10 000 targets
+ * leave about 1 MiB behind otherwise. */
+static void heap_release(void)
+{
+	malloc_trim(0);
 }
 
 static void stats_timer_arm(struct daemon *d)
@@ -257,6 +267,7 @@ static void daemon_reload(struct daemon *d)
 	struct config *old = d->cfg;
 	d->cfg = cfg;
 	config_free(old);
+	heap_release();
 	if (daemon_log_setup(d, cfg, err, sizeof err) < 0)
 		log_msg(LOG_ERR, "log_setup_failed", "%s (keeping the previous log target)",
 			err);
@@ -436,6 +447,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	release_unused_inherited(&d.inherited);
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
+	heap_release();
 
 	stats_timer_arm(&d);
 	uint64_t now = loop_now_refresh(d.loop);

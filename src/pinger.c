@@ -56,21 +56,22 @@
 #define RX_MMSG 64
 #define RX_BUF_BUDGET (256 << 10)
 #define RX_CTRL 192
-/* First sends are placed on a grid of this step (absolute monotonic time),
- * so probes whose evenly spread offsets fall in the same step fire in one
- * timer batch and their replies are read with one recvmmsg(). */
-#define SEND_GRID_NS NSEC_PER_MSEC
 /*
- * Send deadlines live in a hashed timing wheel of WHEEL_SLOTS one-tick
+ * Sends and timeouts live in a hashed timing wheel of WHEEL_SLOTS one-tick
  * lists rather than in the loop's heap: 10 000 probes at 1 Hz meant 10 000
- * heap root removals a second, each walking ~14 levels of timers scattered
- * over as many probe structs (12 % of the daemon's CPU in a profile).  A
- * tick equals the send grid, so the probes of one grid step share a slot
- * and one wakeup; a probe whose deadline is rounds away simply stays in its
- * slot.  The wheel's loop timer is armed for the earliest deadline found
- * in the coming ticks, so sends are never early and not late by design.
+ * heap root removals a second for the sends alone, each walking ~14 levels
+ * of timers scattered over as many probe structs (12 % of the daemon's CPU
+ * in a profile), and as many timeout timers armed and cancelled.  Each
+ * probe is in the wheel once, at the earlier of its next send and the
+ * timeout of its oldest request in flight (see probe_wake_time).  Sends
+ * are placed on a grid of SEND_GRID_NS, one tick, so the probes of one
+ * grid step share a slot and one wake-up; a probe due rounds away simply
+ * stays in its slot.  The wheel's loop timer
+ * is armed for the earliest wake time found in the coming ticks, so
+ * nothing fires early and nothing is late by design.
  */
 #define WHEEL_SLOTS 1024
+#define SEND_GRID_NS NSEC_PER_MSEC
 #define WHEEL_TICK_NS SEND_GRID_NS
 /* Lateness histogram: 10 us buckets up to 10 ms, then 1 ms buckets up to
  * 1 s; the last bucket takes anything later. */
@@ -81,6 +82,9 @@
 /* A repeated icmp_error / send_error line for one probe is logged at most
  * this often; the lines in between are counted in suppressed=. */
 #define ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
+/* ... measured in 100 ms ticks, so the time of the last line fits 32 bits
+ * (13 years) in every probe. */
+#define ERR_LOG_TICK_NS (100 * NSEC_PER_MSEC)
 /* Sequence numbers stay reserved this long after their timeout, so a very
  * late reply is still recognised as late rather than matched to a newer
  * request that reused the number. */
@@ -162,51 +166,63 @@ struct psock {
 
 struct target;
 
+/* A probe is on the send wheel while it has a send or a timeout to come;
+ * its wheel key is the earlier of the two. */
+#define PROBE_IDLE UINT64_MAX
+
+/* Fields in the order the send and receive paths touch them: a big setup
+ * walks 10 000 of these a second, so the hot ones share cache lines. */
 struct probe {
-	/* Next send: a slot of the pinger's send wheel (see wheel_add). */
-	struct probe *wnext, **wpprev;   /* wpprev NULL: not scheduled */
-	uint64_t send_due;
-	struct timer timeout_timer;
+	struct probe *wnext, **wpprev;   /* wpprev NULL: not on the wheel */
+	uint64_t wake;               /* wheel key: min(send_due, oldest timeout) */
+	uint64_t send_due;           /* next send; PROBE_IDLE: not sending */
 	struct target *t;
 	struct psock *sock;          /* NULL: degraded, every send fails */
+	struct seqmap_chain chain;   /* requests in flight, oldest first */
+	uint32_t id;                 /* index in pinger.slots, seqmap's probe */
 	union sa addr;               /* valid when resolved */
 	uint8_t family;              /* 4 or 6; 0 until an auto name resolves */
 	/* False until the host name first resolved for this family: the probe
 	 * is off the send wheel and has no requests in flight. */
 	bool resolved;
-	uint32_t rfail_suppressed;   /* resolve_failed lines for this family */
-	uint64_t rfail_logged_ns;
-	uint32_t id;                 /* index in pinger.slots, seqmap's probe */
-	struct seqmap_chain chain;
 	struct health health;
-	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
+	/* Rate limits of repeated send_error / icmp_error lines. */
 	uint32_t send_err_suppressed, icmp_err_suppressed;
-	uint64_t send_err_logged_ns, icmp_err_logged_ns;
+	uint32_t send_err_logged, icmp_err_logged;   /* ERR_LOG_TICK_NS units; 0: never */
+	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	struct stats stats;
+};
+
+/* What only a target with a host name needs; it sits in the target's own
+ * allocation, after the probes, so literal targets do not pay for it. */
+struct target_dns {
+	struct target *t;
+	/* The next lookup, the pending one (a non-NULL handle means pending;
+	 * cancelled before the target is freed), consecutive failed lookups
+	 * and the rate limit of resolve_failed lines. */
+	struct timer timer;
+	struct resolver_query *rq;
+	uint32_t failures;
+	uint32_t fail_suppressed;
+	uint64_t fail_logged_ns;
+	/* family = auto: the IPv4 and IPv6 sockets the probe may use once it
+	 * knows its family (each holds a reference). */
+	struct psock *cand[2];
+	/* resolve_failed lines for one family of a dual-stack name, per probe. */
+	uint32_t rfail_suppressed[2];
+	uint64_t rfail_logged_ns[2];
 };
 
 struct target {
 	struct pinger *p;
 	char *name, *host, *ifname;  /* point into the allocation's tail */
-	struct probe_opts opts;
-	enum target_family family_cfg;
-	bool has_source;
-	bool keep;                   /* commit: the new plan keeps this target */
-	bool named;                  /* host is a name, not an IP literal */
-	union sa source;
-	/* Named targets: the next lookup, the pending one (a non-NULL handle
-	 * means pending; cancelled before the target is freed), consecutive
-	 * failed lookups and the rate limit of resolve_failed lines. */
-	struct timer resolve_timer;
-	struct resolver_query *rq;
-	uint32_t failures;
-	uint32_t fail_suppressed;
-	uint64_t fail_logged_ns;
-	/* family = auto with a name: the IPv4 and IPv6 sockets the probe may
-	 * use once it knows its family (each holds a reference). */
-	struct psock *cand[2];
+	union sa *source;            /* NULL, or in the allocation's tail */
+	struct target_dns *dns;      /* NULL for an IP literal */
+	const struct probe_opts *opts;   /* shared, see opts_get() */
 	uint64_t window_start_ns;
-	uint32_t n_probes;
+	uint8_t family_cfg;          /* enum target_family */
+	uint8_t n_probes;
+	bool keep;                   /* commit: the new plan keeps this target */
 	struct probe probes[];
 };
 
@@ -218,12 +234,23 @@ struct group {
 	bool used;
 };
 
+/* One distinct set of probe settings, shared by every target that has it
+ * (most have exactly the [icmp] defaults): 56 bytes once instead of in
+ * each of 10 000 targets. */
+struct opts_node {
+	struct probe_opts o;         /* first: a target's opts points here */
+	struct opts_node *next;
+	uint64_t hash;
+	size_t refs;
+};
+
 struct pinger {
 	struct loop *loop;
 	struct target **targets;
 	size_t n_targets;
 	struct psock *socks;
 	struct group *groups;
+	struct opts_node *opts;      /* distinct settings in use */
 	struct probe **slots;        /* probe id -> probe; NULL when free */
 	struct resolver *resolver;   /* created when the first name appears */
 	char *dns_servers;           /* what resolver was made with; NULL: resolv.conf */
@@ -326,32 +353,120 @@ static void count_ignored(struct pinger *p, enum ignore_reason why, const char *
 	log_end(l);
 }
 
+/* ---- shared settings ---------------------------------------------------- */
+
+static bool opts_equal(const struct probe_opts *a, const struct probe_opts *b)
+{
+	return a->interval_ns == b->interval_ns && a->timeout_ns == b->timeout_ns &&
+	       a->summary_interval_ns == b->summary_interval_ns &&
+	       a->payload_size == b->payload_size && a->ttl == b->ttl && a->tos == b->tos &&
+	       a->down_after == b->down_after && a->up_after == b->up_after &&
+	       a->log_replies == b->log_replies &&
+	       a->resolve_interval_ns == b->resolve_interval_ns;
+}
+
+static uint64_t opts_hash(const struct probe_opts *o)
+{
+	const uint64_t v[] = {
+		o->interval_ns, o->timeout_ns, o->summary_interval_ns, o->resolve_interval_ns,
+		(uint64_t)o->payload_size << 32 | o->ttl << 24 | o->tos << 16 | o->log_replies,
+		(uint64_t)o->down_after << 32 | o->up_after,
+	};
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+		h = (h ^ v[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* A reference to the shared copy of o, made on first use; NULL when out of
+ * memory.  The list is short in practice (one entry per distinct
+ * combination of settings); the hash keeps even 10 000 distinct ones
+ * quick to search. */
+static const struct probe_opts *opts_get(struct pinger *p, const struct probe_opts *o)
+{
+	uint64_t h = opts_hash(o);
+	struct opts_node *n;
+
+	for (n = p->opts; n; n = n->next)
+		if (n->hash == h && opts_equal(&n->o, o))
+			break;
+	if (!n) {
+		n = malloc(sizeof *n);
+		if (!n)
+			return NULL;
+		n->o = *o;
+		n->hash = h;
+		n->refs = 0;
+		n->next = p->opts;
+		p->opts = n;
+	}
+	n->refs++;
+	return &n->o;
+}
+
+static void opts_put(struct pinger *p, const struct probe_opts *o)
+{
+	struct opts_node **np;
+
+	if (!o)
+		return;
+	for (np = &p->opts; *np; np = &(*np)->next) {
+		struct opts_node *n = *np;
+
+		if (&n->o != o)
+			continue;
+		if (--n->refs == 0) {
+			*np = n->next;
+			free(n);
+		}
+		return;
+	}
+}
+
+static void target_free(struct pinger *p, struct target *t)
+{
+	if (!t)
+		return;
+	opts_put(p, t->opts);
+	free(t);
+}
+
 /* ---- summaries -------------------------------------------------------------- */
 
-static void log_rtt(struct logline *l, const char *prefix, const struct stats_rtt *r)
+static void log_rtt(struct logline *l, const char *prefix, const struct stats_period *pd)
 {
+	const struct stats_rtt *r = &pd->rtt;
+	uint64_t n = pd->c.received;
 	char key[40];
 
-	if (r->n == 0)
+	if (n == 0)
 		return;
 #define K(name) (snprintf(key, sizeof key, "%s%s", prefix, name), key)
-	log_fixed(l, K("rtt_min_ms"), r->min_ns, NSEC_PER_MSEC, 3);
-	log_fixed(l, K("rtt_avg_ms"), stats_rtt_avg_ns(r), NSEC_PER_MSEC, 3);
-	log_fixed(l, K("rtt_max_ms"), r->max_ns, NSEC_PER_MSEC, 3);
-	log_fixed(l, K("rtt_mdev_ms"), stats_rtt_mdev_ns(r), NSEC_PER_MSEC, 3);
-	if (r->jitter_n)
+	log_fixed(l, K("rtt_min_ms"), r->min_us, 1000, 3);
+	log_fixed(l, K("rtt_avg_ms"), stats_rtt_avg_ns(r, n), NSEC_PER_MSEC, 3);
+	log_fixed(l, K("rtt_max_ms"), r->max_us, 1000, 3);
+	log_fixed(l, K("rtt_mdev_ms"), stats_rtt_mdev_ns(r, n), NSEC_PER_MSEC, 3);
+	if (stats_rtt_has_jitter(r))
 		log_fixed(l, K("jitter_ms"), stats_rtt_jitter_ns(r), NSEC_PER_MSEC, 3);
 #undef K
 }
 
 static void probe_log_summary(const struct probe *pr, const char *why, uint64_t now)
 {
-	const struct stats_counts *w = &pr->stats.window.c, *r = &pr->stats.run.c;
+	const struct stats_counts *r = &pr->stats.run.c, *w;
 	struct logline *l = probe_log(pr, LOG_INFO, "summary");
+	struct stats_period win;
 	uint64_t inflight;
 
 	if (!l)
 		return;
+	/* With summaries off the window never restarts: it is the run. */
+	if (pr->t->opts->summary_interval_ns)
+		stats_window(&pr->stats, &win);
+	else
+		win = pr->stats.run;
+	w = &win.c;
 	inflight = r->sent - r->received - r->lost;
 	log_str(l, "why", why);
 	log_str(l, "state", pr->resolved ? health_state_name(pr->health.state) : "unresolved");
@@ -363,7 +478,7 @@ static void probe_log_summary(const struct probe *pr, const char *why, uint64_t 
 	log_u64(l, "duplicates", w->duplicates);
 	log_u64(l, "late", w->late);
 	log_u64(l, "errors", w->errors);
-	log_rtt(l, "", &pr->stats.window.rtt);
+	log_rtt(l, "", &win);
 	log_fixed(l, "window_s", now - pr->t->window_start_ns, NSEC_PER_SEC, 3);
 	log_u64(l, "inflight", inflight);
 	log_u64(l, "total_sent", r->sent);
@@ -373,7 +488,7 @@ static void probe_log_summary(const struct probe *pr, const char *why, uint64_t 
 	log_u64(l, "total_duplicates", r->duplicates);
 	log_u64(l, "total_late", r->late);
 	log_u64(l, "total_errors", r->errors);
-	log_rtt(l, "total_", &pr->stats.run.rtt);
+	log_rtt(l, "total_", &pr->stats.run);
 	log_end(l);
 }
 
@@ -446,7 +561,7 @@ static void on_group_timer(struct timer *tm)
 	for (size_t i = 0; i < p->n_targets; i++) {
 		struct target *t = p->targets[i];
 
-		if (t->opts.summary_interval_ns != g->interval_ns)
+		if (t->opts->summary_interval_ns != g->interval_ns)
 			continue;
 		target_log_summaries(t, "interval", now);
 		for (uint32_t j = 0; j < t->n_probes; j++)
@@ -464,7 +579,7 @@ static void on_group_timer(struct timer *tm)
  * of consecutive replies (nor an old reply end a run of newer losses). */
 static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t send_ns)
 {
-	const struct probe_opts *o = &pr->t->opts;
+	const struct probe_opts *o = pr->t->opts;
 	struct health_change ch;
 	struct logline *l;
 
@@ -497,50 +612,107 @@ static void probe_lost(struct probe *pr, uint64_t send_ns)
 /* Rate limit for a probe's repeated error lines.  Returns true when this
  * one should be logged, with *suppressed the count of lines skipped since
  * the last one. */
-static bool err_log_due(uint64_t *last, uint32_t *count, uint64_t now, uint32_t *suppressed)
+static bool err_log_due(uint32_t *last, uint32_t *count, uint64_t now, uint32_t *suppressed)
 {
-	if (*last != 0 && now - *last < ERR_LOG_PERIOD_NS) {
+	uint32_t tick = (uint32_t)(now / ERR_LOG_TICK_NS) + 1;
+
+	if (*last != 0 && tick - *last < ERR_LOG_PERIOD_NS / ERR_LOG_TICK_NS) {
 		if (*count < UINT32_MAX)
 			(*count)++;
 		return false;
 	}
 	*suppressed = *count;
 	*count = 0;
-	*last = now ? now : 1;
+	*last = tick;
 	return true;
 }
 
-/* ---- sending -------------------------------------------------------------- */
+/* ---- the send wheel --------------------------------------------------------- */
 
-static void arm_timeout(struct pinger *p, struct probe *pr)
+/* When pr must next be looked at: its next send, or the timeout of its
+ * oldest request in flight if that comes first.  Requests expire in send
+ * order (a probe's timeout is constant), so the oldest one is enough. */
+static uint64_t probe_wake_time(const struct pinger *p, const struct probe *pr)
 {
+	uint64_t wake = p->stopped ? PROBE_IDLE : pr->send_due;
 	int head = seqmap_front(&pr->chain);
 
-	if (head < 0) {
-		loop_timer_cancel(p->loop, &pr->timeout_timer);
-		return;
+	if (head >= 0) {
+		uint64_t tmo = seqmap_get(pr->sock->map, (uint16_t)head).send_ns +
+			       pr->t->opts->timeout_ns;
+
+		if (tmo < wake)
+			wake = tmo;
 	}
-	loop_timer_arm(p->loop, &pr->timeout_timer,
-		       seqmap_get(pr->sock->map, (uint16_t)head)->send_ns + pr->t->opts.timeout_ns);
+	return wake;
+}
+
+static void wheel_link(struct pinger *p, struct probe *pr)
+{
+	struct probe **head = &p->wheel[(pr->wake / WHEEL_TICK_NS) & (WHEEL_SLOTS - 1)];
+
+	pr->wnext = *head;
+	if (*head)
+		(*head)->wpprev = &pr->wnext;
+	*head = pr;
+	pr->wpprev = head;
+	p->wheel_count++;
+}
+
+static void wheel_del(struct pinger *p, struct probe *pr)
+{
+	if (!pr->wpprev)
+		return;
+	*pr->wpprev = pr->wnext;
+	if (pr->wnext)
+		pr->wnext->wpprev = pr->wpprev;
+	pr->wnext = NULL;
+	pr->wpprev = NULL;
+	p->wheel_count--;
+}
+
+/* Put pr on the wheel at its wake time (or take it off when it has none),
+ * after anything that moved its next send or its oldest request. */
+static void probe_resched(struct pinger *p, struct probe *pr)
+{
+	uint64_t wake = probe_wake_time(p, pr);
+
+	if (pr->wpprev && wake == pr->wake)
+		return;
+	wheel_del(p, pr);
+	if (wake == PROBE_IDLE)
+		return;
+	pr->wake = wake;
+	wheel_link(p, pr);
+	if (!timer_armed(&p->wheel_timer) || wake < p->wheel_timer.deadline)
+		loop_timer_arm(p->loop, &p->wheel_timer, wake);
+}
+
+/* Schedule pr's next send at due (absolute CLOCK_MONOTONIC ns). */
+static void probe_send_at(struct pinger *p, struct probe *pr, uint64_t due)
+{
+	pr->send_due = due;
+	probe_resched(p, pr);
 }
 
 /* After a reply or an error resolved a request: unlink resolved entries
- * from the chain's head and move (usually cancel) the timeout timer.  A
- * cancel deep in the heap is far cheaper than letting the timer expire at
- * its root, and most requests are answered. */
+ * from the chain's head; the probe's wake time follows its new oldest
+ * request (usually: back to its next send). */
 static void settle_head(struct pinger *p, struct probe *pr)
 {
 	int head;
 	bool popped = false;
 
 	while ((head = seqmap_front(&pr->chain)) >= 0 &&
-	       seqmap_get(pr->sock->map, (uint16_t)head)->state != SEQ_OUTSTANDING) {
+	       seqmap_get(pr->sock->map, (uint16_t)head).state != SEQ_OUTSTANDING) {
 		seqmap_pop(pr->sock->map, &pr->chain);
 		popped = true;
 	}
 	if (popped)
-		arm_timeout(p, pr);
+		probe_resched(p, pr);
 }
+
+/* ---- sending -------------------------------------------------------------- */
 
 static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t now)
 {
@@ -550,7 +722,7 @@ static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t no
 	probe_outcome(pr, false, 0, mono_ns());
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */
-	if (err_log_due(&pr->send_err_logged_ns, &pr->send_err_suppressed, now, &suppressed)) {
+	if (err_log_due(&pr->send_err_logged, &pr->send_err_suppressed, now, &suppressed)) {
 		struct logline *l = probe_log(pr, LOG_WARNING, "send_error");
 
 		log_errno(l, err);
@@ -576,7 +748,7 @@ static void note_lateness(struct pinger *p, uint64_t deadline, uint64_t t0)
 static void probe_send(struct pinger *p, struct probe *pr, uint64_t now, uint64_t deadline)
 {
 	struct psock *s = pr->sock;
-	const struct probe_opts *o = &pr->t->opts;
+	const struct probe_opts *o = pr->t->opts;
 	size_t len;
 	ssize_t n;
 	int seq;
@@ -616,66 +788,23 @@ static void probe_send(struct pinger *p, struct probe *pr, uint64_t now, uint64_
 	}
 	stats_sent(&pr->stats);
 	seqmap_commit(s->map, &pr->chain, (uint16_t)seq, t0);
-	if (pr->chain.count == 1)
-		arm_timeout(p, pr);
 }
 
-static void wheel_link(struct pinger *p, struct probe *pr)
-{
-	struct probe **head = &p->wheel[(pr->send_due / WHEEL_TICK_NS) & (WHEEL_SLOTS - 1)];
-
-	pr->wnext = *head;
-	if (*head)
-		(*head)->wpprev = &pr->wnext;
-	*head = pr;
-	pr->wpprev = head;
-}
-
-static void wheel_unlink(struct probe *pr)
-{
-	*pr->wpprev = pr->wnext;
-	if (pr->wnext)
-		pr->wnext->wpprev = pr->wpprev;
-	pr->wnext = NULL;
-	pr->wpprev = NULL;
-}
-
-/* Schedule pr's next send at due (absolute CLOCK_MONOTONIC ns). */
-static void wheel_add(struct pinger *p, struct probe *pr, uint64_t due)
-{
-	if (pr->wpprev)
-		wheel_unlink(pr);
-	else
-		p->wheel_count++;
-	pr->send_due = due;
-	wheel_link(p, pr);
-	if (!p->stopped && (!timer_armed(&p->wheel_timer) || due < p->wheel_timer.deadline))
-		loop_timer_arm(p->loop, &p->wheel_timer, due);
-}
-
-static void wheel_del(struct pinger *p, struct probe *pr)
-{
-	if (!pr->wpprev)
-		return;
-	wheel_unlink(pr);
-	p->wheel_count--;
-}
-
-/* Arm the wheel's timer for the earliest deadline in the ticks from now on.
- * A slot holding only probes due rounds later is passed over; if every
+/* Arm the wheel's timer for the earliest wake time in the ticks from now
+ * on.  A slot holding only probes due rounds later is passed over; if every
  * slot is like that, wake once a rotation later and look again. */
 static void wheel_arm(struct pinger *p, uint64_t now)
 {
 	uint64_t tick = now / WHEEL_TICK_NS;
 
-	if (p->stopped || p->wheel_count == 0)
+	if (p->wheel_count == 0)
 		return;
 	for (uint64_t t = tick; t < tick + WHEEL_SLOTS; t++) {
 		uint64_t end = (t + 1) * WHEEL_TICK_NS, best = UINT64_MAX;
 
 		for (struct probe *pr = p->wheel[t & (WHEEL_SLOTS - 1)]; pr; pr = pr->wnext)
-			if (pr->send_due < end && pr->send_due < best)
-				best = pr->send_due;
+			if (pr->wake < end && pr->wake < best)
+				best = pr->wake;
 		if (best != UINT64_MAX) {
 			loop_timer_arm(p->loop, &p->wheel_timer, best > now ? best : now);
 			return;
@@ -684,17 +813,43 @@ static void wheel_arm(struct pinger *p, uint64_t now)
 	loop_timer_arm(p->loop, &p->wheel_timer, (tick + WHEEL_SLOTS) * WHEEL_TICK_NS);
 }
 
-static void probe_fire(struct pinger *p, struct probe *pr, uint64_t now)
+/* Requests whose timeout has passed are lost, oldest first. */
+static void probe_expire(struct probe *pr, uint64_t now)
 {
-	uint64_t iv = pr->t->opts.interval_ns, due = pr->send_due, next = due + iv;
+	uint64_t timeout = pr->t->opts->timeout_ns;
+	int head;
 
-	/* Absolute deadlines: the schedule never drifts.  If the loop was
-	 * stalled past whole intervals, skip them instead of bursting. */
-	if (next <= now)
-		next += ((now - next) / iv + 1) * iv;
-	pr->send_due = next;
-	wheel_link(p, pr);
-	probe_send(p, pr, now, due);
+	while ((head = seqmap_front(&pr->chain)) >= 0) {
+		uint64_t sent = seqmap_get(pr->sock->map, (uint16_t)head).send_ns;
+
+		if (sent + timeout > now)
+			break;
+		if (seqmap_pop(pr->sock->map, &pr->chain) == SEQ_OUTSTANDING) {
+			struct logline *l = probe_log(pr, LOG_DEBUG, "timeout");
+
+			log_int(l, "seq", head);
+			log_end(l);
+			probe_lost(pr, sent);
+		}
+	}
+}
+
+/* pr's wake time came: expire what timed out, send if the send is due. */
+static void probe_wake(struct pinger *p, struct probe *pr, uint64_t now)
+{
+	probe_expire(pr, now);
+	if (!p->stopped && pr->send_due <= now) {
+		uint64_t iv = pr->t->opts->interval_ns, due = pr->send_due, next = due + iv;
+
+		/* Absolute deadlines: the schedule never drifts.  If the loop
+		 * was stalled past whole intervals, skip them instead of
+		 * bursting. */
+		if (next <= now)
+			next += ((now - next) / iv + 1) * iv;
+		pr->send_due = next;
+		probe_send(p, pr, now, due);
+	}
+	probe_resched(p, pr);
 }
 
 static void on_wheel_timer(struct timer *tm)
@@ -711,53 +866,27 @@ static void on_wheel_timer(struct timer *tm)
 		struct probe **head = &p->wheel[t & (WHEEL_SLOTS - 1)];
 		struct probe *list = *head, *next;
 
-		/* Detach the slot: probes re-armed into this same slot (an
-		 * interval of whole rotations) are not seen again this pass.
-		 * The detached list stays well formed (its head is `list`,
-		 * whose address the first probe's wpprev holds), so even a
-		 * wheel_del() from a callback on one of its probes is safe. */
+		/* Detach the slot: probes re-linked into this same slot (a
+		 * wake time whole rotations away) are not seen again this
+		 * pass.  The detached list stays well formed (its head is
+		 * `list`, whose address the first probe's wpprev holds), so
+		 * even a wheel_del() from a callback on one of its probes is
+		 * safe. */
 		*head = NULL;
 		if (list)
 			list->wpprev = &list;
 		for (struct probe *pr = list; pr; pr = next) {
 			next = pr->wnext;
-			pr->wnext = NULL;
-			pr->wpprev = NULL;
-			if (next)
-				next->wpprev = &list;
-			list = next;
-			if (pr->send_due <= now)
-				probe_fire(p, pr, now);
+			wheel_del(p, pr);
+			if (pr->wake <= now)
+				probe_wake(p, pr, now);
 			else
 				wheel_link(p, pr);
 		}
 	}
-	/* The current tick may still hold deadlines later in it. */
+	/* The current tick may still hold wake times later in it. */
 	p->wheel_tick = tick;
 	wheel_arm(p, now);
-}
-
-static void on_timeout_timer(struct timer *tm)
-{
-	struct probe *pr = container_of(tm, struct probe, timeout_timer);
-	struct pinger *p = pr->t->p;
-	uint64_t now = loop_now(p->loop), timeout = pr->t->opts.timeout_ns;
-	int head;
-
-	while ((head = seqmap_front(&pr->chain)) >= 0) {
-		uint64_t sent = seqmap_get(pr->sock->map, (uint16_t)head)->send_ns;
-
-		if (sent + timeout > now)
-			break;
-		if (seqmap_pop(pr->sock->map, &pr->chain) == SEQ_OUTSTANDING) {
-			struct logline *l = probe_log(pr, LOG_DEBUG, "timeout");
-
-			log_int(l, "seq", head);
-			log_end(l);
-			probe_lost(pr, sent);
-		}
-	}
-	arm_timeout(p, pr);
 }
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -803,7 +932,7 @@ static void log_icmp_error(struct probe *pr, const union sa *from, enum icmp_rea
 	uint32_t suppressed = 0;
 	struct logline *l;
 
-	if (!err_log_due(&pr->icmp_err_logged_ns, &pr->icmp_err_suppressed, now, &suppressed))
+	if (!err_log_due(&pr->icmp_err_logged, &pr->icmp_err_suppressed, now, &suppressed))
 		return;
 	l = probe_log(pr, LOG_WARNING, "icmp_error");
 	if (from)
@@ -821,7 +950,7 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 			 const uint8_t *orig_dst, const union sa *from,
 			 enum icmp_reason reason, uint32_t mtu)
 {
-	const struct seqmap_entry *e;
+	struct seqmap_info e;
 	struct probe *pr;
 
 	if (ident != s->ident) {
@@ -829,8 +958,8 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 		return;
 	}
 	e = seqmap_get(s->map, seq);
-	if (e->state == SEQ_FREE || e->state == SEQ_RESERVED || e->state == SEQ_DEAD ||
-	    e->probe >= p->n_slots || (pr = p->slots[e->probe]) == NULL || pr->sock != s) {
+	if (e.state == SEQ_FREE || e.state == SEQ_RESERVED || e.state == SEQ_DEAD ||
+	    e.probe >= p->n_slots || (pr = p->slots[e.probe]) == NULL || pr->sock != s) {
 		count_ignored(p, IGN_SEQ, "icmp-error");
 		return;
 	}
@@ -843,7 +972,7 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 	/* The request will not be answered: count the loss now rather than at
 	 * its timeout, so the state reacts at once. */
 	if (seqmap_resolve(s->map, seq, SEQ_LOST) == SEQ_OUTSTANDING) {
-		probe_lost(pr, e->send_ns);
+		probe_lost(pr, e.send_ns);
 		settle_head(p, pr);
 	}
 }
@@ -851,7 +980,7 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_msg *m,
 			 const union sa *from, uint64_t rx_ns)
 {
-	const struct seqmap_entry *e;
+	struct seqmap_info e;
 	struct probe *pr;
 	uint64_t rtt;
 	enum seqmap_state was;
@@ -861,8 +990,8 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 		return;
 	}
 	e = seqmap_get(s->map, m->seq);
-	if (e->state == SEQ_FREE || e->state == SEQ_RESERVED || e->state == SEQ_DEAD ||
-	    e->probe >= p->n_slots || (pr = p->slots[e->probe]) == NULL || pr->sock != s) {
+	if (e.state == SEQ_FREE || e.state == SEQ_RESERVED || e.state == SEQ_DEAD ||
+	    e.probe >= p->n_slots || (pr = p->slots[e.probe]) == NULL || pr->sock != s) {
 		count_ignored(p, IGN_SEQ, NULL);
 		return;
 	}
@@ -870,11 +999,11 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 		count_ignored(p, IGN_SOURCE, NULL);
 		return;
 	}
-	if (!icmp_payload_has_cookie(m, pr->t->opts.payload_size, p->cookie)) {
+	if (!icmp_payload_has_cookie(m, pr->t->opts->payload_size, p->cookie)) {
 		count_ignored(p, IGN_COOKIE, NULL);
 		return;
 	}
-	if (m->payload_len != pr->t->opts.payload_size) {
+	if (m->payload_len != pr->t->opts->payload_size) {
 		count_ignored(p, IGN_LENGTH, NULL);
 		return;
 	}
@@ -883,29 +1012,29 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 	 * reply waited in the socket while the clock was set forward.  This
 	 * batch's wake-up time is the best bound left: late by the wait,
 	 * never early. */
-	if (rx_ns < e->send_ns)
+	if (rx_ns < e.send_ns)
 		rx_ns = loop_now(p->loop);
-	rtt = rx_ns > e->send_ns ? rx_ns - e->send_ns : 0;
+	rtt = rx_ns > e.send_ns ? rx_ns - e.send_ns : 0;
 	/* A reply that arrives after its timeout is late even if the timeout
 	 * timer has not run yet: the outcome must not depend on timer order. */
 	was = seqmap_resolve(s->map, m->seq,
-			     rtt > pr->t->opts.timeout_ns ? SEQ_LOST : SEQ_ANSWERED);
-	if (was == SEQ_OUTSTANDING && rtt <= pr->t->opts.timeout_ns) {
+			     rtt > pr->t->opts->timeout_ns ? SEQ_LOST : SEQ_ANSWERED);
+	if (was == SEQ_OUTSTANDING && rtt <= pr->t->opts->timeout_ns) {
 		stats_received(&pr->stats, rtt);
-		if (pr->t->opts.log_replies) {
+		if (pr->t->opts->log_replies) {
 			struct logline *l = probe_log(pr, LOG_INFO, "reply");
 
 			log_u64(l, "seq", m->seq);
 			log_fixed(l, "rtt_ms", rtt, NSEC_PER_MSEC, 3);
 			log_end(l);
 		}
-		probe_outcome(pr, true, rtt, e->send_ns);
+		probe_outcome(pr, true, rtt, e.send_ns);
 		settle_head(p, pr);
 	} else if (was == SEQ_OUTSTANDING || was == SEQ_LOST) {
 		struct logline *l;
 
 		if (was == SEQ_OUTSTANDING) {
-			probe_lost(pr, e->send_ns);
+			probe_lost(pr, e.send_ns);
 			settle_head(p, pr);
 		}
 		seqmap_mark_late(s->map, m->seq);
@@ -995,7 +1124,7 @@ static void errqueue_tx_stamp(struct pinger *p, struct psock *s, struct msghdr *
 			      const struct sock_extended_err *ee, const struct clock_pair *now)
 {
 	const struct tx_slot *slot = &s->tx_ring[ee->ee_data & (TX_RING - 1)];
-	const struct seqmap_entry *e;
+	struct seqmap_info e;
 	struct timespec ts;
 	bool found = false;
 	uint64_t k, tx;
@@ -1018,7 +1147,7 @@ static void errqueue_tx_stamp(struct pinger *p, struct psock *s, struct msghdr *
 	e = seqmap_get(s->map, slot->seq);
 	/* The stamp must follow the user-space send time closely; anything
 	 * else means the key mapping is off, and the user time stays. */
-	if (e->state == SEQ_OUTSTANDING && tx >= e->send_ns && tx - e->send_ns < TX_STAMP_MAX_NS) {
+	if (e.state == SEQ_OUTSTANDING && tx >= e.send_ns && tx - e.send_ns < TX_STAMP_MAX_NS) {
 		seqmap_set_send_ns(s->map, slot->seq, tx);
 		p->tx_stamped++;
 	}
@@ -1449,8 +1578,8 @@ static uint64_t grid_up(uint64_t t)
 
 static void target_resolve_later(struct pinger *p, struct target *t, uint64_t at)
 {
-	if (!p->stopped)
-		loop_timer_arm(p->loop, &t->resolve_timer, at);
+	if (!p->stopped && t->dns)
+		loop_timer_arm(p->loop, &t->dns->timer, at);
 }
 
 /* Rate limit for resolve_failed: once per resolve_interval per target (and
@@ -1474,13 +1603,14 @@ static bool rfail_due(uint64_t *last, uint32_t *count, uint64_t now, uint64_t pe
 static void target_resolve_failed(struct pinger *p, struct target *t, const char *error,
 				  uint64_t now)
 {
+	struct target_dns *d = t->dns;
 	uint64_t retry;
 	uint32_t suppressed = 0;
 
-	if (t->failures < UINT32_MAX)
-		t->failures++;
-	retry = resolve_sched_backoff_ns(t->failures, t->opts.resolve_interval_ns);
-	if (rfail_due(&t->fail_logged_ns, &t->fail_suppressed, now, t->opts.resolve_interval_ns,
+	if (d->failures < UINT32_MAX)
+		d->failures++;
+	retry = resolve_sched_backoff_ns(d->failures, t->opts->resolve_interval_ns);
+	if (rfail_due(&d->fail_logged_ns, &d->fail_suppressed, now, t->opts->resolve_interval_ns,
 		      &suppressed)) {
 		struct logline *l = log_begin(LOG_WARNING, "resolve_failed");
 
@@ -1496,7 +1626,7 @@ static void target_resolve_failed(struct pinger *p, struct target *t, const char
 				 t->n_probes > 1 ? (t->probes[i].family == 6 ? "6" : "4") : "");
 			log_addr(l, key, &t->probes[i].addr.sa);
 		}
-		log_u64(l, "failures", t->failures);
+		log_u64(l, "failures", d->failures);
 		log_fixed(l, "retry_s", retry, NSEC_PER_SEC, 1);
 		log_u64(l, "suppressed", suppressed);
 		log_end(l);
@@ -1506,14 +1636,15 @@ static void target_resolve_failed(struct pinger *p, struct target *t, const char
 
 static void on_resolve_timer(struct timer *tm)
 {
-	struct target *t = container_of(tm, struct target, resolve_timer);
+	struct target_dns *d = container_of(tm, struct target_dns, timer);
+	struct target *t = d->t;
 	struct pinger *p = t->p;
 
-	if (p->stopped || t->rq || !p->resolver)
+	if (p->stopped || d->rq || !p->resolver)
 		return;
 	/* Answers from /etc/hosts may arrive inside resolver_lookup(): that
 	 * is fine here, the callback only re-arms this timer. */
-	if (resolver_lookup(p->resolver, t->host, lookup_family(t), on_resolved, t, &t->rq) < 0)
+	if (resolver_lookup(p->resolver, t->host, lookup_family(t), on_resolved, t, &d->rq) < 0)
 		target_resolve_failed(p, t, strerror(errno), loop_now(p->loop));
 }
 
@@ -1550,9 +1681,9 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa 
 	if (!pr->family) {
 		pr->family = a->sa.sa_family == AF_INET6 ? 6 : 4;
 		/* No slot (out of memory at commit): stays degraded. */
-		pr->sock = pr->id != UINT32_MAX ? t->cand[pr->family == 6] : NULL;
+		pr->sock = pr->id != UINT32_MAX ? t->dns->cand[pr->family == 6] : NULL;
 		if (pr->sock) {
-			uint64_t hold = t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS;
+			uint64_t hold = t->opts->timeout_ns + SEQ_HOLD_EXTRA_NS;
 
 			pr->sock->refs++;
 			if (seqmap_hold(pr->sock->map) < hold)
@@ -1573,7 +1704,7 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa 
 	/* A degraded probe is scheduled too: its sends fail and count, as for
 	 * a literal address without a socket. */
 	if (!p->stopped)
-		wheel_add(p, pr, grid_up(now));
+		probe_send_at(p, pr, grid_up(now));
 }
 
 /* A new address for a probe that has one: its statistics and state carry
@@ -1616,8 +1747,8 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 			uint32_t suppressed = 0;
 
 			incomplete = true;
-			if (rfail_due(&pr->rfail_logged_ns, &pr->rfail_suppressed, now,
-				      t->opts.resolve_interval_ns, &suppressed)) {
+			if (rfail_due(&t->dns->rfail_logged_ns[i], &t->dns->rfail_suppressed[i], now,
+				      t->opts->resolve_interval_ns, &suppressed)) {
 				struct logline *l = probe_log(pr, LOG_WARNING, "resolve_failed");
 
 				log_str(l, "host", t->host);
@@ -1634,14 +1765,14 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 			probe_move(pr, &a);
 	}
 	if (incomplete) {
-		if (t->failures < UINT32_MAX)
-			t->failures++;
-		target_resolve_later(p, t, now + resolve_sched_backoff_ns(t->failures,
-									  t->opts.resolve_interval_ns));
+		if (t->dns->failures < UINT32_MAX)
+			t->dns->failures++;
+		target_resolve_later(p, t, now + resolve_sched_backoff_ns(t->dns->failures,
+									  t->opts->resolve_interval_ns));
 		return;
 	}
-	t->failures = 0;
-	target_resolve_later(p, t, now + resolve_sched_next_ns(t->opts.resolve_interval_ns,
+	t->dns->failures = 0;
+	target_resolve_later(p, t, now + resolve_sched_next_ns(t->opts->resolve_interval_ns,
 							       res->ttl_s));
 }
 
@@ -1649,8 +1780,10 @@ static void on_resolved(void *arg, const struct resolver_result *res)
  * reach it, so it may be freed. */
 static void target_resolve_stop(struct pinger *p, struct target *t)
 {
-	resolver_cancel(&t->rq);
-	loop_timer_cancel(p->loop, &t->resolve_timer);
+	if (!t->dns)
+		return;
+	resolver_cancel(&t->dns->rq);
+	loop_timer_cancel(p->loop, &t->dns->timer);
 }
 
 struct resolver_grave {
@@ -1713,8 +1846,8 @@ static int lookup_family(const struct target *t)
 	if (t->family_cfg == FAMILY_AUTO) {
 		if (t->probes[0].resolved)
 			return af_of(t->probes[0].family);
-		if (t->has_source)
-			return t->source.sa.sa_family;
+		if (t->source)
+			return t->source->sa.sa_family;
 	}
 	return AF_UNSPEC;
 }
@@ -1815,7 +1948,7 @@ static int resolve_target(const struct config_target *ct, struct resolved *out, 
 struct plan_target {
 	struct target *t;            /* new, or kept from the running set */
 	bool kept;
-	struct probe_opts opts;      /* applied to kept targets at commit */
+	const struct probe_opts *opts;   /* kept targets: their new settings (a reference) */
 	struct psock *socks[2];
 	const char *degraded[2];     /* why probe i has no socket/address */
 	char *degraded_msg[2];       /* owned copy when the reason is not static */
@@ -1860,27 +1993,39 @@ static struct psock *find_sock(struct psock *list, const struct sock_key *k)
 static struct target *target_new(struct pinger *p, const struct config_target *ct,
 				 const struct resolved *r)
 {
+	/* One allocation: the target, its probes, then what only some
+	 * targets have (DNS state, a source address), then the strings. */
 	size_t nl = strlen(ct->name) + 1, hl = strlen(ct->host) + 1;
 	size_t il = ct->interface ? strlen(ct->interface) + 1 : 0;
-	size_t head = sizeof(struct target) + r->n * sizeof(struct probe);
-	struct target *t = calloc(1, head + nl + hl + il);
+	size_t dns_at = sizeof(struct target) + r->n * sizeof(struct probe);
+	size_t src_at = dns_at + (r->named ? sizeof(struct target_dns) : 0);
+	size_t str_at = src_at + (ct->has_source ? sizeof(union sa) : 0);
+	struct target *t = calloc(1, str_at + nl + hl + il);
 	char *tail;
 
 	if (!t)
 		return NULL;
-	tail = (char *)t + head;
+	tail = (char *)t + str_at;
 	t->p = p;
 	t->name = memcpy(tail, ct->name, nl);
 	t->host = memcpy(tail + nl, ct->host, hl);
 	t->ifname = il ? memcpy(tail + nl + hl, ct->interface, il) : NULL;
-	t->opts = ct->opts;
-	t->family_cfg = ct->family;
-	t->has_source = ct->has_source;
-	t->named = r->named;
-	timer_init(&t->resolve_timer, on_resolve_timer);
-	if (ct->has_source)
-		memcpy(&t->source, &ct->source.u, sizeof t->source);
-	t->n_probes = r->n;
+	t->opts = opts_get(p, &ct->opts);
+	if (!t->opts) {
+		free(t);
+		return NULL;
+	}
+	t->family_cfg = (uint8_t)ct->family;
+	if (r->named) {
+		t->dns = (struct target_dns *)(void *)((char *)t + dns_at);
+		t->dns->t = t;
+		timer_init(&t->dns->timer, on_resolve_timer);
+	}
+	if (ct->has_source) {
+		t->source = (union sa *)(void *)((char *)t + src_at);
+		memcpy(t->source, &ct->source.u, sizeof *t->source);
+	}
+	t->n_probes = (uint8_t)r->n;
 	for (uint32_t i = 0; i < r->n; i++) {
 		struct probe *pr = &t->probes[i];
 
@@ -1891,7 +2036,7 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 		pr->id = UINT32_MAX;
 		pr->wnext = NULL;
 		pr->wpprev = NULL;
-		timer_init(&pr->timeout_timer, on_timeout_timer);
+		pr->send_due = PROBE_IDLE;
 		seqmap_chain_init(&pr->chain);
 		health_init(&pr->health);
 		stats_init(&pr->stats);
@@ -1904,21 +2049,21 @@ static bool target_same(const struct target *old, const struct config_target *ct
 			const struct resolved *r, struct psock *const *socks)
 {
 	if (strcmp(old->host, ct->host) != 0 || old->family_cfg != ct->family ||
-	    old->has_source != ct->has_source || old->n_probes != r->n)
+	    (old->source != NULL) != ct->has_source || old->n_probes != r->n)
 		return false;
-	if (old->has_source && memcmp(&old->source, &ct->source.u, sizeof old->source) != 0)
+	if (old->source && memcmp(old->source, &ct->source.u, sizeof *old->source) != 0)
 		return false;
 	if ((old->ifname == NULL) != (ct->interface == NULL) ||
 	    (old->ifname && strcmp(old->ifname, ct->interface) != 0))
 		return false;
-	if (old->named != r->named)
+	if ((old->dns != NULL) != r->named)
 		return false;
 	if (r->named && r->n_socks != r->n) {
 		/* An auto name: the same candidate sockets, and a probe that
 		 * resolved to a family without a socket is retried afresh. */
 		const struct probe *pr = &old->probes[0];
 
-		return old->cand[0] == socks[0] && old->cand[1] == socks[1] &&
+		return old->dns->cand[0] == socks[0] && old->dns->cand[1] == socks[1] &&
 		       (!pr->resolved || pr->sock != NULL);
 	}
 	for (uint32_t i = 0; i < r->n; i++) {
@@ -1948,7 +2093,9 @@ void pinger_abort(struct pinger_plan *plan)
 		return;
 	for (size_t i = 0; i < plan->n; i++) {
 		if (!plan->v[i].kept)
-			free(plan->v[i].t);
+			target_free(plan->p, plan->v[i].t);
+		else
+			opts_put(plan->p, plan->v[i].opts);
 		free(plan->v[i].degraded_msg[0]);
 		free(plan->v[i].degraded_msg[1]);
 	}
@@ -2087,7 +2234,11 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 		if (old && target_same(old, ct, &r, pt->socks)) {
 			pt->t = old;
 			pt->kept = true;
-			pt->opts = ct->opts;
+			pt->opts = opts_get(p, &ct->opts);
+			if (!pt->opts) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
 		} else {
 			pt->t = target_new(p, ct, &r);
 			if (!pt->t) {
@@ -2133,6 +2284,8 @@ static int slot_alloc(struct pinger *p, struct probe *pr)
 	if (p->n_free) {
 		id = p->free_ids[--p->n_free];
 	} else {
+		if (p->n_slots == SEQMAP_MAX_PROBES)
+			return -1;
 		if (p->n_slots == p->cap_slots) {
 			uint32_t cap = p->cap_slots ? p->cap_slots * 2 : 64;
 			struct probe **ns = realloc(p->slots, cap * sizeof *ns);
@@ -2187,14 +2340,13 @@ static void target_remove(struct pinger *p, struct target *t, uint64_t now)
 {
 	target_log_summaries(t, "removed", now);
 	target_resolve_stop(p, t);
-	for (int f = 0; f < 2; f++)
-		if (t->cand[f])
-			t->cand[f]->refs--;
+	for (int f = 0; t->dns && f < 2; f++)
+		if (t->dns->cand[f])
+			t->dns->cand[f]->refs--;
 	for (uint32_t i = 0; i < t->n_probes; i++) {
 		struct probe *pr = &t->probes[i];
 
 		wheel_del(p, pr);
-		loop_timer_cancel(p->loop, &pr->timeout_timer);
 		if (pr->id < p->n_slots && p->slots[pr->id] == pr)
 			p->slots[pr->id] = NULL;
 		if (pr->sock)
@@ -2209,7 +2361,7 @@ static void groups_rebuild(struct pinger *p, uint64_t now)
 	for (struct group *g = p->groups; g; g = g->next)
 		g->used = false;
 	for (size_t i = 0; i < p->n_targets; i++) {
-		uint64_t iv = p->targets[i]->opts.summary_interval_ns;
+		uint64_t iv = p->targets[i]->opts->summary_interval_ns;
 		struct group *g;
 
 		if (iv == 0)
@@ -2265,7 +2417,8 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 	 * may report any more; kept names look up again at once, below. */
 	if (plan->resolver) {
 		for (size_t i = 0; i < p->n_targets; i++)
-			resolver_cancel(&p->targets[i]->rq);
+			if (p->targets[i]->dns)
+				resolver_cancel(&p->targets[i]->dns->rq);
 		resolver_free_later(p, p->resolver);
 		p->resolver = plan->resolver;
 		plan->resolver = NULL;
@@ -2285,7 +2438,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			t->keep = false;
 		} else {
 			target_remove(p, t, now);
-			free(t);
+			target_free(p, t);
 			p->targets[i] = NULL;
 			removed = true;
 		}
@@ -2320,41 +2473,43 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 
 		nt[i] = t;
 		if (pt->kept) {
-			uint64_t iv = pt->opts.interval_ns;
+			uint64_t iv = pt->opts->interval_ns;
 
+			opts_put(p, t->opts);
 			t->opts = pt->opts;
+			pt->opts = NULL;
 			/* A name keeps its address and timers; it looks up now
 			 * with a new server list, and a shorter resolve_interval
 			 * takes effect now. */
-			if (t->named && new_resolver)
+			if (t->dns && new_resolver)
 				target_resolve_later(p, t, now);
-			else if (t->named && timer_armed(&t->resolve_timer) &&
-				 t->resolve_timer.deadline > now + t->opts.resolve_interval_ns)
-				target_resolve_later(p, t, now + t->opts.resolve_interval_ns);
+			else if (t->dns && timer_armed(&t->dns->timer) &&
+				 t->dns->timer.deadline > now + t->opts->resolve_interval_ns)
+				target_resolve_later(p, t, now + t->opts->resolve_interval_ns);
 			/* A shorter interval takes effect now, not after the old one. */
 			for (uint32_t j = 0; j < t->n_probes; j++) {
 				struct probe *pr = &t->probes[j];
 
-				if (!p->stopped && pr->wpprev && pr->send_due > now + iv)
-					wheel_add(p, pr, now + iv);
-				if (seqmap_front(&pr->chain) >= 0)
-					arm_timeout(p, pr);
+				if (pr->send_due != PROBE_IDLE && pr->send_due > now + iv)
+					pr->send_due = now + iv;
+				/* ... and so does a new timeout. */
+				probe_resched(p, pr);
 			}
 			continue;
 		}
 		t->window_start_ns = now;
-		if (t->named) {
+		if (t->dns) {
 			/* Looked up from the loop, right after this commit:
 			 * nothing here waits for DNS. */
 			target_resolve_later(p, t, now);
-			if (t->family_cfg == FAMILY_AUTO && !t->has_source) {
+			if (t->family_cfg == FAMILY_AUTO && !t->source) {
 				for (int f = 0; f < 2; f++) {
-					t->cand[f] = pt->socks[f];
-					if (t->cand[f])
-						t->cand[f]->refs++;
+					t->dns->cand[f] = pt->socks[f];
+					if (t->dns->cand[f])
+						t->dns->cand[f]->refs++;
 				}
 				pt->socks[0] = NULL;
-				if (!t->cand[0] && !t->cand[1] && pt->degraded[0]) {
+				if (!t->dns->cand[0] && !t->dns->cand[1] && pt->degraded[0]) {
 					struct logline *l = log_begin(LOG_ERR, "address");
 
 					log_str(l, "target", t->name);
@@ -2369,7 +2524,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		for (uint32_t j = 0; j < t->n_probes; j++) {
 			struct probe *pr = &t->probes[j];
 			struct logline *l;
-			uint64_t iv = t->opts.interval_ns;
+			uint64_t iv = t->opts->interval_ns;
 
 			pr->sock = pt->socks[j];
 			if (pr->sock)
@@ -2382,7 +2537,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			}
 			/* A name's address is logged when it resolves
 			 * (event=resolved); a probe without a socket now. */
-			if (t->named && !pt->degraded[j]) {
+			if (t->dns && !pt->degraded[j]) {
 				k++;
 				continue;
 			}
@@ -2405,8 +2560,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 				uint64_t at = now + (uint64_t)((unsigned __int128)k * iv /
 							       (n_new_probes ? n_new_probes : 1));
 
-				at += SEND_GRID_NS - 1;
-				wheel_add(p, pr, at - at % SEND_GRID_NS);
+				probe_send_at(p, pr, grid_up(at));
 			}
 			k++;
 		}
@@ -2427,8 +2581,8 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			for (uint32_t j = 0; j < t->n_probes; j++) {
 				struct psock *s = t->probes[j].sock;
 
-				if (s && seqmap_hold(s->map) < t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS)
-					seqmap_set_hold(s->map, t->opts.timeout_ns + SEQ_HOLD_EXTRA_NS);
+				if (s && seqmap_hold(s->map) < t->opts->timeout_ns + SEQ_HOLD_EXTRA_NS)
+					seqmap_set_hold(s->map, t->opts->timeout_ns + SEQ_HOLD_EXTRA_NS);
 			}
 		}
 		while (*sp) {
@@ -2451,8 +2605,8 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		size_t max_payload = 56;
 
 		for (size_t i = 0; i < p->n_targets; i++)
-			if (p->targets[i]->opts.payload_size > max_payload)
-				max_payload = p->targets[i]->opts.payload_size;
+			if (p->targets[i]->opts->payload_size > max_payload)
+				max_payload = p->targets[i]->opts->payload_size;
 		if (rx_resize(p, max_payload) < 0)
 			log_msg(LOG_ERR, "reload", "out of memory: receive buffer for %zu-byte payloads",
 				max_payload);
@@ -2552,10 +2706,13 @@ void pinger_stop(struct pinger *p)
 		struct target *t = p->targets[i];
 
 		target_resolve_stop(p, t);
+		/* No more sends: only the timeouts of requests in flight keep
+		 * a probe on the wheel. */
 		for (uint32_t j = 0; j < t->n_probes; j++)
-			wheel_del(p, &t->probes[j]);
+			probe_resched(p, &t->probes[j]);
 	}
-	loop_timer_cancel(p->loop, &p->wheel_timer);
+	if (p->wheel_count == 0)
+		loop_timer_cancel(p->loop, &p->wheel_timer);
 	for (struct group *g = p->groups; g; g = g->next)
 		loop_timer_cancel(p->loop, &g->timer);
 }
@@ -2568,11 +2725,9 @@ void pinger_free(struct pinger *p)
 		struct target *t = p->targets[i];
 
 		target_resolve_stop(p, t);
-		for (uint32_t j = 0; j < t->n_probes; j++) {
+		for (uint32_t j = 0; j < t->n_probes; j++)
 			wheel_del(p, &t->probes[j]);
-			loop_timer_cancel(p->loop, &t->probes[j].timeout_timer);
-		}
-		free(t);
+		target_free(p, t);
 	}
 	free(p->targets);
 	/* Every lookup was cancelled above: no callback reaches a freed target. */

@@ -9,9 +9,29 @@
 
 struct seqmap {
 	uint64_t hold_ns;
+	uint64_t clock;                  /* newest time written to an entry */
 	uint32_t cursor;                 /* next sequence number to try */
 	struct seqmap_entry e[SEQMAP_SIZE];
 };
+
+#define TIME_BITS 48
+#define TIME_MASK ((UINT64_C(1) << TIME_BITS) - 1)
+
+static void set_time(struct seqmap *m, struct seqmap_entry *e, uint64_t ns)
+{
+	e->send_lo = (uint32_t)ns;
+	e->send_hi = (uint16_t)(ns >> 32);
+	if (ns > m->clock)
+		m->clock = ns;
+}
+
+/* The full time of an entry written at most 2^48 ns before m->clock. */
+static uint64_t get_time(const struct seqmap *m, const struct seqmap_entry *e)
+{
+	uint64_t low = (uint64_t)e->send_hi << 32 | e->send_lo;
+
+	return m->clock - ((m->clock - low) & TIME_MASK);
+}
 
 struct seqmap *seqmap_new(uint64_t hold_ns)
 {
@@ -46,7 +66,9 @@ static bool reusable(const struct seqmap *m, const struct seqmap_entry *e,
 		return false;
 	/* A clock that went nowhere (or a send time in the future, which
 	 * cannot happen with CLOCK_MONOTONIC) must not make the age wrap. */
-	return now_ns >= e->send_ns && now_ns - e->send_ns >= m->hold_ns;
+	uint64_t sent = get_time(m, e);
+
+	return now_ns >= sent && now_ns - sent >= m->hold_ns;
 }
 
 int seqmap_reserve(struct seqmap *m, uint32_t probe, uint64_t now_ns)
@@ -59,8 +81,8 @@ int seqmap_reserve(struct seqmap *m, uint32_t probe, uint64_t now_ns)
 			continue;
 		e->state = SEQ_RESERVED;
 		e->linked = 0;
-		e->probe = probe;
-		e->send_ns = now_ns;
+		e->probe = probe & (SEQMAP_MAX_PROBES - 1);
+		set_time(m, e, now_ns);
 		m->cursor = (seq + 1) & (SEQMAP_SIZE - 1);
 		return (int)seq;
 	}
@@ -74,10 +96,10 @@ void seqmap_commit(struct seqmap *m, struct seqmap_chain *chain, uint16_t seq,
 	struct seqmap_entry *e = &m->e[seq];
 
 	e->state = SEQ_OUTSTANDING;
-	e->send_ns = send_ns;
+	set_time(m, e, send_ns);
 	e->linked = 1;
 	e->next = 0;
-	if (chain->tail >= 0)
+	if (chain->count)
 		m->e[chain->tail].next = seq;
 	else
 		chain->head = seq;
@@ -93,9 +115,13 @@ void seqmap_release(struct seqmap *m, uint16_t seq)
 		e->state = SEQ_FREE;
 }
 
-const struct seqmap_entry *seqmap_get(const struct seqmap *m, uint16_t seq)
+struct seqmap_info seqmap_get(const struct seqmap *m, uint16_t seq)
 {
-	return &m->e[seq];
+	const struct seqmap_entry *e = &m->e[seq];
+
+	return (struct seqmap_info){
+		.send_ns = get_time(m, e), .probe = e->probe, .state = e->state,
+	};
 }
 
 void seqmap_set_send_ns(struct seqmap *m, uint16_t seq, uint64_t send_ns)
@@ -103,7 +129,7 @@ void seqmap_set_send_ns(struct seqmap *m, uint16_t seq, uint64_t send_ns)
 	struct seqmap_entry *e = &m->e[seq];
 
 	if (e->state == SEQ_OUTSTANDING)
-		e->send_ns = send_ns;
+		set_time(m, e, send_ns);
 }
 
 enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_state to)
@@ -112,7 +138,7 @@ enum seqmap_state seqmap_resolve(struct seqmap *m, uint16_t seq, enum seqmap_sta
 	enum seqmap_state was = e->state;
 
 	if (was == SEQ_OUTSTANDING)
-		e->state = (uint8_t)to;
+		e->state = to & 7;
 	return was;
 }
 
@@ -131,18 +157,15 @@ enum seqmap_state seqmap_pop(struct seqmap *m, struct seqmap_chain *chain)
 	struct seqmap_entry *e;
 	enum seqmap_state was;
 
-	if (chain->head < 0)
+	if (chain->count == 0)
 		return SEQ_FREE;
 	e = &m->e[chain->head];
 	was = e->state;
 	if (was == SEQ_OUTSTANDING)
 		e->state = SEQ_LOST;
 	e->linked = 0;
-	if (chain->head == chain->tail)
-		chain->head = chain->tail = -1;
-	else
+	if (--chain->count)
 		chain->head = e->next;
-	chain->count--;
 	return was;
 }
 

@@ -7,29 +7,48 @@
 #include <string.h>
 #include "stats.h"
 
-static void period_init(struct stats_period *p)
+void stats_rtt_init(struct stats_rtt *r)
 {
-	memset(p, 0, sizeof *p);
-	p->rtt.min_ns = UINT64_MAX;
+	memset(r, 0, sizeof *r);
+	r->min_us = UINT32_MAX;
+	r->jitter_x16 = STATS_NO_JITTER;
 }
 
 void stats_init(struct stats *s)
 {
-	period_init(&s->run);
-	period_init(&s->window);
-	s->last_rtt_ns = 0;
-	s->have_last_rtt = false;
+	memset(s, 0, sizeof *s);
+	stats_rtt_init(&s->run.rtt);
+	stats_rtt_init(&s->window.rtt);
+	s->last_rtt_ns = STATS_NO_RTT;
 }
 
 void stats_window_reset(struct stats *s)
 {
-	period_init(&s->window);
+	memset(&s->window.c, 0, sizeof s->window.c);
+	stats_rtt_init(&s->window.rtt);
+}
+
+void stats_window(const struct stats *s, struct stats_period *out)
+{
+	const struct stats_wcounts *w = &s->window.c;
+
+	out->c = (struct stats_counts){
+		.sent = w->sent, .received = w->received, .lost = w->lost,
+		.late = w->late, .duplicates = w->duplicates, .errors = w->errors,
+	};
+	out->rtt = s->window.rtt;
+}
+
+static void inc32(uint32_t *v)
+{
+	if (*v < UINT32_MAX)
+		(*v)++;
 }
 
 void stats_sent(struct stats *s)
 {
 	s->run.c.sent++;
-	s->window.c.sent++;
+	inc32(&s->window.c.sent);
 }
 
 void stats_send_failed(struct stats *s)
@@ -39,20 +58,29 @@ void stats_send_failed(struct stats *s)
 	stats_error(s);
 }
 
+static unsigned __int128 sum_sq(const struct stats_rtt *r)
+{
+	return (unsigned __int128)r->sum_sq[1] << 64 | r->sum_sq[0];
+}
+
 void stats_rtt_add(struct stats_rtt *r, uint64_t rtt_ns)
 {
-	r->n++;
-	if (rtt_ns < r->min_ns)
-		r->min_ns = rtt_ns;
-	if (rtt_ns > r->max_ns)
-		r->max_ns = rtt_ns;
+	unsigned __int128 sq = sum_sq(r) + (unsigned __int128)rtt_ns * rtt_ns;
+	uint64_t us = rtt_ns / 1000 + (rtt_ns % 1000 >= 500);
+	uint32_t us32 = us < UINT32_MAX ? (uint32_t)us : UINT32_MAX - 1;
+
+	if (us32 < r->min_us)
+		r->min_us = us32;
+	if (us32 > r->max_us)
+		r->max_us = us32;
 	r->sum_ns += rtt_ns;
-	r->sum_sq += (unsigned __int128)rtt_ns * rtt_ns;
+	r->sum_sq[0] = (uint64_t)sq;
+	r->sum_sq[1] = (uint64_t)(sq >> 64);
 }
 
 void stats_rtt_add_jitter(struct stats_rtt *r, uint64_t abs_d_ns)
 {
-	if (r->jitter_n++ == 0)
+	if (r->jitter_x16 == STATS_NO_JITTER)
 		r->jitter_x16 = abs_d_ns * 16;
 	else
 		r->jitter_x16 = r->jitter_x16 + abs_d_ns - ((r->jitter_x16 + 8) >> 4);
@@ -61,48 +89,47 @@ void stats_rtt_add_jitter(struct stats_rtt *r, uint64_t abs_d_ns)
 void stats_received(struct stats *s, uint64_t rtt_ns)
 {
 	s->run.c.received++;
-	s->window.c.received++;
+	inc32(&s->window.c.received);
 	stats_rtt_add(&s->run.rtt, rtt_ns);
 	stats_rtt_add(&s->window.rtt, rtt_ns);
-	if (s->have_last_rtt) {
+	if (s->last_rtt_ns != STATS_NO_RTT) {
 		uint64_t d = rtt_ns > s->last_rtt_ns ? rtt_ns - s->last_rtt_ns
 						     : s->last_rtt_ns - rtt_ns;
 		stats_rtt_add_jitter(&s->run.rtt, d);
 		stats_rtt_add_jitter(&s->window.rtt, d);
 	}
 	s->last_rtt_ns = rtt_ns;
-	s->have_last_rtt = true;
 }
 
 void stats_lost(struct stats *s)
 {
 	s->run.c.lost++;
-	s->window.c.lost++;
+	inc32(&s->window.c.lost);
 }
 
 void stats_late(struct stats *s)
 {
 	s->run.c.late++;
-	s->window.c.late++;
+	inc32(&s->window.c.late);
 }
 
 void stats_duplicate(struct stats *s)
 {
 	s->run.c.duplicates++;
-	s->window.c.duplicates++;
+	inc32(&s->window.c.duplicates);
 }
 
 void stats_error(struct stats *s)
 {
 	s->run.c.errors++;
-	s->window.c.errors++;
+	inc32(&s->window.c.errors);
 }
 
-uint64_t stats_rtt_avg_ns(const struct stats_rtt *r)
+uint64_t stats_rtt_avg_ns(const struct stats_rtt *r, uint64_t n)
 {
-	if (r->n == 0)
+	if (n == 0)
 		return 0;
-	return (r->sum_ns + r->n / 2) / r->n;
+	return (r->sum_ns + n / 2) / n;
 }
 
 static uint64_t isqrt128(unsigned __int128 x)
@@ -123,31 +150,36 @@ static uint64_t isqrt128(unsigned __int128 x)
 	return (uint64_t)res;
 }
 
-uint64_t stats_rtt_mdev_ns(const struct stats_rtt *r)
+uint64_t stats_rtt_mdev_ns(const struct stats_rtt *r, uint64_t n)
 {
-	unsigned __int128 n_sq, sum2;
+	unsigned __int128 n_sq, sum2, sq = sum_sq(r);
 
-	if (r->n < 2)
+	if (n < 2)
 		return 0;
 	/* n^2 * variance = n * sum(x^2) - sum(x)^2, exact while it fits. */
-	if (!__builtin_mul_overflow((unsigned __int128)r->n, r->sum_sq, &n_sq)) {
+	if (!__builtin_mul_overflow((unsigned __int128)n, sq, &n_sq)) {
 		sum2 = (unsigned __int128)r->sum_ns * r->sum_ns;
 		if (n_sq >= sum2)
-			return (isqrt128(n_sq - sum2) + r->n / 2) / r->n;
+			return (isqrt128(n_sq - sum2) + n / 2) / n;
 		return 0;
 	}
 	{
-		long double n = (long double)r->n;
-		long double mean = (long double)r->sum_ns / n;
-		long double var = (long double)r->sum_sq / n - mean * mean;
+		long double nf = (long double)n;
+		long double mean = (long double)r->sum_ns / nf;
+		long double var = (long double)sq / nf - mean * mean;
 
 		return var > 0 ? (uint64_t)(sqrtl(var) + 0.5L) : 0;
 	}
 }
 
+bool stats_rtt_has_jitter(const struct stats_rtt *r)
+{
+	return r->jitter_x16 != STATS_NO_JITTER;
+}
+
 uint64_t stats_rtt_jitter_ns(const struct stats_rtt *r)
 {
-	return (r->jitter_x16 + 8) >> 4;
+	return stats_rtt_has_jitter(r) ? (r->jitter_x16 + 8) >> 4 : 0;
 }
 
 uint64_t stats_loss_milli_pct(const struct stats_counts *c)
@@ -182,7 +214,7 @@ struct health_change health_update(struct health *h, bool ok, uint32_t down_afte
 
 	if (ok) {
 		h->lost_run = 0;
-		if (h->ok_run < UINT32_MAX)
+		if (h->ok_run < UINT16_MAX)
 			h->ok_run++;
 		if (h->state != HEALTH_UP && h->ok_run >= up_after) {
 			ch.changed = true;
@@ -191,7 +223,7 @@ struct health_change health_update(struct health *h, bool ok, uint32_t down_afte
 		}
 	} else {
 		h->ok_run = 0;
-		if (h->lost_run < UINT32_MAX)
+		if (h->lost_run < UINT16_MAX)
 			h->lost_run++;
 		if (h->state != HEALTH_DOWN && h->lost_run >= down_after) {
 			ch.changed = true;

@@ -15,11 +15,11 @@ Test(stats, mean_min_max_mdev)
 		stats_sent(&s);
 		stats_received(&s, i * MS);
 	}
-	cr_assert_eq(s.run.rtt.min_ns, 1 * MS);
-	cr_assert_eq(s.run.rtt.max_ns, 4 * MS);
-	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt), 2500 * US);
+	cr_assert_eq(s.run.rtt.min_us, 1000);
+	cr_assert_eq(s.run.rtt.max_us, 4000);
+	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt, s.run.c.received), 2500 * US);
 	/* Population variance of 1,2,3,4 ms is 1.25 ms^2; sqrt = 1.1180340 ms. */
-	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt), 1118034);
+	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt, s.run.c.received), 1118034);
 	cr_assert_eq(s.run.c.sent, 4);
 	cr_assert_eq(s.run.c.received, 4);
 }
@@ -29,14 +29,15 @@ Test(stats, empty_and_single)
 	struct stats s;
 
 	stats_init(&s);
-	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt), 0);
-	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt), 0);
+	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt, s.run.c.received), 0);
+	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt, s.run.c.received), 0);
 	cr_assert_eq(stats_rtt_jitter_ns(&s.run.rtt), 0);
 	cr_assert_eq(stats_loss_milli_pct(&s.run.c), 0);
 	stats_received(&s, 777);
-	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt), 0);
+	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt, s.run.c.received), 0);
 	cr_assert_eq(stats_rtt_jitter_ns(&s.run.rtt), 0, "no difference yet");
-	cr_assert_eq(s.run.rtt.min_ns, 777);
+	cr_assert_not(stats_rtt_has_jitter(&s.run.rtt));
+	cr_assert_eq(s.run.rtt.min_us, 1, "777 ns rounds to 1 us");
 }
 
 Test(stats, constant_rtt_has_zero_mdev_and_jitter)
@@ -46,9 +47,10 @@ Test(stats, constant_rtt_has_zero_mdev_and_jitter)
 	stats_init(&s);
 	for (int i = 0; i < 100; i++)
 		stats_received(&s, 412 * US);
-	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt), 0);
+	cr_assert_eq(stats_rtt_mdev_ns(&s.run.rtt, s.run.c.received), 0);
 	cr_assert_eq(stats_rtt_jitter_ns(&s.run.rtt), 0);
-	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt), 412 * US);
+	cr_assert(stats_rtt_has_jitter(&s.run.rtt), "a zero jitter is still a jitter");
+	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt, s.run.c.received), 412 * US);
 }
 
 Test(stats, jitter_by_hand)
@@ -94,10 +96,12 @@ Test(stats, jitter_tracks_float_recurrence)
 
 Test(stats, mdev_matches_double_on_random_data)
 {
-	struct stats_rtt r = { .min_ns = UINT64_MAX };
+	struct stats_rtt r;
 	double sum = 0, sq = 0;
 	uint64_t x = 99;
 	int n = 10000;
+
+	stats_rtt_init(&r);
 
 	for (int i = 0; i < n; i++) {
 		uint64_t v;
@@ -111,27 +115,28 @@ Test(stats, mdev_matches_double_on_random_data)
 	{
 		double mean = sum / n, sd = sqrt(sq / n - mean * mean);
 
-		cr_assert(fabs((double)stats_rtt_mdev_ns(&r) - sd) < 2.0, "%llu vs %.1f",
-			  (unsigned long long)stats_rtt_mdev_ns(&r), sd);
-		cr_assert(fabs((double)stats_rtt_avg_ns(&r) - mean) <= 0.5);
+		cr_assert(fabs((double)stats_rtt_mdev_ns(&r, (uint64_t)n) - sd) < 2.0, "%llu vs %.1f",
+			  (unsigned long long)stats_rtt_mdev_ns(&r, (uint64_t)n), sd);
+		cr_assert(fabs((double)stats_rtt_avg_ns(&r, (uint64_t)n) - mean) <= 0.5);
 	}
 }
 
 Test(stats, mdev_of_huge_values_uses_fallback)
 {
-	struct stats_rtt r = { .min_ns = UINT64_MAX };
+	struct stats_rtt r;
 
 	/* RTTs near an hour: n * sum(x^2) overflows 128 bits only for huge n,
 	 * so simulate it with a forged accumulator. */
-	r.n = 4;
+	stats_rtt_init(&r);
 	r.sum_ns = 10;
-	r.sum_sq = ~(unsigned __int128)0 / 2;
-	cr_assert_gt(stats_rtt_mdev_ns(&r), 0);
+	r.sum_sq[0] = UINT64_MAX;
+	r.sum_sq[1] = UINT64_MAX / 2;
+	cr_assert_gt(stats_rtt_mdev_ns(&r, 4), 0);
 	/* Two samples 1 h and 1 h + 2 s: mdev 1 s exactly. */
-	memset(&r, 0, sizeof r);
+	stats_rtt_init(&r);
 	stats_rtt_add(&r, 3600 * 1000 * MS);
 	stats_rtt_add(&r, 3602 * 1000 * MS);
-	cr_assert_eq(stats_rtt_mdev_ns(&r), 1000 * MS);
+	cr_assert_eq(stats_rtt_mdev_ns(&r, 2), 1000 * MS);
 }
 
 Test(stats, loss_percent)
@@ -162,7 +167,7 @@ Test(stats, late_and_duplicates_never_double_counted)
 	cr_assert_eq(s.run.c.lost, 1);
 	cr_assert_eq(s.run.c.duplicates, 2);
 	cr_assert_eq(s.run.c.late, 1);
-	cr_assert_eq(s.run.rtt.n, 1, "only the in-time reply has an RTT");
+	cr_assert_eq(s.run.rtt.sum_ns, 1 * MS, "only the in-time reply has an RTT");
 	cr_assert_eq(stats_loss_milli_pct(&s.run.c), 50000);
 }
 
@@ -189,18 +194,63 @@ Test(stats, window_reset_keeps_run)
 	stats_received(&s, 9 * MS);
 	stats_window_reset(&s);
 	cr_assert_eq(s.window.c.sent, 0);
-	cr_assert_eq(s.window.rtt.n, 0);
-	cr_assert_eq(s.window.rtt.min_ns, UINT64_MAX);
+	cr_assert_eq(s.window.c.received, 0);
+	cr_assert_eq(s.window.rtt.sum_ns, 0);
+	cr_assert_eq(s.window.rtt.min_us, UINT32_MAX);
+	cr_assert_not(stats_rtt_has_jitter(&s.window.rtt));
 	stats_sent(&s);
 	stats_received(&s, 7 * MS);
 	cr_assert_eq(s.window.c.received, 1);
-	cr_assert_eq(s.window.rtt.min_ns, 7 * MS);
+	cr_assert_eq(s.window.rtt.min_us, 7000);
 	cr_assert_eq(stats_rtt_jitter_ns(&s.window.rtt), 2 * MS,
 		     "the window's first difference is against the last RTT before it");
 	cr_assert_eq(s.run.c.received, 3);
-	cr_assert_eq(s.run.rtt.min_ns, 5 * MS);
-	cr_assert_eq(s.run.rtt.max_ns, 9 * MS);
-	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt), 7 * MS);
+	cr_assert_eq(s.run.rtt.min_us, 5000);
+	cr_assert_eq(s.run.rtt.max_us, 9000);
+	cr_assert_eq(stats_rtt_avg_ns(&s.run.rtt, s.run.c.received), 7 * MS);
+}
+
+Test(stats, min_max_kept_in_microseconds_rounded_as_logged)
+{
+	struct stats_rtt r;
+
+	/* log_fixed(ns, 1 ms, 3 decimals) rounds half up to the microsecond;
+	 * the stored value must be what it would have printed. */
+	stats_rtt_init(&r);
+	stats_rtt_add(&r, 1499);
+	stats_rtt_add(&r, 2500);
+	cr_assert_eq(r.min_us, 1);
+	cr_assert_eq(r.max_us, 3);
+	stats_rtt_add(&r, 499);
+	cr_assert_eq(r.min_us, 0);
+	/* An hour, the longest timeout, fits. */
+	stats_rtt_add(&r, 3600ULL * 1000 * MS);
+	cr_assert_eq(r.max_us, 3600000000u);
+	cr_assert_eq(r.sum_ns, 1499 + 2500 + 499 + 3600ULL * 1000 * MS, "sums stay in ns");
+}
+
+Test(stats, window_widens_to_a_period_and_saturates)
+{
+	struct stats s;
+	struct stats_period w;
+
+	stats_init(&s);
+	stats_sent(&s);
+	stats_received(&s, 3 * MS);
+	stats_sent(&s);
+	stats_lost(&s);
+	stats_window(&s, &w);
+	cr_assert_eq(w.c.sent, 2);
+	cr_assert_eq(w.c.received, 1);
+	cr_assert_eq(w.c.lost, 1);
+	cr_assert_eq(w.rtt.min_us, 3000);
+	cr_assert_eq(stats_loss_milli_pct(&w.c), 50000);
+	/* 32-bit window counters stop at the top instead of wrapping to 0. */
+	s.window.c.duplicates = UINT32_MAX - 1;
+	stats_duplicate(&s);
+	stats_duplicate(&s);
+	cr_assert_eq(s.window.c.duplicates, UINT32_MAX);
+	cr_assert_eq(s.run.c.duplicates, 2, "the run counts in 64 bits");
 }
 
 /* ---- state machine ---- */
@@ -276,4 +326,24 @@ Test(health, thresholds_of_one)
 	cr_assert_eq(c.run, 1000);
 	cr_assert_eq(c.from, HEALTH_UNKNOWN);
 	cr_assert_eq(c.to, HEALTH_DOWN);
+}
+
+Test(health, long_runs_saturate_without_flapping)
+{
+	struct health h;
+	struct health_change ch;
+
+	health_init(&h);
+	for (int i = 0; i < 70000; i++) {
+		ch = health_update(&h, false, 3, 2);
+		cr_assert(i == 2 ? ch.changed : !ch.changed, "loss %d", i);
+	}
+	cr_assert_eq(h.lost_run, UINT16_MAX);
+	cr_assert_eq(h.state, HEALTH_DOWN);
+	ch = health_update(&h, true, 3, 2);
+	cr_assert_not(ch.changed);
+	ch = health_update(&h, true, 3, 2);
+	cr_assert(ch.changed);
+	cr_assert_eq(ch.to, HEALTH_UP);
+	cr_assert_eq(ch.run, 2);
 }
