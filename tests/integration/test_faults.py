@@ -84,16 +84,17 @@ def udp_echo_count(addr, n=50, size=200, timeout=3):
     ok = 0
     with socket.socket(fam, socket.SOCK_DGRAM) as s:
         s.settimeout(scaled(timeout))
+        s.connect(addr)     # only the daemon's answers, never a stray datagram
         for i in range(n):
             msg = i.to_bytes(4, "big") + os.urandom(size - 4)
-            s.sendto(msg, addr)
+            s.send(msg)
             try:
                 while True:
                     got = s.recv(65536)
                     if got[:4] == msg[:4]:
                         break
-            except socket.timeout:
-                continue
+            except (socket.timeout, ConnectionRefusedError):
+                continue    # (refused: the port was closed when we sent)
             ok += got == msg
     return ok
 

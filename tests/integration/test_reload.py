@@ -27,8 +27,9 @@ def udp_echo_once(addr, payload=b"ping", timeout=3):
     fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
     with socket.socket(fam, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(payload, addr)
-        return s.recvfrom(65536)[0]
+        s.connect(addr)     # only the daemon's answer, never a stray datagram
+        s.send(payload)
+        return s.recv(65536)
 
 
 CFG = base_config(tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0},

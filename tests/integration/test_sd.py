@@ -118,9 +118,9 @@ def tcp_echo(addr, payload=b"hello beacond\n", timeout=5):
 def udp_echo(addr, payload=b"ping beacond", timeout=3):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(payload, addr)
-        data, _ = s.recvfrom(65536)
-    return data
+        s.connect(addr)     # only the daemon's answer, never a stray datagram
+        s.send(payload)
+        return s.recv(65536)
 
 
 def free_port():
