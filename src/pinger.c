@@ -44,6 +44,7 @@
 #include "pinger.h"
 #include "resolve_sched.h"
 #include "resolver.h"
+#include "send_sched.h"
 #include "seqmap.h"
 #include "stats.h"
 #include "util.h"
@@ -64,15 +65,14 @@
  * in a profile), and as many timeout timers armed and cancelled.  Each
  * probe is in the wheel once, at the earlier of its next send and the
  * timeout of its oldest request in flight (see probe_wake_time).  Sends
- * are placed on a grid of SEND_GRID_NS, one tick, so the probes of one
- * grid step share a slot and one wake-up; a probe due rounds away simply
- * stays in its slot.  The wheel's loop timer
+ * are placed on a grid (send_sched.h) whose step is a whole number of
+ * ticks, so the probes of one grid step share a slot and one wake-up; a
+ * probe due rounds away simply stays in its slot.  The wheel's loop timer
  * is armed for the earliest wake time found in the coming ticks, so
  * nothing fires early and nothing is late by design.
  */
 #define WHEEL_SLOTS 1024
-#define SEND_GRID_NS NSEC_PER_MSEC
-#define WHEEL_TICK_NS SEND_GRID_NS
+#define WHEEL_TICK_NS SEND_GRID_MIN_NS
 /* Lateness histogram: 10 us buckets up to 10 ms, then 1 ms buckets up to
  * 1 s; the last bucket takes anything later. */
 #define LATE_FINE_NS (10 * NSEC_PER_USEC)
@@ -265,6 +265,7 @@ struct pinger {
 	struct probe *wheel[WHEEL_SLOTS];
 	struct timer wheel_timer;
 	uint64_t wheel_tick;         /* ticks before this one are processed */
+	uint64_t grid_ns;            /* send grid step for new probes (send_sched.h) */
 	size_t wheel_count;
 	uint64_t ignored[IGN_COUNT_];
 	uint64_t ignored_total;
@@ -1570,10 +1571,10 @@ fail:
 static void on_resolved(void *arg, const struct resolver_result *res);
 static int lookup_family(const struct target *t);
 
-static uint64_t grid_up(uint64_t t)
+/* The first point of pr's send grid at or after t. */
+static uint64_t probe_grid_up(const struct pinger *p, const struct probe *pr, uint64_t t)
 {
-	t += SEND_GRID_NS - 1;
-	return t - t % SEND_GRID_NS;
+	return send_grid_up(t, send_grid_for(p->grid_ns, pr->t->opts->interval_ns));
 }
 
 static void target_resolve_later(struct pinger *p, struct target *t, uint64_t at)
@@ -1704,7 +1705,7 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa 
 	/* A degraded probe is scheduled too: its sends fail and count, as for
 	 * a literal address without a socket. */
 	if (!p->stopped)
-		probe_send_at(p, pr, grid_up(now));
+		probe_send_at(p, pr, probe_grid_up(p, pr, now));
 }
 
 /* A new address for a probe that has one: its statistics and state carry
@@ -2463,9 +2464,20 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		p->socks = s;
 		log_socket(s);
 	}
-	for (size_t i = 0; i < plan->n; i++)
-		if (!plan->v[i].kept)
-			n_new_probes += plan->v[i].t->n_probes;
+	/* The send grid follows the new set's total send rate. */
+	{
+		uint64_t rate_mhz = 0;
+
+		for (size_t i = 0; i < plan->n; i++) {
+			const struct plan_target *pt = &plan->v[i];
+			const struct probe_opts *o = pt->kept ? pt->opts : pt->t->opts;
+
+			rate_mhz += pt->t->n_probes * send_rate_mhz(o->interval_ns);
+			if (!pt->kept)
+				n_new_probes += pt->t->n_probes;
+		}
+		p->grid_ns = send_grid_ns(rate_mhz);
+	}
 	/* 4. Kept targets take their new settings; new ones start. */
 	for (size_t i = 0; i < plan->n; i++) {
 		struct plan_target *pt = &plan->v[i];
@@ -2560,7 +2572,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 				uint64_t at = now + (uint64_t)((unsigned __int128)k * iv /
 							       (n_new_probes ? n_new_probes : 1));
 
-				probe_send_at(p, pr, grid_up(at));
+				probe_send_at(p, pr, probe_grid_up(p, pr, at));
 			}
 			k++;
 		}
@@ -2668,6 +2680,7 @@ struct pinger *pinger_new(struct loop *loop)
 	p->cookie = random_u64();
 	timer_init(&p->wheel_timer, on_wheel_timer);
 	p->wheel_tick = loop_now(loop) / WHEEL_TICK_NS;
+	p->grid_ns = SEND_GRID_MIN_NS;
 	return p;
 }
 
