@@ -18,6 +18,14 @@ traffic stays on a private loopback or a private veth pair):
    scheduler with absolute deadlines.  If beacond reports its own lateness
    (a `lateness_p99_us` key in any log line) that is shown as well.
 
+   A reference pinger (bench/icmp_ref.c: the same socket, timestamps,
+   targets and send grid, but no bookkeeping at all) runs the same list:
+   its CPU per probe is the floor under any pinger here.  Because this
+   machine's speed drifts by tens of percent from minute to minute, the
+   "floor" section also runs beacond and the reference at the same time,
+   in two namespaces, pinned to different CPUs and swapped each round, and
+   reports the ratio of their CPU per probe round by round.
+
 2. Accuracy against the wire: in a probe/target namespace pair, tcpdump on
    the probe side's veth with nanosecond timestamps; every RTT a tool
    reports is compared with the request->reply time of the same probe in
@@ -497,6 +505,67 @@ def acc_oping(topo, tmp, n):
 
 # ---------------------------------------------------------------- main ---
 
+def ref_binary():
+    return os.path.join(os.path.dirname(harness.BEACOND), "bench", "icmp_ref")
+
+
+# beacond's send grid for 10 000 probes a second (send_sched.h): 4 ms.
+REF_GRID_MS = 4
+
+
+def parse_ref(text):
+    m = re.search(r"sent (\d+) received (\d+)", text)
+    return (int(m.group(1)), int(m.group(1)) - int(m.group(2))) if m else (0, 0)
+
+
+def scale_ref(topo, tmp, seconds):
+    row = run_tools(topo, tmp, "ref",
+                    [[ref_binary(), "-n", str(N_TARGETS), "-i", "1000",
+                      "-g", str(REF_GRID_MS), "-s", str(seconds)]],
+                    seconds, parse_ref)
+    row["tool"] = "floor: icmp_ref (dgram)"
+    row["rss_mib"] = float("nan")
+    row["mem_b"] = float("nan")
+    return row
+
+
+def paired(topo, tmp, rounds, seconds, socket_kind):
+    """beacond in P and icmp_ref in T at the same time, each pinned to one
+    CPU, swapped every round: CPU per probe of each over the same seconds
+    (both send 10 000 a second on an absolute schedule)."""
+    icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
+            "log_replies": "no", "socket": socket_kind}
+    targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
+    topo.sysctl(topo.T, "net.ipv4.ping_group_range", "0 2147483647")
+    out = []
+    for r in range(rounds):
+        cpu_d, cpu_r = (0, 1) if r % 2 == 0 else (1, 0)
+        logpath = os.path.join(tmp, f"paired-{r}.log")
+        d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
+                                            daemon={"log_level": "info",
+                                                    "log_target": logpath}))
+        d.start(wait_ready=False)
+        LogTail(logpath, d).wait(lambda e: e.get("event") == "ready", 60)
+        os.sched_setaffinity(d.pid, {cpu_d})
+        ref = topo.popen(topo.T, [ref_binary(), "-n", str(N_TARGETS), "-i", "1000",
+                                  "-g", str(REF_GRID_MS), "-s", str(seconds + 6)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        os.sched_setaffinity(ref.pid, {cpu_r})
+        time.sleep(4)
+        a_d, a_r, t_a = cpu_s(d.pid), cpu_s(ref.pid), time.monotonic()
+        time.sleep(seconds)
+        b_d, b_r, t_b = cpu_s(d.pid), cpu_s(ref.pid), time.monotonic()
+        d.stop(timeout=60)
+        d.close()
+        text, _ = ref.communicate(timeout=60)
+        probes = N_TARGETS * (t_b - t_a)
+        us_d, us_r = (b_d - a_d) * 1e6 / probes, (b_r - a_r) * 1e6 / probes
+        log(f"paired round {r + 1}: beacond {us_d:.2f} us/probe (CPU {cpu_d}), "
+            f"icmp_ref {us_r:.2f} (CPU {cpu_r}); ref: {text.strip()}")
+        out.append((us_d, us_r))
+    return out
+
+
 def fmt(x, spec):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
@@ -508,8 +577,11 @@ def main():
     ap.add_argument("--socket", default="auto", choices=("auto", "dgram", "raw"),
                     help="beacond's [icmp] socket (auto = dgram: ping_group_range is opened "
                          "in the bench namespace)")
-    ap.add_argument("--tools", default="beacond,oping,fping",
-                    help="comma-separated subset of beacond,oping,fping")
+    ap.add_argument("--tools", default="beacond,ref,oping,fping",
+                    help="comma-separated subset of beacond,ref,oping,fping")
+    ap.add_argument("--pair-rounds", type=int, default=4,
+                    help="rounds of beacond and icmp_ref at the same time (0: skip)")
+    ap.add_argument("--pair-seconds", type=int, default=15)
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
@@ -522,12 +594,12 @@ def main():
     if not os.access(harness.BEACOND, os.X_OK):
         sys.exit(f"icmp bench: no beacond binary at {harness.BEACOND} (set BEACOND)")
     tools = set(args.tools.split(","))
-    if not tools <= {"beacond", "oping", "fping"}:
+    if not tools <= {"beacond", "ref", "oping", "fping"}:
         sys.exit(f"icmp bench: unknown tool in --tools {args.tools}")
     dgram = args.socket != "raw"
     load0 = os.getloadavg()
     cpu0 = cpu_times()
-    scale, acc = [], []
+    scale, acc, pairs = [], [], []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="beacond-icmpbench-") as tmp:
         with open(os.path.join(tmp, "hosts.txt"), "w") as f:
@@ -537,12 +609,19 @@ def main():
                 if "beacond" in tools:
                     log(f"scale: beacond, {N_TARGETS} targets, {args.seconds} s")
                     scale.append(scale_beacond(topo, tmp, args.seconds, args.socket))
+                if "ref" in tools:
+                    log(f"scale: icmp_ref, {N_TARGETS} targets, {args.seconds} s")
+                    scale.append(scale_ref(topo, tmp, args.seconds))
                 if "oping" in tools:
                     log(f"scale: oping, {N_TARGETS} targets, {args.seconds} s")
                     scale.append(scale_oping(topo, tmp, args.seconds))
                 if "fping" in tools:
                     log(f"scale: fping x2, {N_TARGETS} targets, {args.seconds} s")
                     scale.append(scale_fping(topo, tmp, args.seconds))
+        if args.pair_rounds and {"beacond", "ref"} <= tools and dgram:
+            with netns.Topology(dgram=dgram) as topo:
+                log(f"floor: beacond and icmp_ref at once, {args.pair_rounds} rounds")
+                pairs = paired(topo, tmp, args.pair_rounds, args.pair_seconds, args.socket)
         if not args.skip_accuracy:
             with netns.Topology(dgram=dgram) as topo:
                 log(f"accuracy: {args.probes} probes per family and tool")
@@ -585,6 +664,17 @@ def main():
               "and last 1 s left out; start-up peak = most requests in one second of the "
               "first 3 (10000 = evenly spread).  capture: "
               + "; ".join(f"{r['tool']}: {r['cap']}" for r in scale))
+    if pairs:
+        ratios = sorted(d / r for d, r in pairs)
+        print(f"\n## CPU per probe against the floor: beacond and icmp_ref at the same time, "
+              f"{N_TARGETS} targets each, own CPU each, swapped every round "
+              f"({args.pair_seconds} s per round)")
+        print("| round | beacond us/probe | icmp_ref us/probe | ratio |")
+        print("|---:|---:|---:|---:|")
+        for i, (d, r) in enumerate(pairs):
+            print(f"| {i + 1} | {d:.2f} | {r:.2f} | {d / r:.2f} |")
+        print(f"\nmedian ratio {pct(ratios, 50):.2f} (beacond's CPU per probe over the floor's, "
+              "same seconds, same machine)")
     if acc:
         print(f"\n## RTT accuracy against the wire (veth capture in the probe namespace, "
               f"ns timestamps, {args.probes} probes per family at 10 ms)")
