@@ -1,4 +1,5 @@
-/* Small helpers shared by every module: container_of, time, sockaddr. */
+/* Small helpers shared by every module: container_of, time, sockaddr, error
+ * messages. */
 #ifndef BEACOND_UTIL_H
 #define BEACOND_UTIL_H
 
@@ -44,5 +45,10 @@ struct endpoint {
 	} u;
 	socklen_t len;
 };
+
+/* Format a message into the caller's error buffer, as the functions that
+ * take (err, errlen) do; nothing when err is NULL or errlen is 0. */
+void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -11,8 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -69,20 +67,6 @@ static int trim_copy(const char *s, char *buf, size_t cap)
 		return -1;
 	}
 	return trim_copy_n(s, strlen(s), buf, cap);
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 /*
@@ -552,14 +536,40 @@ static int elem_width(size_t len)
 	return len > 60 ? 60 : (int)len;
 }
 
+/* The next element of a list holding count of at most max elements (what
+ * names them in the message): 1 with it in buf, 0 at the end, -1 with the
+ * reason in err when it is too long, empty, or one too many. */
+static int list_next_elem(struct list_iter *it, char *buf, size_t cap, size_t count,
+			  size_t max, const char *what, char *err, size_t errlen)
+{
+	const char *raw;
+	size_t rawlen;
+	int r = list_next(it, buf, cap, &raw, &rawlen);
+
+	if (r < 0) {
+		set_err(err, errlen, "%.*s... is too long", elem_width(rawlen), raw);
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	if (buf[0] == '\0') {
+		set_err(err, errlen, "empty element in the list");
+		return -1;
+	}
+	if (count == max) {
+		set_err(err, errlen, "more than %zu %s", max, what);
+		return -1;
+	}
+	return 1;
+}
+
 int parse_endpoint_list(const char *s, struct endpoint **out, size_t *n,
 			char *err, size_t errlen)
 {
 	struct list_iter it = { s, false };
 	struct endpoint *v;
 	char buf[PARSE_BUF];
-	const char *raw;
-	size_t rawlen, count = 0;
+	size_t count = 0;
 	int r;
 
 	*out = NULL;
@@ -574,23 +584,10 @@ int parse_endpoint_list(const char *s, struct endpoint **out, size_t *n,
 		set_err(err, errlen, "out of memory");
 		return -1;
 	}
-	while ((r = list_next(&it, buf, sizeof(buf), &raw, &rawlen)) != 0) {
+	while ((r = list_next_elem(&it, buf, sizeof(buf), count, ENDPOINT_LIST_MAX,
+				   "addresses", err, errlen)) > 0) {
 		const char *why;
 
-		if (r < 0) {
-			set_err(err, errlen, "%.*s... is too long",
-				elem_width(rawlen), raw);
-			goto fail;
-		}
-		if (buf[0] == '\0') {
-			set_err(err, errlen, "empty element in the list");
-			goto fail;
-		}
-		if (count == ENDPOINT_LIST_MAX) {
-			set_err(err, errlen, "more than %d addresses",
-				ENDPOINT_LIST_MAX);
-			goto fail;
-		}
 		if (endpoint_parse(buf, &v[count], &why) < 0) {
 			set_err(err, errlen, "%s %s", buf, why);
 			goto fail;
@@ -603,6 +600,8 @@ int parse_endpoint_list(const char *s, struct endpoint **out, size_t *n,
 		}
 		count++;
 	}
+	if (r < 0)
+		goto fail;
 	*out = v;
 	*n = count;
 	return 0;
@@ -708,9 +707,8 @@ int parse_cidr_list(const char *s, struct cidr **out, size_t *n, char *err,
 {
 	struct list_iter it = { s, false };
 	struct cidr *v = NULL;
-	size_t cap = 0, count = 0, rawlen;
+	size_t cap = 0, count = 0;
 	char buf[PARSE_BUF];
-	const char *raw;
 	int r;
 
 	*out = NULL;
@@ -722,24 +720,11 @@ int parse_cidr_list(const char *s, struct cidr **out, size_t *n, char *err,
 	if (trim_copy(s, buf, sizeof(buf)) == 0 &&
 	    (buf[0] == '\0' || strcasecmp(buf, "none") == 0))
 		return 0;
-	while ((r = list_next(&it, buf, sizeof(buf), &raw, &rawlen)) != 0) {
+	while ((r = list_next_elem(&it, buf, sizeof(buf), count, CIDR_LIST_MAX,
+				   "entries", err, errlen)) > 0) {
 		char net[INET6_ADDRSTRLEN];
 		struct cidr c;
 
-		if (r < 0) {
-			set_err(err, errlen, "%.*s... is too long",
-				elem_width(rawlen), raw);
-			goto fail;
-		}
-		if (buf[0] == '\0') {
-			set_err(err, errlen, "empty element in the list");
-			goto fail;
-		}
-		if (count == CIDR_LIST_MAX) {
-			set_err(err, errlen, "more than %d entries",
-				CIDR_LIST_MAX);
-			goto fail;
-		}
 		switch (cidr_parse(buf, &c)) {
 		case CIDR_OK:
 			break;
@@ -773,6 +758,8 @@ int parse_cidr_list(const char *s, struct cidr **out, size_t *n, char *err,
 		}
 		v[count++] = c;
 	}
+	if (r < 0)
+		goto fail;
 	*out = v;
 	*n = count;
 	return 0;

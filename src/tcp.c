@@ -30,8 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listen_set.h"
 #include "log.h"
-#include "net.h"
 #include "tcp.h"
 #include "util.h"
 
@@ -102,20 +102,6 @@ struct tcp_conn {
  * 64 and every idle connection costs 25% more. */
 _Static_assert(sizeof(struct tcp_conn) <= 56, "struct tcp_conn grew");
 
-struct tcp_listener {
-	struct io io;
-	struct tcp_service *svc;
-	int fd;                 /* io.fd becomes -1 on loop_del; this does not */
-	bool fresh;             /* opened by a prepare not committed yet */
-	bool inherited;         /* came from systemd (LISTEN_FDS) */
-	bool pinned;            /* inherited, named by no config entry: kept */
-	bool in_loop;
-	bool claimed;           /* scratch: referenced by the plan being built */
-	struct endpoint want;   /* the configured address (port may be 0) */
-	struct endpoint bound;  /* the address getsockname reports */
-	struct deferred defer;
-};
-
 /* The settings the service runs with; owns its copy of the allow-list so
  * the daemon may free the config it came from. */
 struct tcp_settings {
@@ -131,9 +117,7 @@ struct tcp_settings {
 };
 
 struct tcp_plan {
-	struct tcp_service *svc;
-	struct tcp_listener **v;
-	size_t n;
+	struct listen_plan listeners;
 	struct tcp_settings set;
 };
 
@@ -147,8 +131,7 @@ struct tcp_service {
 	uint8_t *buf;
 	size_t buflen;
 	struct tcp_settings set;
-	struct tcp_listener **listeners;
-	size_t n_listeners;
+	struct listen_set listeners;
 	bool accept_paused;
 	struct tcp_conn *idle_head;
 	struct tcp_conn *idle_tail;
@@ -568,53 +551,6 @@ static void idle_on_expire(struct timer *t)
 
 /* ---- listeners -------------------------------------------------------- */
 
-static void listener_free(struct deferred *d)
-{
-	free(container_of(d, struct tcp_listener, defer));
-}
-
-static void listener_log(const struct tcp_listener *l, const char *event)
-{
-	char addr[NET_ENDPOINT_STRLEN];
-	struct logline *line = log_begin(LOG_INFO, event);
-
-	log_str(line, "service", "tcp");
-	log_str(line, "addr", net_endpoint_str(&l->bound, addr, sizeof addr));
-	log_str(line, "inherited", l->inherited ? "yes" : "no");
-	log_end(line);
-}
-
-/* Take a committed listener out of service; freed after the batch since an
- * event for it may still be queued. */
-static void listener_close(struct tcp_service *s, struct tcp_listener *l)
-{
-	if (l->in_loop)
-		loop_del(s->loop, &l->io);
-	l->in_loop = false;
-	close(l->fd);
-	listener_log(l, "listen_close");
-	l->defer.next = NULL;
-	l->defer.fn = listener_free;
-	loop_defer(s->loop, &l->defer);
-}
-
-static void listener_add(struct tcp_service *s, struct tcp_listener *l)
-{
-	l->io.fd = l->fd;
-	if (loop_add(s->loop, &l->io, EPOLLIN) < 0) {
-		int err = errno;
-		char addr[NET_ENDPOINT_STRLEN];
-		struct logline *line = log_begin(LOG_ERR, "listen_error");
-		log_str(line, "service", "tcp");
-		log_str(line, "addr", net_endpoint_str(&l->bound, addr, sizeof addr));
-		log_errno(line, err);
-		log_end(line);
-		return;
-	}
-	l->io.events = EPOLLIN;
-	l->in_loop = true;
-}
-
 /* Stop accepting for a moment: accept() is failing in a way that would
  * otherwise be reported again at once, and again, at 100% CPU. */
 static void accept_pause(struct tcp_service *s)
@@ -622,8 +558,8 @@ static void accept_pause(struct tcp_service *s)
 	if (s->accept_paused)
 		return;
 	s->accept_paused = true;
-	for (size_t i = 0; i < s->n_listeners; i++) {
-		struct tcp_listener *l = s->listeners[i];
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		struct listen_sock *l = s->listeners.v[i];
 		if (l->in_loop) {
 			loop_del(s->loop, &l->io);
 			l->in_loop = false;
@@ -638,9 +574,9 @@ static void accept_on_resume(struct timer *t)
 	struct tcp_service *s = container_of(t, struct tcp_service, accept_timer);
 
 	s->accept_paused = false;
-	for (size_t i = 0; i < s->n_listeners; i++)
-		if (!s->listeners[i]->in_loop)
-			listener_add(s, s->listeners[i]);
+	for (size_t i = 0; i < s->listeners.n; i++)
+		if (!s->listeners.v[i]->in_loop)
+			listen_sock_add(s->listeners.v[i]);
 }
 
 static void accept_error_log(struct tcp_service *s, int err, const char *action)
@@ -657,7 +593,7 @@ static void accept_error_log(struct tcp_service *s, int err, const char *action)
  * clean close instead of hanging in the backlog, and the listener stops
  * being readable instead of waking us forever.  Returns true when another
  * accept may be tried. */
-static bool accept_shed(struct tcp_service *s, struct tcp_listener *l, int err)
+static bool accept_shed(struct tcp_service *s, struct listen_sock *l, int err)
 {
 	s->counters.refused_fd++;
 	if (s->spare_fd < 0) {
@@ -699,8 +635,8 @@ static bool accept_error_transient(int err)
 
 static void listener_on_ready(struct io *io, uint32_t events)
 {
-	struct tcp_listener *l = container_of(io, struct tcp_listener, io);
-	struct tcp_service *s = l->svc;
+	struct listen_sock *l = container_of(io, struct listen_sock, io);
+	struct tcp_service *s = container_of(l->set, struct tcp_service, listeners);
 
 	(void)events;
 	for (int i = 0; i < TCP_ACCEPTS_PER_WAKEUP; i++) {
@@ -730,7 +666,7 @@ static void listener_on_ready(struct io *io, uint32_t events)
 
 /* Socket options accepted sockets inherit from their listener on Linux,
  * set once here instead of twice per accepted connection. */
-static void listener_apply_options(const struct tcp_listener *l, const struct tcp_settings *set)
+static void listener_apply_options(const struct listen_sock *l, const struct tcp_settings *set)
 {
 	int nodelay = set->nodelay, keepalive = set->keepalive;
 
@@ -738,26 +674,12 @@ static void listener_apply_options(const struct tcp_listener *l, const struct tc
 	setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, sizeof keepalive);
 }
 
-static struct tcp_listener *listener_new(struct tcp_service *s, int fd, bool inherited,
-					 const struct endpoint *want)
-{
-	struct tcp_listener *l = calloc(1, sizeof *l);
-
-	if (l == NULL)
-		return NULL;
-	l->svc = s;
-	l->fd = fd;
-	l->io.fd = fd;
-	l->io.on_ready = listener_on_ready;
-	l->fresh = true;
-	l->inherited = inherited;
-	if (net_local_endpoint(fd, &l->bound) < 0) {
-		free(l);
-		return NULL;
-	}
-	l->want = want ? *want : l->bound;
-	return l;
-}
+static const struct listen_ops listener_ops = {
+	.service = "tcp",
+	.type = SOCK_STREAM,
+	.reuse_pinned = true,
+	.on_ready = listener_on_ready,
+};
 
 /* ---- service ------------------------------------------------------------ */
 
@@ -770,6 +692,7 @@ struct tcp_service *tcp_new(struct loop *loop, uint8_t *buf, size_t buflen)
 	s->loop = loop;
 	s->buf = buf;
 	s->buflen = buflen;
+	listen_set_init(&s->listeners, &listener_ops, loop);
 	timer_init(&s->idle_timer, idle_on_expire);
 	timer_init(&s->accept_timer, accept_on_resume);
 	/* Reserved for accept() under EMFILE; without it the daemon still
@@ -795,112 +718,32 @@ static void settings_from_config(struct tcp_settings *set, const struct config_t
 	set->allow.n = 0;
 }
 
-static int plan_push(struct tcp_plan *p, struct tcp_listener *l)
-{
-	struct tcp_listener **v = realloc(p->v, (p->n + 1) * sizeof *v);
-
-	if (v == NULL)
-		return -1;
-	p->v = v;
-	p->v[p->n++] = l;
-	l->claimed = true;
-	return 0;
-}
-
-static struct tcp_listener *find_existing(struct tcp_service *s, const struct endpoint *ep)
-{
-	for (size_t i = 0; i < s->n_listeners; i++) {
-		struct tcp_listener *l = s->listeners[i];
-		if (!l->claimed && net_endpoint_equal(&l->want, ep))
-			return l;
-	}
-	return NULL;
-}
-
-/* Open (or reuse, or take from systemd) the listener for one endpoint. */
-static int plan_endpoint(struct tcp_plan *p, const struct endpoint *ep,
-			 struct sd_listen_set *inherited, char *err, size_t errlen)
-{
-	struct tcp_service *s = p->svc;
-	char addr[NET_ENDPOINT_STRLEN];
-	struct tcp_listener *l = find_existing(s, ep);
-
-	if (l == NULL) {
-		bool from_sd;
-		int fd = sd_listen_open(inherited, SOCK_STREAM, ep, (int)p->set.backlog,
-					&from_sd);
-		if (fd < 0) {
-			snprintf(err, errlen, "[tcp] listen %s: %s",
-				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
-			return -1;
-		}
-		l = listener_new(s, fd, from_sd, ep);
-		if (l == NULL) {
-			snprintf(err, errlen, "[tcp] listen %s: %s",
-				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
-			close(fd);
-			return -1;
-		}
-	}
-	if (plan_push(p, l) < 0) {
-		snprintf(err, errlen, "[tcp] out of memory");
-		if (l->fresh) {
-			close(l->fd);
-			free(l);
-		}
-		return -1;
-	}
-	return 0;
-}
-
 /* Inherited stream sockets no config entry names: the socket unit is the
  * authority on what to listen on, so serve them, and keep them across
  * reloads (they could not be re-created without systemd anyway). */
-static int plan_inherited(struct tcp_plan *p, struct sd_listen_set *inherited,
-			  char *err, size_t errlen)
+static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
+		      char *err, size_t errlen)
 {
-	struct tcp_service *s = p->svc;
-
-	for (size_t i = 0; i < s->n_listeners; i++) {
-		struct tcp_listener *l = s->listeners[i];
-		if (l->pinned && !l->claimed && plan_push(p, l) < 0)
-			goto nomem;
-	}
 	if (inherited == NULL || inherited->n == 0)
 		return 0;
 	int fd;
 	while ((fd = sd_listen_take_any(inherited, SOCK_STREAM, NULL)) >= 0) {
-		struct tcp_listener *l = listener_new(s, fd, true, NULL);
+		struct listen_sock *l = listen_sock_new(p->set, fd, true, NULL);
 		if (l == NULL) {
-			close(fd);
-			goto nomem;
+			snprintf(err, errlen, "[tcp] out of memory");
+			return -1;
 		}
-		l->pinned = true;
-		if (plan_push(p, l) < 0) {
-			close(fd);
-			free(l);
-			goto nomem;
-		}
+		if (listen_plan_pin(p, l, err, errlen) < 0)
+			return -1;
 	}
 	return 0;
-nomem:
-	snprintf(err, errlen, "[tcp] out of memory");
-	return -1;
 }
 
 void tcp_abort(struct tcp_plan *p)
 {
 	if (p == NULL)
 		return;
-	for (size_t i = 0; i < p->n; i++) {
-		struct tcp_listener *l = p->v[i];
-		l->claimed = false;
-		if (l->fresh) {
-			close(l->fd);
-			free(l);
-		}
-	}
-	free(p->v);
+	listen_plan_abort(&p->listeners);
 	free(p->set.allow.v);
 	free(p);
 }
@@ -914,7 +757,7 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 		snprintf(err, errlen, "[tcp] out of memory");
 		return NULL;
 	}
-	p->svc = s;
+	listen_plan_init(&p->listeners, &s->listeners);
 	settings_from_config(&p->set, cfg);
 	if (cfg->allow.n > 0) {
 		p->set.allow.v = malloc(cfg->allow.n * sizeof *cfg->allow.v);
@@ -928,12 +771,13 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 	if (!cfg->enabled)
 		return p;
 	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (plan_endpoint(p, &cfg->listen[i], inherited, err, errlen) < 0)
+		if (listen_plan_endpoint(&p->listeners, &cfg->listen[i], (int)p->set.backlog,
+					 inherited, err, errlen) < 0)
 			goto fail;
-	if (plan_inherited(p, inherited, err, errlen) < 0)
+	if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
+	    plan_adopt(&p->listeners, inherited, err, errlen) < 0)
 		goto fail;
-	for (size_t i = 0; i < p->n; i++)
-		p->v[i]->claimed = false;
+	listen_plan_finish(&p->listeners);
 	return p;
 
 fail:
@@ -943,30 +787,21 @@ fail:
 
 void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 {
-	for (size_t i = 0; i < p->n; i++)
-		p->v[i]->claimed = true;
-	for (size_t i = 0; i < s->n_listeners; i++)
-		if (!s->listeners[i]->claimed)
-			listener_close(s, s->listeners[i]);
-
-	for (size_t i = 0; i < p->n; i++) {
-		struct tcp_listener *l = p->v[i];
-		l->claimed = false;
+	listen_set_commit(&s->listeners, &p->listeners);
+	for (size_t i = 0; i < s->listeners.n; i++) {
+		struct listen_sock *l = s->listeners.v[i];
 		listener_apply_options(l, &p->set);
 		if (l->fresh) {
 			l->fresh = false;
 			if (!s->accept_paused)
-				listener_add(s, l);
-			listener_log(l, "listen");
+				listen_sock_add(l);
+			listen_sock_log(l, "listen");
 		} else if (!l->inherited && p->set.backlog != s->set.backlog) {
 			/* listen() again on a listening socket changes its
 			 * backlog in place.  Inherited sockets keep systemd's. */
 			listen(l->fd, (int)p->set.backlog);
 		}
 	}
-	free(s->listeners);
-	s->listeners = p->v;
-	s->n_listeners = p->n;
 
 	bool idle_changed = p->set.idle_ms != s->set.idle_ms;
 	free(s->set.allow.v);
@@ -980,11 +815,7 @@ void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 
 void tcp_stop_accepting(struct tcp_service *s)
 {
-	for (size_t i = 0; i < s->n_listeners; i++)
-		listener_close(s, s->listeners[i]);
-	free(s->listeners);
-	s->listeners = NULL;
-	s->n_listeners = 0;
+	listen_set_close_all(&s->listeners);
 	loop_timer_cancel(s->loop, &s->accept_timer);
 	s->accept_paused = false;
 }

@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 
 #include "acl.h"
+#include "listen_set.h"
 #include "log.h"
 #include "net.h"
 #include "ratelimit.h"
@@ -58,19 +59,9 @@
 		      CMSG_SPACE(sizeof(struct in_pktinfo)) + 64)
 
 struct udp_sock {
-	struct io io;
-	struct udp_service *svc;
-	struct deferred defer;
-	int fd;
-	struct endpoint want;    /* as configured (port may be 0), or bound if adopted */
-	struct endpoint bound;   /* getsockname */
+	struct listen_sock ls;
 	int rcvbuf_initial;      /* SO_RCVBUF as opened, to restore recv_buffer = 0 */
-	bool inherited;          /* from systemd */
-	bool pinned;             /* adopted from systemd with no config entry: kept on reload */
 	bool pktinfo;            /* wildcard: replies leave from the arrival address */
-	bool fresh;              /* opened by a prepare not yet committed */
-	bool claimed;            /* part of the plan being prepared */
-	bool in_loop;
 };
 
 struct udp_settings {
@@ -84,8 +75,7 @@ struct udp_settings {
 
 struct udp_plan {
 	struct udp_service *svc;
-	struct udp_sock **v;
-	size_t n;
+	struct listen_plan socks;
 	struct udp_settings set;
 	struct ratelimit *rl;    /* the table to use: new, or the current one kept */
 };
@@ -125,8 +115,7 @@ struct udp_service {
 	size_t slot_size;
 	unsigned nslots;
 
-	struct udp_sock **socks;
-	size_t n_socks;
+	struct listen_set socks;
 	struct udp_settings set;
 	struct ratelimit *rl;    /* NULL when rate_limit = 0 */
 	uint64_t evictions_base; /* evictions of tables already replaced */
@@ -173,17 +162,6 @@ static void drop_log(struct udp_service *s, enum udp_drop why, const struct sock
 	struct logline *l = ratelog_begin(s, &s->log_drop[why], LOG_INFO, "refused");
 	log_str(l, "reason", drop_reason[why]);
 	log_addr(l, "peer", peer);
-	log_end(l);
-}
-
-static void sock_log(const struct udp_sock *u, const char *event)
-{
-	char addr[NET_ENDPOINT_STRLEN];
-	struct logline *l = log_begin(LOG_INFO, event);
-
-	log_str(l, "service", "udp");
-	log_str(l, "addr", net_endpoint_str(&u->bound, addr, sizeof addr));
-	log_str(l, "inherited", u->inherited ? "yes" : "no");
 	log_end(l);
 }
 
@@ -397,7 +375,7 @@ static void udp_send_batch(struct udp_service *s, struct udp_sock *u, unsigned k
 	unsigned off = 0;
 
 	while (off < k) {
-		int r = sendmmsg(u->fd, s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int r = sendmmsg(u->ls.fd, s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
 			for (unsigned j = off; j < off + (unsigned)r; j++) {
 				s->counters.echoed++;
@@ -427,8 +405,8 @@ static void udp_send_batch(struct udp_service *s, struct udp_sock *u, unsigned k
 
 static void udp_on_ready(struct io *io, uint32_t events)
 {
-	struct udp_sock *u = container_of(io, struct udp_sock, io);
-	struct udp_service *s = u->svc;
+	struct udp_sock *u = container_of(io, struct udp_sock, ls.io);
+	struct udp_service *s = container_of(u->ls.set, struct udp_service, socks);
 	unsigned nslots = s->nslots;
 	(void)events;
 
@@ -445,7 +423,7 @@ static void udp_on_ready(struct io *io, uint32_t events)
 			m->msg_controllen = u->pktinfo ? sizeof s->ctl_in[i].buf : 0;
 			m->msg_flags = 0;
 		}
-		int n = recvmmsg(u->fd, s->in, nslots, MSG_DONTWAIT, NULL);
+		int n = recvmmsg(u->ls.fd, s->in, nslots, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			int err = errno;
 			if (err == EINTR)
@@ -499,22 +477,15 @@ static void udp_on_ready(struct io *io, uint32_t events)
 
 /* ---- sockets ---------------------------------------------------------------- */
 
-static void sock_free(struct deferred *d)
+static struct listen_sock *sock_alloc(void)
 {
-	free(container_of(d, struct udp_sock, defer));
+	struct udp_sock *u = calloc(1, sizeof *u);
+	return u ? &u->ls : NULL;
 }
 
-/* Take a committed socket out of service; freed after the current batch,
- * since an event for it may still be queued. */
-static void sock_close(struct udp_service *s, struct udp_sock *u)
+static void sock_free(struct listen_sock *ls)
 {
-	if (u->in_loop)
-		loop_del(s->loop, &u->io);
-	u->in_loop = false;
-	close(u->fd);
-	sock_log(u, "listen_close");
-	u->defer.fn = sock_free;
-	loop_defer(s->loop, &u->defer);
+	free(container_of(ls, struct udp_sock, ls));
 }
 
 static bool endpoint_is_wildcard(const struct endpoint *ep)
@@ -526,43 +497,38 @@ static bool endpoint_is_wildcard(const struct endpoint *ep)
 	return false;
 }
 
-/* Wrap an open socket.  On wildcard sockets, ask for the arrival address of
- * each datagram (see the top of the file).  Returns NULL with errno set. */
-static struct udp_sock *sock_new(struct udp_service *s, int fd, bool inherited,
-				 const struct endpoint *want)
+/* Set up a new socket.  On wildcard sockets, ask for the arrival address of
+ * each datagram (see the top of the file).  Returns -1 with errno set. */
+static int sock_setup(struct listen_sock *ls)
 {
-	struct udp_sock *u = calloc(1, sizeof *u);
-	if (!u)
-		return NULL;
-	u->svc = s;
-	u->fd = fd;
-	u->io.fd = fd;
-	u->io.on_ready = udp_on_ready;
-	u->inherited = inherited;
-	u->fresh = true;
-	if (net_local_endpoint(fd, &u->bound) < 0)
-		goto fail;
-	u->want = want ? *want : u->bound;
-	if (endpoint_is_wildcard(&u->bound)) {
+	struct udp_sock *u = container_of(ls, struct udp_sock, ls);
+	int fd = ls->fd;
+
+	if (endpoint_is_wildcard(&ls->bound)) {
 		int one = 1;
-		int r = u->bound.u.sa.sa_family == AF_INET6
+		int r = ls->bound.u.sa.sa_family == AF_INET6
 			? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one)
 			: setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
 		if (r < 0)
-			goto fail;
+			return -1;
 		u->pktinfo = true;
 	}
 	int rcv = 0;
 	socklen_t len = sizeof rcv;
 	if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) == 0)
 		u->rcvbuf_initial = rcv / 2;   /* the kernel reports twice what was set */
-	return u;
-fail:;
-	int err = errno;
-	free(u);
-	errno = err;
-	return NULL;
+	return 0;
 }
+
+static const struct listen_ops sock_ops = {
+	.service = "udp",
+	.type = SOCK_DGRAM,
+	.reuse_pinned = false,
+	.on_ready = udp_on_ready,
+	.alloc = sock_alloc,
+	.free = sock_free,
+	.setup = sock_setup,
+};
 
 /* SO_RCVBUF: SO_RCVBUFFORCE first, which may exceed net.core.rmem_max when
  * we have CAP_NET_ADMIN, then the capped SO_RCVBUF.  0 restores the size
@@ -573,17 +539,17 @@ static void sock_apply_rcvbuf(struct udp_sock *u, uint64_t want)
 		: want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
 	if (v <= 0)
 		return;
-	if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
-	    setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
+	if (setsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
+	    setsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
 		return;
 	int got = 0;
 	socklen_t len = sizeof got;
-	if (want && getsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	if (want && getsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
 	    got / 2 < v) {
 		char addr[NET_ENDPOINT_STRLEN];
 		struct logline *l = log_begin(LOG_WARNING, "recv_buffer");
 		log_str(l, "service", "udp");
-		log_str(l, "addr", net_endpoint_str(&u->bound, addr, sizeof addr));
+		log_str(l, "addr", net_endpoint_str(&u->ls.bound, addr, sizeof addr));
 		log_u64(l, "want", (uint64_t)v);
 		log_u64(l, "got", (uint64_t)got / 2);
 		log_str(l, "msg", "capped by net.core.rmem_max (no CAP_NET_ADMIN)");
@@ -609,6 +575,7 @@ struct udp_service *udp_new(struct loop *loop, uint8_t *buf, size_t buflen)
 	s->slot_size = buflen < UDP_SLOT_SIZE ? buflen : UDP_SLOT_SIZE;
 	size_t n = buflen / s->slot_size;
 	s->nslots = n > UDP_BATCH ? UDP_BATCH : (unsigned)n;
+	listen_set_init(&s->socks, &sock_ops, loop);
 	s->set.mode = MODE_ECHO;
 	return s;
 }
@@ -659,77 +626,13 @@ static int settings_from_config(struct udp_settings *set, const struct config_ud
 	return 0;
 }
 
-static int plan_push(struct udp_plan *p, struct udp_sock *u)
-{
-	struct udp_sock **v = realloc(p->v, (p->n + 1) * sizeof *v);
-	if (!v)
-		return -1;
-	p->v = v;
-	p->v[p->n++] = u;
-	u->claimed = true;
-	return 0;
-}
-
-static struct udp_sock *find_existing(struct udp_service *s, const struct endpoint *ep)
-{
-	for (size_t i = 0; i < s->n_socks; i++) {
-		struct udp_sock *u = s->socks[i];
-		if (!u->claimed && !u->pinned && net_endpoint_equal(&u->want, ep))
-			return u;
-	}
-	return NULL;
-}
-
-/* The socket for one configured endpoint: the one already open for it, an
- * inherited one bound to it, or a new one. */
-static int plan_endpoint(struct udp_plan *p, const struct endpoint *ep,
-			 struct sd_listen_set *inherited, char *err, size_t errlen)
-{
-	struct udp_service *s = p->svc;
-	char addr[NET_ENDPOINT_STRLEN];
-	struct udp_sock *u = find_existing(s, ep);
-
-	if (!u) {
-		bool from_sd;
-		int fd = sd_listen_open(inherited, SOCK_DGRAM, ep, 0, &from_sd);
-		if (fd < 0) {
-			snprintf(err, errlen, "[udp] listen %s: %s",
-				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
-			return -1;
-		}
-		u = sock_new(s, fd, from_sd, ep);
-		if (!u) {
-			snprintf(err, errlen, "[udp] listen %s: %s",
-				 net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
-			close(fd);
-			return -1;
-		}
-	}
-	if (plan_push(p, u) < 0) {
-		snprintf(err, errlen, "[udp] out of memory");
-		if (u->fresh) {
-			close(u->fd);
-			free(u);
-		}
-		return -1;
-	}
-	return 0;
-}
-
 /* Datagram sockets passed by systemd that no listen entry names: the socket
  * unit is the authority on where to listen, so serve them, and keep them
  * across reloads (they could not be re-created without systemd).  Only IPv4
  * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on. */
-static int plan_inherited(struct udp_plan *p, struct sd_listen_set *inherited,
-			  char *err, size_t errlen)
+static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
+		      char *err, size_t errlen)
 {
-	struct udp_service *s = p->svc;
-
-	for (size_t i = 0; i < s->n_socks; i++) {
-		struct udp_sock *u = s->socks[i];
-		if (u->pinned && !u->claimed && plan_push(p, u) < 0)
-			goto nomem;
-	}
 	if (!inherited)
 		return 0;
 	for (size_t i = 0; i < inherited->n; i++) {
@@ -741,25 +644,17 @@ static int plan_inherited(struct udp_plan *p, struct sd_listen_set *inherited,
 		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
 		if (fd < 0)
 			continue;
-		struct udp_sock *u = sock_new(s, fd, true, NULL);
-		if (!u) {
+		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
+		if (!ls) {
 			char addr[NET_ENDPOINT_STRLEN];
 			snprintf(err, errlen, "[udp] inherited socket %s: %s",
 				 net_endpoint_str(&f->addr, addr, sizeof addr), strerror(errno));
-			close(fd);
 			return -1;
 		}
-		u->pinned = true;
-		if (plan_push(p, u) < 0) {
-			close(fd);
-			free(u);
-			goto nomem;
-		}
+		if (listen_plan_pin(p, ls, err, errlen) < 0)
+			return -1;
 	}
 	return 0;
-nomem:
-	snprintf(err, errlen, "[udp] out of memory");
-	return -1;
 }
 
 struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg,
@@ -771,15 +666,18 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 		return NULL;
 	}
 	p->svc = s;
+	listen_plan_init(&p->socks, &s->socks);
 	if (settings_from_config(&p->set, cfg) < 0) {
 		snprintf(err, errlen, "[udp] out of memory");
 		free(p);
 		return NULL;
 	}
 	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (plan_endpoint(p, &cfg->listen[i], inherited, err, errlen) < 0)
+		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
+					 errlen) < 0)
 			goto fail;
-	if (cfg->enabled && plan_inherited(p, inherited, err, errlen) < 0)
+	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
+			     plan_adopt(&p->socks, inherited, err, errlen) < 0))
 		goto fail;
 
 	/* The table keeps its sources across a reload unless its size changes
@@ -799,6 +697,7 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			}
 		}
 	}
+	listen_plan_finish(&p->socks);
 	return p;
 fail:
 	udp_abort(p);
@@ -809,30 +708,16 @@ void udp_abort(struct udp_plan *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->n; i++) {
-		struct udp_sock *u = p->v[i];
-		u->claimed = false;
-		if (u->fresh) {
-			close(u->fd);
-			free(u);
-		}
-	}
+	listen_plan_abort(&p->socks);
 	if (p->rl && p->rl != p->svc->rl)
 		ratelimit_free(p->rl);
 	settings_free(&p->set);
-	free(p->v);
 	free(p);
 }
 
 void udp_commit(struct udp_service *s, struct udp_plan *p)
 {
-	for (size_t i = 0; i < s->n_socks; i++)
-		if (!s->socks[i]->claimed)
-			sock_close(s, s->socks[i]);
-	free(s->socks);
-	s->socks = p->v;
-	s->n_socks = p->n;
-	p->v = NULL;
+	listen_set_commit(&s->socks, &p->socks);
 
 	settings_free(&s->set);
 	s->set = p->set;
@@ -844,38 +729,21 @@ void udp_commit(struct udp_service *s, struct udp_plan *p)
 	if (s->rl)
 		ratelimit_set_rate(s->rl, s->set.rate, s->set.burst);
 
-	for (size_t i = 0; i < s->n_socks; i++) {
-		struct udp_sock *u = s->socks[i];
-		u->claimed = false;
-		sock_apply_rcvbuf(u, s->set.recv_buffer);
-		if (!u->fresh)
+	for (size_t i = 0; i < s->socks.n; i++) {
+		struct listen_sock *ls = s->socks.v[i];
+		sock_apply_rcvbuf(container_of(ls, struct udp_sock, ls), s->set.recv_buffer);
+		if (!ls->fresh)
 			continue;
-		u->fresh = false;
-		u->io.fd = u->fd;
-		if (loop_add(s->loop, &u->io, EPOLLIN) < 0) {
-			int e = errno;
-			char addr[NET_ENDPOINT_STRLEN];
-			struct logline *l = log_begin(LOG_ERR, "listen_error");
-			log_str(l, "service", "udp");
-			log_str(l, "addr", net_endpoint_str(&u->bound, addr, sizeof addr));
-			log_errno(l, e);
-			log_end(l);
-			continue;
-		}
-		u->io.events = EPOLLIN;
-		u->in_loop = true;
-		sock_log(u, "listen");
+		ls->fresh = false;
+		if (listen_sock_add(ls) == 0)
+			listen_sock_log(ls, "listen");
 	}
 	free(p);
 }
 
 void udp_stop(struct udp_service *s)
 {
-	for (size_t i = 0; i < s->n_socks; i++)
-		sock_close(s, s->socks[i]);
-	free(s->socks);
-	s->socks = NULL;
-	s->n_socks = 0;
+	listen_set_close_all(&s->socks);
 }
 
 void udp_free(struct udp_service *s)

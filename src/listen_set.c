@@ -1,0 +1,249 @@
+/*
+ * listen_set: the sockets a service listens on, carried across reloads
+ * (see listen_set.h).
+ *
+ * The claimed flag marks the sockets the plan being built already holds,
+ * so one socket is never planned twice and the commit can tell which
+ * committed sockets the new set drops.  It is scratch: set while a prepare
+ * or a commit runs, clear in between.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listen_set.h"
+#include "log.h"
+#include "net.h"
+
+void listen_set_init(struct listen_set *set, const struct listen_ops *ops,
+		     struct loop *loop)
+{
+	set->ops = ops;
+	set->loop = loop;
+	set->v = NULL;
+	set->n = 0;
+}
+
+/* Free the object only; its socket is closed already. */
+static void sock_free(struct listen_sock *ls)
+{
+	if (ls->ops->free)
+		ls->ops->free(ls);
+	else
+		free(ls);
+}
+
+/* Runs after the event batch, possibly after the service is gone, so it
+ * must not reach ls->set. */
+static void sock_free_deferred(struct deferred *d)
+{
+	sock_free(container_of(d, struct listen_sock, defer));
+}
+
+/* Close and free a socket that was never committed. */
+static void sock_discard(struct listen_sock *ls)
+{
+	close(ls->fd);
+	sock_free(ls);
+}
+
+/* Take a committed socket out of service; freed after the batch, since an
+ * event for it may still be queued. */
+static void sock_close(struct listen_sock *ls)
+{
+	if (ls->in_loop)
+		loop_del(ls->set->loop, &ls->io);
+	ls->in_loop = false;
+	close(ls->fd);
+	listen_sock_log(ls, "listen_close");
+	ls->defer.fn = sock_free_deferred;
+	loop_defer(ls->set->loop, &ls->defer);
+}
+
+struct listen_sock *listen_sock_new(struct listen_set *set, int fd, bool inherited,
+				    const struct endpoint *want)
+{
+	const struct listen_ops *ops = set->ops;
+	struct listen_sock *ls = ops->alloc ? ops->alloc() : calloc(1, sizeof *ls);
+
+	if (ls == NULL)
+		goto fail;
+	ls->set = set;
+	ls->ops = ops;
+	ls->fd = fd;
+	ls->io.fd = fd;
+	ls->io.on_ready = ops->on_ready;
+	ls->fresh = true;
+	ls->inherited = inherited;
+	if (net_local_endpoint(fd, &ls->bound) < 0)
+		goto fail;
+	ls->want = want ? *want : ls->bound;
+	if (ops->setup && ops->setup(ls) < 0)
+		goto fail;
+	return ls;
+fail:;
+	int err = errno;
+	if (ls)
+		sock_free(ls);
+	close(fd);
+	errno = err;
+	return NULL;
+}
+
+void listen_plan_init(struct listen_plan *p, struct listen_set *set)
+{
+	p->set = set;
+	p->v = NULL;
+	p->n = 0;
+}
+
+static int nomem(const struct listen_plan *p, char *err, size_t errlen)
+{
+	set_err(err, errlen, "[%s] out of memory", p->set->ops->service);
+	return -1;
+}
+
+static int plan_push(struct listen_plan *p, struct listen_sock *ls)
+{
+	struct listen_sock **v = realloc(p->v, (p->n + 1) * sizeof *v);
+
+	if (v == NULL)
+		return -1;
+	p->v = v;
+	p->v[p->n++] = ls;
+	ls->claimed = true;
+	return 0;
+}
+
+static struct listen_sock *find_existing(const struct listen_set *set,
+					 const struct endpoint *ep)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		struct listen_sock *ls = set->v[i];
+		if (ls->claimed || (ls->pinned && !set->ops->reuse_pinned))
+			continue;
+		if (net_endpoint_equal(&ls->want, ep))
+			return ls;
+	}
+	return NULL;
+}
+
+int listen_plan_endpoint(struct listen_plan *p, const struct endpoint *ep, int backlog,
+			 struct sd_listen_set *inherited, char *err, size_t errlen)
+{
+	const struct listen_ops *ops = p->set->ops;
+	char addr[NET_ENDPOINT_STRLEN];
+	struct listen_sock *ls = find_existing(p->set, ep);
+
+	if (ls == NULL) {
+		bool from_sd;
+		int fd = sd_listen_open(inherited, ops->type, ep, backlog, &from_sd);
+		if (fd >= 0)
+			ls = listen_sock_new(p->set, fd, from_sd, ep);
+		if (ls == NULL) {
+			set_err(err, errlen, "[%s] listen %s: %s", ops->service,
+				net_endpoint_str(ep, addr, sizeof addr), strerror(errno));
+			return -1;
+		}
+	}
+	if (plan_push(p, ls) < 0) {
+		if (ls->fresh)
+			sock_discard(ls);
+		return nomem(p, err, errlen);
+	}
+	return 0;
+}
+
+int listen_plan_keep_pinned(struct listen_plan *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->set->n; i++) {
+		struct listen_sock *ls = p->set->v[i];
+		if (ls->pinned && !ls->claimed && plan_push(p, ls) < 0)
+			return nomem(p, err, errlen);
+	}
+	return 0;
+}
+
+int listen_plan_pin(struct listen_plan *p, struct listen_sock *ls, char *err,
+		    size_t errlen)
+{
+	ls->pinned = true;
+	if (plan_push(p, ls) < 0) {
+		sock_discard(ls);
+		return nomem(p, err, errlen);
+	}
+	return 0;
+}
+
+void listen_plan_finish(struct listen_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		p->v[i]->claimed = false;
+}
+
+void listen_plan_abort(struct listen_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct listen_sock *ls = p->v[i];
+		ls->claimed = false;
+		if (ls->fresh)
+			sock_discard(ls);
+	}
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+}
+
+void listen_set_commit(struct listen_set *set, struct listen_plan *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		p->v[i]->claimed = true;
+	for (size_t i = 0; i < set->n; i++)
+		if (!set->v[i]->claimed)
+			sock_close(set->v[i]);
+	listen_plan_finish(p);
+	free(set->v);
+	set->v = p->v;
+	set->n = p->n;
+	p->v = NULL;
+	p->n = 0;
+}
+
+void listen_set_close_all(struct listen_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		sock_close(set->v[i]);
+	free(set->v);
+	set->v = NULL;
+	set->n = 0;
+}
+
+int listen_sock_add(struct listen_sock *ls)
+{
+	ls->io.fd = ls->fd;
+	if (loop_add(ls->set->loop, &ls->io, EPOLLIN) < 0) {
+		int err = errno;
+		char addr[NET_ENDPOINT_STRLEN];
+		struct logline *l = log_begin(LOG_ERR, "listen_error");
+		log_str(l, "service", ls->ops->service);
+		log_str(l, "addr", net_endpoint_str(&ls->bound, addr, sizeof addr));
+		log_errno(l, err);
+		log_end(l);
+		return -1;
+	}
+	ls->io.events = EPOLLIN;
+	ls->in_loop = true;
+	return 0;
+}
+
+void listen_sock_log(const struct listen_sock *ls, const char *event)
+{
+	char addr[NET_ENDPOINT_STRLEN];
+	struct logline *l = log_begin(LOG_INFO, event);
+
+	log_str(l, "service", ls->ops->service);
+	log_str(l, "addr", net_endpoint_str(&ls->bound, addr, sizeof addr));
+	log_str(l, "inherited", ls->inherited ? "yes" : "no");
+	log_end(l);
+}
