@@ -89,6 +89,18 @@ void log_strf(struct logline *l, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_end(struct logline *l);
 
+/* A kind of line that may come in floods: the first in each period is
+ * logged, with service= (when not NULL) and suppressed= (lines dropped
+ * since the previous one, when any). */
+struct log_rate {
+	uint64_t next_ns;         /* 0: nothing logged yet */
+	uint64_t suppressed;
+};
+/* log_begin() for one kind, or NULL while its period lasts (counted). */
+struct logline *log_begin_rate(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
+			       enum log_level level, const char *event,
+			       const char *service);
+
 /* Convenience: an event with a free-text msg key. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

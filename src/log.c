@@ -522,6 +522,28 @@ static const char *timestamp(void)
 	return buf;
 }
 
+struct logline *log_begin_rate(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
+			       enum log_level level, const char *event,
+			       const char *service)
+{
+	struct logline *l;
+
+	if (!log_enabled(level))
+		return NULL;
+	if (r->next_ns != 0 && now_ns < r->next_ns) {
+		r->suppressed++;
+		return NULL;
+	}
+	l = log_begin(level, event);
+	if (service)
+		log_str(l, "service", service);
+	if (r->suppressed)
+		log_u64(l, "suppressed", r->suppressed);
+	r->next_ns = now_ns + period_ns;
+	r->suppressed = 0;
+	return l;
+}
+
 struct logline *log_begin(enum log_level level, const char *event)
 {
 	struct logline *l = &line;

@@ -121,11 +121,6 @@ struct tcp_plan {
 	struct tcp_settings set;
 };
 
-struct tcp_ratelog {
-	uint64_t next_ns;
-	uint64_t suppressed;
-};
-
 struct tcp_service {
 	struct loop *loop;
 	uint8_t *buf;
@@ -139,9 +134,9 @@ struct tcp_service {
 	struct timer accept_timer;
 	int spare_fd;           /* /dev/null, given up to shed one connection */
 	struct tcp_counters counters;
-	struct tcp_ratelog log_limit;
-	struct tcp_ratelog log_acl;
-	struct tcp_ratelog log_accept;
+	struct log_rate log_limit;
+	struct log_rate log_acl;
+	struct log_rate log_accept;
 };
 
 static void conn_on_ready(struct io *io, uint32_t events);
@@ -157,26 +152,12 @@ static uint32_t now_ms(const struct tcp_service *s)
 	return (uint32_t)(loop_now(s->loop) / NSEC_PER_MSEC);
 }
 
-/* A rate-limited line: the first in each interval is logged and carries
- * the number suppressed since the previous one. */
-static struct logline *ratelog_begin(struct tcp_service *s, struct tcp_ratelog *r,
+/* A rate-limited line: the first of its kind in each interval is logged
+ * and carries the number suppressed since the previous one. */
+static struct logline *ratelog_begin(struct tcp_service *s, struct log_rate *r,
 				     enum log_level level, const char *event)
 {
-	uint64_t now = loop_now(s->loop);
-
-	if (!log_enabled(level))
-		return NULL;
-	if (r->next_ns != 0 && now < r->next_ns) {
-		r->suppressed++;
-		return NULL;
-	}
-	struct logline *l = log_begin(level, event);
-	log_str(l, "service", "tcp");
-	if (r->suppressed)
-		log_u64(l, "suppressed", r->suppressed);
-	r->next_ns = now + TCP_LOG_INTERVAL_NS;
-	r->suppressed = 0;
-	return l;
+	return log_begin_rate(r, loop_now(s->loop), TCP_LOG_INTERVAL_NS, level, event, "tcp");
 }
 
 /* ---- idle list ------------------------------------------------------- */

@@ -80,11 +80,6 @@ struct udp_plan {
 	struct ratelimit *rl;    /* the table to use: new, or the current one kept */
 };
 
-struct udp_ratelog {
-	uint64_t next_ns;
-	uint64_t suppressed;
-};
-
 enum udp_drop {
 	DROP_TRUNCATED,
 	DROP_PORT,
@@ -121,8 +116,8 @@ struct udp_service {
 	uint64_t evictions_base; /* evictions of tables already replaced */
 	struct udp_counters counters;
 
-	struct udp_ratelog log_drop[DROP_N];
-	struct udp_ratelog log_recv;
+	struct log_rate log_drop[DROP_N];
+	struct log_rate log_recv;
 
 	/* One batch.  Kept here rather than on the stack: about 40 KiB. */
 	struct mmsghdr in[UDP_BATCH];
@@ -135,26 +130,12 @@ struct udp_service {
 
 /* ---- logging ---------------------------------------------------------------- */
 
-/* The first line of a kind in each interval is logged, with the number of
- * lines suppressed since the previous one: a flood costs one line per 10 s. */
-static struct logline *ratelog_begin(struct udp_service *s, struct udp_ratelog *r,
+/* A rate-limited line: the first of its kind in each interval is logged
+ * and carries the number suppressed since the previous one. */
+static struct logline *ratelog_begin(struct udp_service *s, struct log_rate *r,
 				     enum log_level level, const char *event)
 {
-	uint64_t now = loop_now(s->loop);
-
-	if (!log_enabled(level))
-		return NULL;
-	if (r->next_ns != 0 && now < r->next_ns) {
-		r->suppressed++;
-		return NULL;
-	}
-	struct logline *l = log_begin(level, event);
-	log_str(l, "service", "udp");
-	if (r->suppressed)
-		log_u64(l, "suppressed", r->suppressed);
-	r->next_ns = now + UDP_LOG_INTERVAL_NS;
-	r->suppressed = 0;
-	return l;
+	return log_begin_rate(r, loop_now(s->loop), UDP_LOG_INTERVAL_NS, level, event, "udp");
 }
 
 static void drop_log(struct udp_service *s, enum udp_drop why, const struct sockaddr *peer)

@@ -361,6 +361,37 @@ Test(log, level_filtering)
 	cr_assert_str_eq(log_level_name(LOG_WARNING), "warning");
 }
 
+Test(log, rate_limited_lines)
+{
+	struct log_rate r = { 0, 0 };
+	const uint64_t S = 1000000000ULL;
+	struct logline *l;
+
+	setup_fmt(LOG_INFO, LOG_FMT_LOGFMT);
+	l = log_begin_rate(&r, 100 * S, 10 * S, LOG_INFO, "refused", "tcp");
+	log_str(l, "reason", "acl");
+	log_end(l);
+	cr_assert_str_eq(one_logfmt_line(), "level=info event=refused service=tcp reason=acl\n");
+	/* Within the period: nothing, counted. */
+	for (int i = 0; i < 3; i++) {
+		l = log_begin_rate(&r, 100 * S + (uint64_t)i * S, 10 * S, LOG_INFO, "refused", "tcp");
+		cr_assert_null(l);
+		log_end(l);
+	}
+	cr_assert_str_eq(captured(), "");
+	/* The next period's first line says how many were skipped. */
+	l = log_begin_rate(&r, 110 * S, 10 * S, LOG_INFO, "refused", "tcp");
+	log_end(l);
+	cr_assert_str_eq(one_logfmt_line(),
+			 "level=info event=refused service=tcp suppressed=3\n");
+	/* Without a service; and a filtered level neither logs nor counts. */
+	l = log_begin_rate(&r, 200 * S, 10 * S, LOG_INFO, "refused", NULL);
+	log_end(l);
+	cr_assert_str_eq(one_logfmt_line(), "level=info event=refused\n");
+	cr_assert_null(log_begin_rate(&r, 300 * S, 10 * S, LOG_DEBUG, "refused", NULL));
+	cr_assert_eq(r.suppressed, 0);
+}
+
 Test(log, logfmt_quoting_and_escaping)
 {
 	static const struct {
