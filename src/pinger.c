@@ -1567,6 +1567,11 @@ fail:
  * never a blocked loop. */
 #define RESOLVE_TIMEOUT_MS 2000
 #define RESOLVE_TRIES 2
+/* Lookups a reload starts (new names, or every name after dns_servers
+ * changed) go out at most one per this step: 10 000 names are a 10 s
+ * stream of queries rather than one burst a DNS server may drop.  Their
+ * later lookups stay spread, each following its own schedule. */
+#define RESOLVE_PACE_NS NSEC_PER_MSEC
 
 static void on_resolved(void *arg, const struct resolver_result *res);
 static int lookup_family(const struct target *t);
@@ -2407,6 +2412,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 	struct target **nt = NULL;
 	size_t n_new_probes = 0, k = 0;
 	bool removed = false, new_resolver = false;
+	uint64_t lookup_at = now;     /* the next paced first lookup */
 
 	if (plan->n && !(nt = calloc(plan->n, sizeof *nt))) {
 		/* Commit must not fail: fall back to keeping the old set. */
@@ -2493,8 +2499,10 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			/* A name keeps its address and timers; it looks up now
 			 * with a new server list, and a shorter resolve_interval
 			 * takes effect now. */
-			if (t->dns && new_resolver)
-				target_resolve_later(p, t, now);
+			if (t->dns && new_resolver) {
+				target_resolve_later(p, t, lookup_at);
+				lookup_at += RESOLVE_PACE_NS;
+			}
 			else if (t->dns && timer_armed(&t->dns->timer) &&
 				 t->dns->timer.deadline > now + t->opts->resolve_interval_ns)
 				target_resolve_later(p, t, now + t->opts->resolve_interval_ns);
@@ -2511,9 +2519,10 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		}
 		t->window_start_ns = now;
 		if (t->dns) {
-			/* Looked up from the loop, right after this commit:
-			 * nothing here waits for DNS. */
-			target_resolve_later(p, t, now);
+			/* Looked up from the loop, right after this commit
+			 * (paced): nothing here waits for DNS. */
+			target_resolve_later(p, t, lookup_at);
+			lookup_at += RESOLVE_PACE_NS;
 			if (t->family_cfg == FAMILY_AUTO && !t->source) {
 				for (int f = 0; f < 2; f++) {
 					t->dns->cand[f] = pt->socks[f];

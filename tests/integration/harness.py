@@ -31,6 +31,13 @@ SOURCE_ROOT = os.environ.get("BEACOND_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 EX_CONFIG = 78
 EX_USAGE = 64
+# How much slower than normal the daemon runs (scripts/valgrind sets 10):
+# time bounds that are about the daemon's speed, not its logic, scale by it.
+SLOW = float(os.environ.get("BEACOND_TEST_SLOWDOWN", "1"))
+
+
+def scaled(seconds):
+    return seconds * SLOW
 
 _LOGFMT = re.compile(r'([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|[^ ]*)')
 
@@ -43,6 +50,14 @@ def parse_logfmt(line):
             val = val[1:-1].encode().decode("unicode_escape")
         out[key] = val
     return out
+
+
+def log_time(event):
+    """The ts= of a parsed line (2026-11-21T18:46:05.530Z) as epoch seconds."""
+    import calendar
+    ts = event["ts"]
+    whole, _, frac = ts.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
 def is_root():

@@ -151,6 +151,34 @@ class Names(unittest.TestCase):
             self.assertFalse(d.events("state", since=before, to="down"))
             self.assertEqual(d.stop(), 0)
 
+    def test_first_lookups_are_paced(self):
+        # 400 names at once: their first queries go out one per millisecond
+        # (not as one burst), so the first and the last answer are at least
+        # ~0.4 s apart -- a machine that is slow only widens the gap.
+        n = 400
+        # Its own server, with every name from the start (a SIGHUP'd one
+        # may answer NXDOMAIN until it has reread its hosts file).
+        dns = Dnsmasq("".join(f"127.2.{i // 250}.{i % 250 + 1} n{i}.beacond.test\n"
+                              for i in range(n)))
+        self.addCleanup(dns.close)
+        targets = {f"n{i}": {"host": f"n{i}.beacond.test"} for i in range(n)}
+        with Daemon(dns_config(dns.port, targets, interval="1s", timeout="1s",
+                               resolve_interval="1h")) as d:
+            d.start()
+            d.wait_event("resolved", count=n, timeout=30)
+            self.assertEqual(d.events("resolve_failed"), [], "first answers only")
+            ts = sorted(harness.log_time(e) for e in d.events("resolved"))
+            addrs = {e["target"]: e["addr"] for e in d.events("resolved")}
+            self.assertEqual(len(addrs), n, "every name resolved once")
+            self.assertEqual(addrs["n399"], "127.2.1.150")
+            spread = ts[-1] - ts[0]
+            sys.stderr.write(f"  {n} first lookups answered over {spread:.3f} s\n")
+            self.assertGreaterEqual(spread, 0.35)
+            # ... and none needed a retransmission (c-ares waits 2 s): a
+            # burst of 400 queries made dnsmasq drop some.
+            self.assertLess(spread, harness.scaled(1.9))
+            self.assertEqual(d.stop(), 0)
+
     def test_unresolvable_name_is_unresolved_and_retried(self):
         cfg = dns_config(self.dns.port, {"ghost": {"host": "ghost.beacond.test"},
                                          "v4": {"host": "v4only.beacond.test"}})

@@ -30,18 +30,13 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import netns  # noqa: E402  (NsDaemon records when each log line arrived)
-from harness import Daemon, base_config  # noqa: E402
+from harness import SLOW, Daemon, base_config, scaled  # noqa: E402
 
-SLOW = float(os.environ.get("BEACOND_TEST_SLOWDOWN", "1"))
 WRAPPED = bool(os.environ.get("BEACOND_WRAPPER"))
 CLOCKSTEP = os.environ.get("CLOCKSTEP") or os.path.join(
     os.environ.get("BEACOND_BUILD_ROOT", os.path.join(harness.SOURCE_ROOT, "build")),
     "tests", "libclockstep.so")
 MIB = 1024 * 1024
-
-
-def scaled(seconds):
-    return seconds * SLOW
 
 
 # -- small clients ------------------------------------------------------------
