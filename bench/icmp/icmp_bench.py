@@ -8,15 +8,16 @@ traffic stays on a private loopback or a private veth pair):
    (default 60) by one beacond process, then by oping (one process), then
    by fping (two processes of 5 000, since one fping cannot hold 10 000).
    For each: loss as the tool reports it, CPU per probe (utime+stime from
-   /proc/PID/stat over the steady-state window, divided by the echo
-   requests the capture saw in that window; the reply's processing is
-   included), memory per target (RSS at the end minus the RSS of the same
-   tool with no/one target, divided by 10 000), and send lateness: every
-   echo request is captured on lo (tcpdump, ns timestamps); per target the
-   k-th request is compared with the ideal grid t0 + k * 1 s anchored at
-   that target's least-late request, which is what "lateness" means for a
-   scheduler with absolute deadlines.  If beacond reports its own lateness
-   (a `lateness_p99_us` key in any log line) that is shown as well.
+   /proc/PID/stat over a window in which no packet capture runs, divided by
+   the echo requests the namespace's kernel received in it, Icmp InEchos;
+   the reply's processing is included), memory per target (RSS at the end
+   minus the RSS of the same tool with no/one target, divided by 10 000),
+   and send lateness: after the CPU window every echo request is captured
+   on lo (tcpdump, ns timestamps); per target the k-th request is compared
+   with the ideal grid t0 + k * 1 s anchored at that target's least-late
+   request, which is what "lateness" means for a scheduler with absolute
+   deadlines.  If beacond reports its own lateness (a `lateness_p99_us` key
+   in any log line) that is shown as well.
 
    A reference pinger (bench/icmp_ref.c: the same socket, timestamps,
    targets and send grid, but no bookkeeping at all) runs the same list:
@@ -80,51 +81,6 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-class Sampler:
-    """Samples (wall time, CPU seconds, RSS KiB) of some PIDs every 0.25 s,
-    so the steady-state window can be chosen afterwards from the capture
-    (oping needs several seconds to start sending 10 000 targets)."""
-
-    def __init__(self, pids):
-        import threading
-        self.pids = list(pids)
-        self.samples = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                now = time.time()
-                c = sum(cpu_s(p) for p in self.pids)
-                r = [rss_kib(p) for p in self.pids]
-            except (OSError, ValueError, IndexError):
-                break
-            if 0 in r:      # a zombie: the process is done
-                break
-            self.samples.append((now, c, r))
-            self._stop.wait(0.25)
-
-    def stop(self):
-        self._stop.set()
-        self._t.join()
-
-    def window(self, packets, skip_s=2.0, tail_s=1.0):
-        """CPU seconds, requests, RSS at the end, over the samples inside
-        [first request + skip_s, last request - tail_s]."""
-        reqs = sorted(p[0] for p in packets if p[4] == pcap.ECHO_REQUEST[p[1]])
-        if not reqs or len(self.samples) < 2:
-            return float("nan"), 0, None
-        lo, hi = reqs[0] / 1e9 + skip_s, reqs[-1] / 1e9 - tail_s
-        inside = [s for s in self.samples if lo <= s[0] <= hi]
-        if len(inside) < 2:
-            return float("nan"), 0, None
-        a, b = inside[0], inside[-1]
-        n = requests_between(packets, a[0], b[0])
-        return b[1] - a[1], n, b[2]
 
 
 def cpu_times():
@@ -211,9 +167,49 @@ def startup_burst(packets):
     return best
 
 
-def requests_between(packets, t_a, t_b):
-    a, b = int(t_a * 1e9), int(t_b * 1e9)
-    return sum(1 for p in packets if p[4] == pcap.ECHO_REQUEST[p[1]] and a <= p[0] <= b)
+def in_echos(topo):
+    """Echo requests the kernel in P has received so far (/proc/net/snmp,
+    Icmp InEchos): on the private loopback, every request any tool sent."""
+    lines = [l.split() for l in topo.ns(topo.P, "cat", "/proc/net/snmp").stdout.splitlines()
+             if l.startswith("Icmp:")]
+    return int(lines[1][lines[0].index("InEchos")])
+
+
+class Phases:
+    """The middle of every scale run, around tools that were just started:
+
+    1. the capture started before them runs 3 s more (the start-up burst),
+    2. a window with no capture at all gives CPU per probe -- a packet
+       capture's tap runs inside the sender's sendto() and would be billed
+       to the tool (about +2 us per probe here) -- counting requests with
+       the kernel's own InEchos counter,
+    3. a second capture to the end gives send lateness."""
+
+    def __init__(self, topo, tmp, label):
+        self.topo, self.tmp, self.label = topo, tmp, label
+        self.cap1 = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
+                            os.path.join(tmp, f"scale-{label}-start.pcap"))
+
+    def run(self, pids, t_start, seconds):
+        time.sleep(max(0.0, t_start + 3 - time.time()))
+        self.startup = self.cap1.stop()
+        time.sleep(1)
+        cpu_seconds = max(10.0, 0.4 * seconds)
+        a_cpu, a_req = sum(cpu_s(p) for p in pids), in_echos(self.topo)
+        time.sleep(cpu_seconds)
+        b_cpu, b_req = sum(cpu_s(p) for p in pids), in_echos(self.topo)
+        self.cpu, self.requests = b_cpu - a_cpu, b_req - a_req
+        self.cap2 = Capture(self.topo, self.topo.P, "lo",
+                            "icmp[0] == 8 and dst net 127.1.0.0/16",
+                            os.path.join(self.tmp, f"scale-{self.label}.pcap"))
+
+    def finish(self):
+        self.packets = self.cap2.stop()
+        self.stats = f"start {self.cap1.stats}; end {self.cap2.stats}"
+        return self.packets
+
+    def cpu_us(self):
+        return self.cpu * 1e6 / self.requests if self.requests else float("nan")
 
 
 # ---------------------------------------------------------------- scale ---
@@ -236,17 +232,16 @@ def scale_beacond(topo, tmp, seconds, socket_kind):
     logpath = os.path.join(tmp, "beacond-scale.log")
     d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
                                         daemon={"log_level": "info", "log_target": logpath}))
-    cap = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
-                  os.path.join(tmp, "scale-beacond.pcap"))
+    ph = Phases(topo, tmp, "beacond")
     d.start(wait_ready=False)
     tail = LogTail(logpath, d)
     tail.wait(lambda e: e.get("event") == "ready", 60)
     t_start = time.time()
-    sampler = Sampler([d.pid])
     kind = tail.wait(lambda e: e.get("event") == "socket" and e.get("family") == "4",
                      10).get("kind", "?")
-    time.sleep(seconds)
-    sampler.stop()
+    ph.run([d.pid], t_start, seconds)
+    time.sleep(max(0.0, t_start + seconds - time.time()))
+    rss = rss_kib(d.pid)
     t_sig = time.time()
     since = len(tail.events)
     d.signal(signal.SIGUSR1)
@@ -255,24 +250,22 @@ def scale_beacond(topo, tmp, seconds, socket_kind):
     sums = [e for e in tail.events[since:] if e.get("event") == "summary"]
     own = [st] if "lateness_p99_us" in st else []
     d.stop(timeout=60)
-    pk = cap.stop()
+    pk = ph.finish()
     d.close()
     # Lateness up to the SIGUSR1: the summary dump itself is not scheduling.
     pk_sched = [p for p in pk if p[0] <= t_sig * 1e9]
     late, ivl = lateness(pk_sched)
     sent = sum(int(s.get("sent", 0)) for s in sums)
     lost = sum(int(s.get("lost", 0)) for s in sums)
-    cpu, probes, rss = sampler.window(pk)
-    rss = rss[0] if rss else float("nan")
-    log(f"beacond: {probes} requests in the window, cpu {cpu:.2f} s, rss {rss} KiB (base {base})")
+    log(f"beacond: {ph.requests} requests in the CPU window, cpu {ph.cpu:.2f} s, "
+        f"rss {rss} KiB (base {base})")
     row = {
         "tool": f"beacond ({kind})", "procs": 1, "seconds": round(time.time() - t_start),
-        "sent": sent, "lost": lost,
-        "cpu_us": cpu * 1e6 / probes if probes else float("nan"),
+        "sent": sent, "lost": lost, "cpu_us": ph.cpu_us(),
         "mem_b": (rss - base) * 1024 / N_TARGETS,
         "rss_mib": rss / 1024,
         "late_p99_us": pct(late, 99), "late_max_us": max(late) if late else float("nan"),
-        "ivl_p99_us": pct(ivl, 99), "cap": cap.stats, "burst": startup_burst(pk),
+        "ivl_p99_us": pct(ivl, 99), "cap": ph.stats, "burst": startup_burst(ph.startup),
     }
     if own:
         last = own[-1]
@@ -326,20 +319,23 @@ def baseline_rss(topo, cmd):
 
 
 def run_tools(topo, tmp, label, cmds, seconds, parse):
-    """Run the processes in cmds at once; sample CPU and RSS; parse output."""
-    cap = Capture(topo, topo.P, "lo", "icmp[0] == 8 and dst net 127.1.0.0/16",
-                  os.path.join(tmp, f"scale-{label}.pcap"))
+    """Run the processes in cmds at once; CPU, RSS and lateness as for
+    beacond (see Phases); parse their output."""
+    ph = Phases(topo, tmp, label)
     outs, procs = [], []
     for i, cmd in enumerate(cmds):
         out = open(os.path.join(tmp, f"{label}-{i}.out"), "w+")
         outs.append(out)
         procs.append(topo.popen(topo.P, cmd, stdout=out, stderr=subprocess.STDOUT))
     t_start = time.time()
-    sampler = Sampler([p.pid for p in procs])
+    pids = [p.pid for p in procs]
+    ph.run(pids, t_start, seconds)
+    # RSS just before the end (the tools exit by themselves).
+    time.sleep(max(0.0, t_start + seconds - 3 - time.time()))
+    rss = [rss_kib(p) for p in pids]
     for p in procs:
         p.wait(timeout=seconds + 120)
-    sampler.stop()
-    pk = cap.stop()
+    pk = ph.finish()
     sent = lost = 0
     for out in outs:
         out.seek(0)
@@ -348,16 +344,14 @@ def run_tools(topo, tmp, label, cmds, seconds, parse):
         lost += lo
         out.close()
     late, ivl = lateness(pk)
-    cpu, probes, rss = sampler.window(pk)
-    rss = rss or [float("nan")] * len(procs)
-    log(f"{label}: {probes} requests in the window, cpu {cpu:.2f} s, rss {rss} KiB, "
-        f"first request {(pk[0][0] / 1e9 - t_start) if pk else 0:.1f} s after start")
+    log(f"{label}: {ph.requests} requests in the CPU window, cpu {ph.cpu:.2f} s, "
+        f"rss {rss} KiB")
     return {
         "procs": len(procs), "seconds": round(time.time() - t_start), "sent": sent,
-        "lost": lost, "cpu_us": cpu * 1e6 / probes if probes else float("nan"),
+        "lost": lost, "cpu_us": ph.cpu_us(),
         "rss_list": rss, "late_p99_us": pct(late, 99),
         "late_max_us": max(late) if late else float("nan"),
-        "ivl_p99_us": pct(ivl, 99), "cap": cap.stats, "burst": startup_burst(pk),
+        "ivl_p99_us": pct(ivl, 99), "cap": ph.stats, "burst": startup_burst(ph.startup),
     }
 
 
@@ -658,8 +652,9 @@ def main():
                 print(f"\n{r['tool']} reports its own lateness: {r['own_lateness']}")
         print("\nbeacond's own lateness (scheduled deadline -> sendto, its icmp_stats line) is the "
               "authoritative figure; the capture's includes the kernel path and tcpdump.")
-        print("\nCPU = utime+stime over the steady window / echo requests captured in it "
-              "(reply handling included).  Lateness from a capture of every request on lo, "
+        print("\nCPU = utime+stime over a window with no packet capture running / echo "
+              "requests the namespace's kernel received in it (Icmp InEchos; reply handling "
+              "included).  Lateness from a capture of every request on lo after that window, "
               "per target vs its ideal 1 s grid anchored at its least-late send, first 2 s "
               "and last 1 s left out; start-up peak = most requests in one second of the "
               "first 3 (10000 = evenly spread).  capture: "
