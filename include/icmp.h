@@ -111,9 +111,15 @@ uint16_t icmp_checksum(const void *buf, size_t len);
 size_t icmp_echo_encode(int family, uint8_t *buf, size_t cap, uint16_t ident,
 			uint16_t seq, uint64_t cookie, size_t payload_size);
 
-/* Rewrite ident and seq in an encoded request (and the v4 checksum), so the
- * send path can reuse one prepared packet per probe. */
-void icmp_echo_set_seq(int family, uint8_t *pkt, size_t len, uint16_t ident,
+/* The one's complement sum of an encoded request (len bytes) without its
+ * checksum, ident and seq fields: all icmp_echo_set_seq() needs to fix the
+ * IPv4 checksum in O(1), whatever the payload size. */
+uint16_t icmp_echo_base(const uint8_t *pkt, size_t len);
+
+/* Rewrite ident and seq in an encoded request, and its IPv4 checksum from
+ * base (icmp_echo_base of that request), so the send path builds a request
+ * once per payload size and only patches it for each send. */
+void icmp_echo_set_seq(int family, uint8_t *pkt, uint16_t base, uint16_t ident,
 		       uint16_t seq);
 
 /* Decode an ICMPv4 message.  with_ip_header: buf starts with the IPv4

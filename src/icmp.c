@@ -126,12 +126,11 @@ static inline void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
-uint16_t icmp_checksum(const void *buf, size_t len)
+/* Summing native 16-bit words gives the byte-swapped one's complement sum
+ * on little-endian hosts, and storing the result natively swaps it back
+ * (RFC 1071, section 2(B)), so no byte order conversion is needed. */
+static uint64_t sum_words(const uint8_t *p, size_t len)
 {
-	/* Summing native 16-bit words gives the byte-swapped one's complement
-	 * sum on little-endian hosts, and storing the result natively swaps it
-	 * back (RFC 1071, section 2(B)), so no byte order conversion is needed. */
-	const uint8_t *p = buf;
 	uint64_t sum = 0;
 	uint16_t w;
 
@@ -146,9 +145,19 @@ uint16_t icmp_checksum(const void *buf, size_t len)
 		memcpy(&w, last, 2);
 		sum += w;
 	}
+	return sum;
+}
+
+static uint16_t fold(uint64_t sum)
+{
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return (uint16_t)sum;
+}
+
+uint16_t icmp_checksum(const void *buf, size_t len)
+{
+	return (uint16_t)~fold(sum_words(buf, len));
 }
 
 size_t icmp_echo_encode(int family, uint8_t *buf, size_t cap, uint16_t ident,
@@ -168,20 +177,27 @@ size_t icmp_echo_encode(int family, uint8_t *buf, size_t cap, uint16_t ident,
 	/* A recognisable fill pattern helps when reading packet captures. */
 	for (; i < payload_size; i++)
 		buf[ICMP_ECHO_HDR_LEN + i] = (uint8_t)(0x20 + i % 64);
-	icmp_echo_set_seq(family, buf, len, ident, seq);
+	icmp_echo_set_seq(family, buf, icmp_echo_base(buf, len), ident, seq);
 	return len;
 }
 
-void icmp_echo_set_seq(int family, uint8_t *pkt, size_t len, uint16_t ident,
-		       uint16_t seq)
+uint16_t icmp_echo_base(const uint8_t *pkt, size_t len)
 {
+	/* Type and code, then the payload: bytes 2..7 (checksum, ident, seq)
+	 * are left out. */
 	if (len < ICMP_ECHO_HDR_LEN)
-		return;
+		return 0;
+	return fold(sum_words(pkt, 2) + sum_words(pkt + ICMP_ECHO_HDR_LEN, len - ICMP_ECHO_HDR_LEN));
+}
+
+void icmp_echo_set_seq(int family, uint8_t *pkt, uint16_t base, uint16_t ident, uint16_t seq)
+{
 	put16(pkt + 4, ident);
 	put16(pkt + 6, seq);
 	pkt[2] = pkt[3] = 0;
 	if (family != 6) {
-		uint16_t ck = icmp_checksum(pkt, len);
+		uint16_t ck = (uint16_t)~fold(base + sum_words(pkt + 4, 4));
+
 		memcpy(pkt + 2, &ck, 2);
 	}
 }

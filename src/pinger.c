@@ -273,7 +273,13 @@ struct pinger {
 	/* Send lateness (actual send - scheduled deadline) histogram. */
 	uint32_t late_hist[LATE_BUCKETS];
 	uint64_t late_max_ns, late_n;
+	/* The request in txbuf, built for one family and payload size and
+	 * patched (ident, seq, checksum) for each send; tx_len 0: none yet. */
 	uint8_t *txbuf;
+	size_t tx_len;
+	uint32_t tx_payload;
+	uint8_t tx_family;
+	uint16_t tx_base;
 	/* Receive batch: rx_n slots of rx_slot bytes in rxbuf. */
 	uint8_t *rxbuf;
 	size_t rx_slot, rx_n;
@@ -764,8 +770,16 @@ static void probe_send(struct pinger *p, struct probe *pr, uint64_t now, uint64_
 		send_failed(p, pr, EBUSY, now);
 		return;
 	}
-	len = icmp_echo_encode(s->key.family, p->txbuf, ICMP_ECHO_HDR_LEN + ICMP_MAX_PAYLOAD,
-			       s->ident, (uint16_t)seq, p->cookie, o->payload_size);
+	if (p->tx_len == 0 || p->tx_family != s->key.family || p->tx_payload != o->payload_size) {
+		p->tx_len = icmp_echo_encode(s->key.family, p->txbuf,
+					     ICMP_ECHO_HDR_LEN + ICMP_MAX_PAYLOAD, 0, 0, p->cookie,
+					     o->payload_size);
+		p->tx_family = s->key.family;
+		p->tx_payload = o->payload_size;
+		p->tx_base = icmp_echo_base(p->txbuf, p->tx_len);
+	}
+	len = p->tx_len;
+	icmp_echo_set_seq(s->key.family, p->txbuf, p->tx_base, s->ident, (uint16_t)seq);
 	/* The send time is taken as late as user space can: right before the
 	 * system call.  It never travels in the packet. */
 	t0 = mono_ns();
