@@ -3,20 +3,23 @@
  * and README "ICMP health pings" for the behaviour and the log keys.
  *
  * Objects:
- *   target  one [target NAME] section: its copied settings and one or two
- *           probes, in a single allocation.  Kept across reloads when its
- *           identity (name, host, family, source, interface, socket
- *           settings; for IP literals the address) is unchanged, so a
- *           kept target also keeps its resolved address and DNS timers.
+ *   target  one [target NAME] section: one or two probes, and DNS state
+ *           and a source address only when it has them, in a single
+ *           allocation; its probe settings are one copy shared by every
+ *           target with the same ones (opts_get).  Kept across reloads
+ *           when its identity (name, host, family, source, interface,
+ *           socket settings; for IP literals the address) is unchanged,
+ *           so a kept target also keeps its resolved address and DNS
+ *           timers.
  *           A host name is resolved inside the loop (resolver.h), never
  *           with a blocking lookup: a new named target starts with its
  *           probes unresolved, which do not send and are neither up nor
  *           down, and is re-resolved every resolve_interval (sooner when
  *           the TTL is shorter, see resolve_sched.h).
  *   probe   one (target, family) pair: schedule, in-flight chain, statistics
- *           and up/down state.  Its next send is a node in the pinger's
- *           send wheel and its next reply timeout a loop timer, both
- *           embedded, so the send path never allocates.
+ *           and up/down state.  It sits in the pinger's wheel once, at the
+ *           earlier of its next send and its oldest request's timeout (an
+ *           embedded node), so the send path never allocates.
  *   psock   one ICMP socket and its sequence map.  Probes share one socket
  *           per (family, socket kind, ttl, tos); a target with its own
  *           source address or interface gets a socket of its own.
