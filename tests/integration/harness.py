@@ -293,13 +293,30 @@ class Daemon:
         while time.monotonic() < deadline:
             try:
                 with open(f"/proc/{self.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("SigBlk:") and int(line.split()[1], 16) & want == want:
-                            return
+                    blocked = any(line.startswith("SigBlk:") and
+                                  int(line.split()[1], 16) & want == want for line in f)
             except FileNotFoundError:
-                break
+                break       # the process is gone
+            # The signalfd the daemon opens right after blocking its
+            # signals is the second proof: under a wrapper (valgrind) the
+            # mask may be the wrapper's before the daemon's code runs.
+            if blocked and self._has_signalfd():
+                return
             time.sleep(0.02)
         raise AssertionError("beacond never blocked its signals")
+
+    def _has_signalfd(self):
+        try:
+            fds = os.listdir(f"/proc/{self.pid}/fd")
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{self.pid}/fd/{fd}") == "anon_inode:[signalfd]":
+                    return True
+            except OSError:
+                pass        # closed while we looked (valgrind's own files)
+        return False
 
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))

@@ -208,6 +208,8 @@ class LoopbackTest(unittest.TestCase, Common):
                                "a 50 ms interval sends more than 100 ms")
             self.assertEqual(d.stop(), 0)
 
+    @unittest.skipIf(harness.SLOW > 1, "checks the send schedule to the millisecond: "
+                     "meaningless when the daemon runs many times slower (valgrind)")
     def test_intervals_on_and_off_the_wheel(self):
         # 1.5 s is longer than the send wheel's rotation (1.024 s), 37 ms is
         # not a multiple of its tick, 10 ms is the shortest allowed.
