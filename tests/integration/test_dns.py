@@ -173,7 +173,10 @@ class Names(unittest.TestCase):
             self.assertEqual(addrs["n399"], "127.2.1.150")
             spread = ts[-1] - ts[0]
             sys.stderr.write(f"  {n} first lookups answered over {spread:.3f} s\n")
-            self.assertGreaterEqual(spread, 0.35)
+            # (A daemon many times slower -- valgrind -- reports answers
+            # late and bunched: the spread then says nothing about pacing.)
+            if harness.SLOW == 1:
+                self.assertGreaterEqual(spread, 0.35)
             # ... and none needed a retransmission (c-ares waits 2 s): a
             # burst of 400 queries made dnsmasq drop some.
             self.assertLess(spread, harness.scaled(1.9))
