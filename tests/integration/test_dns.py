@@ -1,6 +1,7 @@
 """Targets by name: asynchronous DNS inside the loop (c-ares), against a real
 DNS server (dnsmasq) started by the test on loopback."""
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,10 +17,24 @@ from harness import BEACOND, EX_CONFIG, Daemon, base_config  # noqa: E402
 DNSMASQ = "/usr/sbin/dnsmasq"
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_dns_port():
+    """A port free for UDP and TCP on 127.0.0.1, below the ephemeral range:
+    ports the kernel hands out (other tests' listeners and thousands of
+    client connections, e.g. test_tcp's 19 000) never land there, so they
+    cannot take it between this check and dnsmasq's bind."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low))
+        try:
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port for dnsmasq")
 
 
 class Dnsmasq:
@@ -29,21 +44,25 @@ class Dnsmasq:
         self.tmp = tempfile.TemporaryDirectory(prefix="beacond-dns-")
         self.hosts = os.path.join(self.tmp.name, "hosts")
         self.write(hosts)
-        # dnsmasq binds TCP as well as UDP on the port; a free UDP port may
-        # be taken for TCP (or taken by a parallel test before dnsmasq binds
-        # it), so try a few ports.
+        # dnsmasq binds TCP as well as UDP on the port; another test's
+        # dnsmasq may still take the same one first, so try a few.
+        err = ""
         for _ in range(5):
-            self.port = free_udp_port()
+            self.port = free_dns_port()
             self.proc = subprocess.Popen(
                 [DNSMASQ, "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
                  "--bind-interfaces", "--no-resolv", "--no-hosts", f"--addn-hosts={self.hosts}",
                  "--local-ttl=1", "--no-negcache", "--user=root", "--pid-file=",
-                 "--log-facility=-"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 "--log-facility=/dev/null"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True)
             time.sleep(0.3)
             if self.proc.poll() is None:
+                self.proc.stderr.close()
                 return
-        raise RuntimeError("dnsmasq did not start")
+            err = self.proc.stderr.read().strip()
+            self.proc.stderr.close()
+        raise RuntimeError(f"dnsmasq did not start: {err}")
 
     def write(self, text):
         with open(self.hosts, "w") as f:

@@ -218,14 +218,17 @@ class NotifyLifecycle(unittest.TestCase):
         self.assertEqual(states, ["READY", "RELOADING", "READY", "RELOADING", "READY",
                                   "STOPPING"], [m[2] for m in msgs])
 
-        # Every watchdog interval (outside the reloads, which may delay one
-        # ping a little) is about half of WATCHDOG_USEC.
+        # Pings come every half of WATCHDOG_USEC (the median gap), never in
+        # a burst, and never so late that systemd would act: no gap reaches
+        # WATCHDOG_USEC (1 s).  (A clean-clone CI run saw one 0.90 s gap in
+        # the ASan build while the nspawn test booted systemd next to it.)
         wd = [t for t, f, _ in msgs if f.get("WATCHDOG") == "1"]
         self.assertGreaterEqual(len(wd), 4, "too few WATCHDOG=1")
         gaps = [b - a for a, b in zip(wd, wd[1:])]
+        self.assertLess(abs(sorted(gaps)[len(gaps) // 2] - 0.5), 0.05, gaps)
         for g in gaps:
             self.assertGreater(g, 0.3, gaps)
-            self.assertLess(g, 0.8, gaps)
+            self.assertLess(g, 1.0, gaps)
 
         # STATUS refreshes are at most once a second (the ones that come with
         # READY=1 are part of the readiness message and do not count).
