@@ -181,7 +181,7 @@ class Phases:
     1. the capture started before them runs 3 s more (the start-up burst),
     2. a window with no capture at all gives CPU per probe -- a packet
        capture's tap runs inside the sender's sendto() and would be billed
-       to the tool (about +2 us per probe here) -- counting requests with
+       to the tool (about +1 us per probe here) -- counting requests with
        the kernel's own InEchos counter,
     3. a second capture to the end gives send lateness."""
 
