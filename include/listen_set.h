@@ -30,9 +30,6 @@ struct listen_sock;
 struct listen_ops {
 	const char *service;     /* "tcp", "udp": in errors and log lines */
 	int type;                /* SOCK_STREAM or SOCK_DGRAM */
-	/* Whether a config entry naming the address of a pinned socket takes
-	 * that socket over (tcp) or gets one of its own (udp). */
-	bool reuse_pinned;
 	io_fn on_ready;
 	/* Optional, for a listen_sock embedded in a larger object: allocate
 	 * it zeroed and free it; setup() prepares a new socket and returns 0,
@@ -57,7 +54,7 @@ struct listen_sock {
 	int fd;
 	bool fresh;              /* opened by a prepare not committed yet */
 	bool inherited;          /* came from systemd (LISTEN_FDS) */
-	bool pinned;             /* inherited, named by no config entry: kept */
+	bool pinned;             /* inherited, named by no entry when adopted: kept */
 	bool claimed;            /* scratch: referenced by the plan being built */
 	bool in_loop;
 	struct endpoint want;    /* as configured (port may be 0), or bound if adopted */

@@ -116,12 +116,16 @@ static int plan_push(struct listen_plan *p, struct listen_sock *ls)
 	return 0;
 }
 
+/* An open socket for this address, if one is not yet claimed.  That may be
+ * a pinned socket systemd passed: the entry that now names its address takes
+ * it over (binding a second socket next to it would split a UDP port's
+ * traffic or fail), and it stays pinned, kept if the entry goes away. */
 static struct listen_sock *find_existing(const struct listen_set *set,
 					 const struct endpoint *ep)
 {
 	for (size_t i = 0; i < set->n; i++) {
 		struct listen_sock *ls = set->v[i];
-		if (ls->claimed || (ls->pinned && !set->ops->reuse_pinned))
+		if (ls->claimed)
 			continue;
 		if (net_endpoint_equal(&ls->want, ep))
 			return ls;

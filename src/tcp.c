@@ -658,7 +658,6 @@ static void listener_apply_options(const struct listen_sock *l, const struct tcp
 static const struct listen_ops listener_ops = {
 	.service = "tcp",
 	.type = SOCK_STREAM,
-	.reuse_pinned = true,
 	.on_ready = listener_on_ready,
 };
 

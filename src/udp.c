@@ -504,7 +504,6 @@ static int sock_setup(struct listen_sock *ls)
 static const struct listen_ops sock_ops = {
 	.service = "udp",
 	.type = SOCK_DGRAM,
-	.reuse_pinned = false,
 	.on_ready = udp_on_ready,
 	.alloc = sock_alloc,
 	.free = sock_free,

@@ -353,6 +353,34 @@ class SocketActivation(unittest.TestCase):
                     self.assertEqual(udp_echo((host, p)), b"ping beacond")
             self.assertEqual(d.stop(), 0)
 
+    def test_reload_names_a_passed_address(self):
+        # The passed sockets first serve outside the config; a reload whose
+        # config names their address takes them over, in both services --
+        # no second socket on the port (for UDP that would split the port's
+        # traffic between two sockets), and none closed.  A further reload
+        # that drops the entry again keeps them: systemd still owns them.
+        d, port = self.activated(lambda p: base_config(
+            tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+        with d:
+            first = self.start_by_connecting(d, port)
+            self.check_inherited_port_serves(d, port, first)
+            named = f"127.0.0.1:{port}"
+            d.write_config(base_config(
+                tcp={"listen": f"127.0.0.1:0, {named}"},
+                udp={"listen": f"127.0.0.1:0, {named}", "rate_limit": 0}))
+            self.assertEqual(d.reload()["event"], "reloaded")
+            d.write_config(base_config(
+                tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+            self.assertEqual(d.reload()["event"], "reloaded")
+            for svc in ("tcp", "udp"):
+                evs = d.events("listen", service=svc, addr=named)
+                self.assertEqual(len(evs), 1, f"{svc}: {d.events('listen')}")
+            self.assertEqual(d.events("listen_close"), [])
+            self.assertEqual(tcp_echo(("127.0.0.1", port)), b"hello beacond\n")
+            for _ in range(20):
+                self.assertEqual(udp_echo(("127.0.0.1", port)), b"ping beacond")
+            self.assertEqual(d.stop(), 0)
+
 
 if __name__ == "__main__":
     harness.main()
