@@ -96,6 +96,10 @@ struct log_rate {
 	uint64_t next_ns;         /* 0: nothing logged yet */
 	uint64_t suppressed;
 };
+/* The gate alone (pure), for lines built by hand: true when one is due at
+ * now_ns, with *suppressed = the count skipped since the last one. */
+bool log_rate_due(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
+		  uint64_t *suppressed);
 /* log_begin() for one kind, or NULL while its period lasts (counted). */
 struct logline *log_begin_rate(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 			       enum log_level level, const char *event,

@@ -522,25 +522,37 @@ static const char *timestamp(void)
 	return buf;
 }
 
+bool log_rate_due(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
+		  uint64_t *suppressed)
+{
+	if (r->next_ns != 0 && now_ns < r->next_ns) {
+		if (r->suppressed < UINT64_MAX)
+			r->suppressed++;
+		return false;
+	}
+	*suppressed = r->suppressed;
+	r->suppressed = 0;
+	r->next_ns = now_ns + period_ns;
+	if (r->next_ns == 0)
+		r->next_ns = 1;
+	return true;
+}
+
 struct logline *log_begin_rate(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 			       enum log_level level, const char *event,
 			       const char *service)
 {
 	struct logline *l;
 
-	if (!log_enabled(level))
+	uint64_t suppressed;
+
+	if (!log_enabled(level) || !log_rate_due(r, now_ns, period_ns, &suppressed))
 		return NULL;
-	if (r->next_ns != 0 && now_ns < r->next_ns) {
-		r->suppressed++;
-		return NULL;
-	}
 	l = log_begin(level, event);
 	if (service)
 		log_str(l, "service", service);
-	if (r->suppressed)
-		log_u64(l, "suppressed", r->suppressed);
-	r->next_ns = now_ns + period_ns;
-	r->suppressed = 0;
+	if (suppressed)
+		log_u64(l, "suppressed", suppressed);
 	return l;
 }
 

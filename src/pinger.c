@@ -206,14 +206,12 @@ struct target_dns {
 	struct timer timer;
 	struct resolver_query *rq;
 	uint32_t failures;
-	uint32_t fail_suppressed;
-	uint64_t fail_logged_ns;
+	struct log_rate fail_rate;
 	/* family = auto: the IPv4 and IPv6 sockets the probe may use once it
 	 * knows its family (each holds a reference). */
 	struct psock *cand[2];
 	/* resolve_failed lines for one family of a dual-stack name, per probe. */
-	uint32_t rfail_suppressed[2];
-	uint64_t rfail_logged_ns[2];
+	struct log_rate family_rate[2];
 };
 
 struct target {
@@ -619,9 +617,10 @@ static void probe_lost(struct probe *pr, uint64_t send_ns)
 	probe_outcome(pr, false, 0, send_ns);
 }
 
-/* Rate limit for a probe's repeated error lines.  Returns true when this
- * one should be logged, with *suppressed the count of lines skipped since
- * the last one. */
+/* Rate limit for a probe's repeated error lines: log_rate_due() in 8 bytes
+ * instead of 16 (every probe carries two), with times in 100 ms ticks.
+ * Returns true when this one should be logged, with *suppressed the count
+ * of lines skipped since the last one. */
 static bool err_log_due(uint32_t *last, uint32_t *count, uint64_t now, uint32_t *suppressed)
 {
 	uint32_t tick = (uint32_t)(now / ERR_LOG_TICK_NS) + 1;
@@ -1605,22 +1604,6 @@ static void target_resolve_later(struct pinger *p, struct target *t, uint64_t at
 		loop_timer_arm(p->loop, &t->dns->timer, at);
 }
 
-/* Rate limit for resolve_failed: once per resolve_interval per target (and
- * per family for a family the name lacks). */
-static bool rfail_due(uint64_t *last, uint32_t *count, uint64_t now, uint64_t period,
-		      uint32_t *suppressed)
-{
-	if (*last != 0 && now - *last < period) {
-		if (*count < UINT32_MAX)
-			(*count)++;
-		return false;
-	}
-	*suppressed = *count;
-	*count = 0;
-	*last = now ? now : 1;
-	return true;
-}
-
 /* A failed lookup: keep every resolved probe's last good address (it keeps
  * being pinged), retry with backoff. */
 static void target_resolve_failed(struct pinger *p, struct target *t, const char *error,
@@ -1628,13 +1611,13 @@ static void target_resolve_failed(struct pinger *p, struct target *t, const char
 {
 	struct target_dns *d = t->dns;
 	uint64_t retry;
-	uint32_t suppressed = 0;
+	uint64_t suppressed;
 
 	if (d->failures < UINT32_MAX)
 		d->failures++;
 	retry = resolve_sched_backoff_ns(d->failures, t->opts->resolve_interval_ns);
-	if (rfail_due(&d->fail_logged_ns, &d->fail_suppressed, now, t->opts->resolve_interval_ns,
-		      &suppressed)) {
+	/* Once per resolve_interval per target. */
+	if (log_rate_due(&d->fail_rate, now, t->opts->resolve_interval_ns, &suppressed)) {
 		struct logline *l = log_begin(LOG_WARNING, "resolve_failed");
 
 		log_str(l, "target", t->name);
@@ -1767,11 +1750,11 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 			/* family = both and the name lacks one family (or an
 			 * auto name switched families): that probe stays as it
 			 * was -- unresolved, or on its last address. */
-			uint32_t suppressed = 0;
+			uint64_t suppressed;
 
 			incomplete = true;
-			if (rfail_due(&t->dns->rfail_logged_ns[i], &t->dns->rfail_suppressed[i], now,
-				      t->opts->resolve_interval_ns, &suppressed)) {
+			if (log_rate_due(&t->dns->family_rate[i], now, t->opts->resolve_interval_ns,
+					 &suppressed)) {
 				struct logline *l = probe_log(pr, LOG_WARNING, "resolve_failed");
 
 				log_str(l, "host", t->host);

@@ -392,6 +392,31 @@ Test(log, rate_limited_lines)
 	cr_assert_eq(r.suppressed, 0);
 }
 
+Test(log, rate_gate)
+{
+	struct log_rate r = { 0, 0 };
+	uint64_t sup = 99;
+
+	/* The first line is due whenever it comes, even at time 0. */
+	cr_assert(log_rate_due(&r, 0, 0, &sup));
+	cr_assert_eq(sup, 0);
+	cr_assert_neq(r.next_ns, 0, "a line was logged: the gate is armed");
+	cr_assert(log_rate_due(&r, 5, 10, &sup));
+	/* Until the period ends: skipped and counted; then due with the count. */
+	for (uint64_t t = 5; t < 15; t++)
+		cr_assert_not(log_rate_due(&r, t, 10, &sup));
+	cr_assert(log_rate_due(&r, 15, 10, &sup));
+	cr_assert_eq(sup, 10);
+	cr_assert(log_rate_due(&r, 1000, 10, &sup));
+	cr_assert_eq(sup, 0);
+	/* The count saturates instead of wrapping. */
+	r.suppressed = UINT64_MAX - 1;
+	cr_assert_not(log_rate_due(&r, 1001, 10, &sup));
+	cr_assert_not(log_rate_due(&r, 1002, 10, &sup));
+	cr_assert(log_rate_due(&r, 1010, 10, &sup));
+	cr_assert_eq(sup, UINT64_MAX);
+}
+
 Test(log, logfmt_quoting_and_escaping)
 {
 	static const struct {
