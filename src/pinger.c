@@ -1275,9 +1275,19 @@ static void on_sock_ready(struct io *io, uint32_t events)
 
 /* Raw IPv4: let the kernel drop everything but echo replies carrying our
  * ident and errors quoting a request with our ident (as iputils does), so
- * a busy host's ICMP traffic never wakes us. */
-static int attach_filter4(int fd, uint16_t ident)
+ * a busy host's ICMP traffic never wakes us.  ICMP_FILTER drops the other
+ * types first, before the kernel clones the packet for this socket: every
+ * echo request the host receives (on loopback, each of our own) used to be
+ * cloned only to be rejected by the BPF program.  (On the 10 000-target
+ * loopback bench the saving is within this machine's noise, 0.83-1.07 of
+ * the CPU per probe over 16 paired rounds.) */
+static int set_filter4(int fd, uint16_t ident)
 {
+	/* ICMP_FILTER and its struct icmp_filter (one 32-bit mask of the
+	 * types to drop) from <linux/icmp.h>, which clashes with <net/if.h>. */
+	enum { RAW_ICMP_FILTER = 1 };
+	uint32_t drop = ~(1u << ICMP4_ECHO_REPLY | 1u << ICMP4_DEST_UNREACH |
+			  1u << ICMP4_TIME_EXCEEDED | 1u << ICMP4_PARAM_PROBLEM);
 	struct sock_filter code[] = {
 		/* 0 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),        /* X = IHL */
 		/* 1 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 0),         /* type */
@@ -1300,6 +1310,8 @@ static int attach_filter4(int fd, uint16_t ident)
 	};
 	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
 
+	if (setsockopt(fd, SOL_RAW, RAW_ICMP_FILTER, &drop, sizeof drop) < 0)
+		return -1;
 	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
 }
 
@@ -1540,8 +1552,8 @@ static struct psock *psock_open(struct pinger *p, const struct sock_key *k, char
 		if (p->next_raw_ident == 0)
 			p->next_raw_ident = (uint16_t)(random_u64() | 1);
 		s->ident = p->next_raw_ident++;
-		if (v6 ? set_filter6(fd) < 0 : attach_filter4(fd, s->ident) < 0) {
-			step = v6 ? "ICMP6_FILTER" : "SO_ATTACH_FILTER";
+		if (v6 ? set_filter6(fd) < 0 : set_filter4(fd, s->ident) < 0) {
+			step = v6 ? "ICMP6_FILTER" : "ICMP_FILTER/SO_ATTACH_FILTER";
 			goto fail;
 		}
 	}
