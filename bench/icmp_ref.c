@@ -13,11 +13,16 @@
  * (send, loopback echo, receive, timestamps) plus a wake-up per batch: the
  * floor under any pinger on this machine.
  *
- *   icmp_ref [-n TARGETS] [-i INTERVAL_MS] [-g GRID_MS] [-s SECONDS] [-r]
+ *   icmp_ref [-n TARGETS] [-i INTERVAL_MS] [-g GRID_MS] [-s SECONDS] [-r] [-P]
  *
  * Defaults: 10000 targets, 1000 ms, 4 ms, 60 s, datagram socket.  Prints
  * "sent N received N stamps N" on stdout at the end.  Run it only where the
  * targets are your own loopback (bench/icmp runs it in a namespace).
+ *
+ * -P also prints, on stderr, the mean wall time of sendto() by the send's
+ * position in its batch (0 = the first after the sleep), and the process's
+ * CPU per probe.  A flood is "-i 20 -g 1" (500 sends per 1 ms step, more
+ * than one CPU can send, so it never sleeps).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,12 +34,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define BATCH 64
 #define PAYLOAD 56
+#define POSITIONS 64   /* -P: positions timed; later ones count as the last */
 
 static uint64_t now_ns(void)
 {
@@ -96,22 +103,24 @@ static long drain(int fd, int flags)
 int main(int argc, char **argv)
 {
 	long n_targets = 10000, interval_ms = 1000, grid_ms = 4, seconds = 60;
-	int raw = 0, opt, fd, on = 1, rcvbuf = 32 << 20;
+	int raw = 0, timing = 0, opt, fd, on = 1, rcvbuf = 32 << 20;
+	static uint64_t pos_ns[POSITIONS], pos_n[POSITIONS];
 	int ts = SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_SOFTWARE |
 		 SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY;
 	long sent = 0, received = 0, stamps = 0, n_slots;
 	uint8_t pkt[8 + PAYLOAD];
 	uint64_t grid, t0, end;
 
-	while ((opt = getopt(argc, argv, "n:i:g:s:r")) != -1) {
+	while ((opt = getopt(argc, argv, "n:i:g:s:rP")) != -1) {
 		switch (opt) {
 		case 'n': n_targets = atol(optarg); break;
 		case 'i': interval_ms = atol(optarg); break;
 		case 'g': grid_ms = atol(optarg); break;
 		case 's': seconds = atol(optarg); break;
 		case 'r': raw = 1; break;
+		case 'P': timing = 1; break;
 		default:
-			fprintf(stderr, "usage: icmp_ref [-n N] [-i MS] [-g MS] [-s S] [-r]\n");
+			fprintf(stderr, "usage: icmp_ref [-n N] [-i MS] [-g MS] [-s S] [-r] [-P]\n");
 			return 64;
 		}
 	}
@@ -161,9 +170,17 @@ int main(int argc, char **argv)
 			c = checksum(pkt, sizeof pkt);
 			pkt[2] = (uint8_t)(c >> 8);
 			pkt[3] = (uint8_t)c;
+			uint64_t before = timing ? now_ns() : 0;
+
 			if (sendto(fd, pkt, sizeof pkt, 0, (struct sockaddr *)&dst, sizeof dst) ==
 			    (ssize_t)sizeof pkt)
 				sent++;
+			if (timing) {
+				long i_pos = k - from < POSITIONS ? k - from : POSITIONS - 1;
+
+				pos_ns[i_pos] += now_ns() - before;
+				pos_n[i_pos]++;
+			}
 		}
 		received += drain(fd, 0);
 		stamps += drain(fd, MSG_ERRQUEUE);
@@ -171,6 +188,18 @@ int main(int argc, char **argv)
 	received += drain(fd, 0);
 	stamps += drain(fd, MSG_ERRQUEUE);
 	printf("sent %ld received %ld stamps %ld\n", sent, received, stamps);
+	if (timing) {
+		struct rusage ru;
+
+		fprintf(stderr, "sendto us by position in batch:");
+		for (int i = 0; i < POSITIONS; i++)
+			if (pos_n[i])
+				fprintf(stderr, " %d:%.2f", i, (double)pos_ns[i] / 1e3 / (double)pos_n[i]);
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(stderr, "\ncpu us/probe %.2f\n",
+			((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+			 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) / (double)(sent ? sent : 1));
+	}
 	close(fd);
 	return 0;
 }

@@ -25,7 +25,12 @@ traffic stays on a private loopback or a private veth pair):
    machine's speed drifts by tens of percent from minute to minute, the
    "floor" section also runs beacond and the reference at the same time,
    in two namespaces, pinned to different CPUs and swapped each round, and
-   reports the ratio of their CPU per probe round by round.
+   reports the ratio of their CPU per probe round by round.  It runs those
+   rounds once more with both CPUs kept busy by a SCHED_IDLE spinner: on
+   this VM the first send after a sleep costs several times the others
+   (`icmp_ref -P` prints sendto's time by position in the batch), so the
+   warm rounds show the cost of the code with less of the machine's idle
+   and wake-up costs in it.  README "ICMP pinger" has the figures.
 
 2. Accuracy against the wire: in a probe/target namespace pair, tcpdump on
    the probe side's veth with nanosecond timestamps; every RTT a tool
@@ -523,10 +528,19 @@ def scale_ref(topo, tmp, seconds):
     return row
 
 
-def paired(topo, tmp, rounds, seconds, socket_kind):
+def spinner(cpu, seconds):
+    """A busy loop at SCHED_IDLE pinned to one CPU, ending by itself: it runs
+    only when nothing else wants that CPU, so the CPU never goes idle
+    between send batches, and it is never charged to the tool measured."""
+    return subprocess.Popen(["chrt", "-i", "0", "taskset", "-c", str(cpu), "timeout",
+                             str(int(seconds)), "sh", "-c", "while :; do :; done"])
+
+
+def paired(topo, tmp, rounds, seconds, socket_kind, warm=False):
     """beacond in P and icmp_ref in T at the same time, each pinned to one
     CPU, swapped every round: CPU per probe of each over the same seconds
-    (both send 10 000 a second on an absolute schedule)."""
+    (both send 10 000 a second on an absolute schedule).  warm: a spinner
+    keeps both CPUs busy (see spinner())."""
     icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
             "log_replies": "no", "socket": socket_kind}
     targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
@@ -534,7 +548,8 @@ def paired(topo, tmp, rounds, seconds, socket_kind):
     out = []
     for r in range(rounds):
         cpu_d, cpu_r = (0, 1) if r % 2 == 0 else (1, 0)
-        logpath = os.path.join(tmp, f"paired-{r}.log")
+        logpath = os.path.join(tmp, f"paired-{'warm-' if warm else ''}{r}.log")
+        spin = [spinner(c, seconds + 40) for c in (0, 1)] if warm else []
         d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
                                             daemon={"log_level": "info",
                                                     "log_target": logpath}))
@@ -552,9 +567,12 @@ def paired(topo, tmp, rounds, seconds, socket_kind):
         d.stop(timeout=60)
         d.close()
         text, _ = ref.communicate(timeout=60)
+        for sp in spin:
+            sp.terminate()
+            sp.wait(timeout=10)
         probes = N_TARGETS * (t_b - t_a)
         us_d, us_r = (b_d - a_d) * 1e6 / probes, (b_r - a_r) * 1e6 / probes
-        log(f"paired round {r + 1}: beacond {us_d:.2f} us/probe (CPU {cpu_d}), "
+        log(f"paired{' warm' if warm else ''} round {r + 1}: beacond {us_d:.2f} us/probe (CPU {cpu_d}), "
             f"icmp_ref {us_r:.2f} (CPU {cpu_r}); ref: {text.strip()}")
         out.append((us_d, us_r))
     return out
@@ -576,6 +594,9 @@ def main():
     ap.add_argument("--pair-rounds", type=int, default=4,
                     help="rounds of beacond and icmp_ref at the same time (0: skip)")
     ap.add_argument("--pair-seconds", type=int, default=15)
+    ap.add_argument("--warm-rounds", type=int, default=4,
+                    help="paired rounds again with both CPUs kept busy by a SCHED_IDLE "
+                         "spinner (0: skip)")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
@@ -593,7 +614,7 @@ def main():
     dgram = args.socket != "raw"
     load0 = os.getloadavg()
     cpu0 = cpu_times()
-    scale, acc, pairs = [], [], []
+    scale, acc, pairs, warm = [], [], [], []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="beacond-icmpbench-") as tmp:
         with open(os.path.join(tmp, "hosts.txt"), "w") as f:
@@ -616,6 +637,11 @@ def main():
             with netns.Topology(dgram=dgram) as topo:
                 log(f"floor: beacond and icmp_ref at once, {args.pair_rounds} rounds")
                 pairs = paired(topo, tmp, args.pair_rounds, args.pair_seconds, args.socket)
+        if args.warm_rounds and {"beacond", "ref"} <= tools and dgram:
+            with netns.Topology(dgram=dgram) as topo:
+                log(f"floor, CPUs kept busy: {args.warm_rounds} rounds")
+                warm = paired(topo, tmp, args.warm_rounds, args.pair_seconds, args.socket,
+                              warm=True)
         if not args.skip_accuracy:
             with netns.Topology(dgram=dgram) as topo:
                 log(f"accuracy: {args.probes} probes per family and tool")
@@ -659,17 +685,22 @@ def main():
               "and last 1 s left out; start-up peak = most requests in one second of the "
               "first 3 (10000 = evenly spread).  capture: "
               + "; ".join(f"{r['tool']}: {r['cap']}" for r in scale))
-    if pairs:
-        ratios = sorted(d / r for d, r in pairs)
-        print(f"\n## CPU per probe against the floor: beacond and icmp_ref at the same time, "
+    for rows, title in ((pairs, "CPU per probe against the floor"),
+                        (warm, "The same with both CPUs kept busy by a SCHED_IDLE spinner "
+                               "(no idle between send batches)")):
+        if not rows:
+            continue
+        ratios = sorted(d / r for d, r in rows)
+        print(f"\n## {title}: beacond and icmp_ref at the same time, "
               f"{N_TARGETS} targets each, own CPU each, swapped every round "
               f"({args.pair_seconds} s per round)")
         print("| round | beacond us/probe | icmp_ref us/probe | ratio |")
         print("|---:|---:|---:|---:|")
-        for i, (d, r) in enumerate(pairs):
+        for i, (d, r) in enumerate(rows):
             print(f"| {i + 1} | {d:.2f} | {r:.2f} | {d / r:.2f} |")
-        print(f"\nmedian ratio {pct(ratios, 50):.2f} (beacond's CPU per probe over the floor's, "
-              "same seconds, same machine)")
+        print(f"\nmedian: beacond {pct(sorted(d for d, _ in rows), 50):.2f} us/probe, "
+              f"icmp_ref {pct(sorted(r for _, r in rows), 50):.2f}, ratio {pct(ratios, 50):.2f} "
+              "(beacond's CPU per probe over the floor's, same seconds, same machine)")
     if acc:
         print(f"\n## RTT accuracy against the wire (veth capture in the probe namespace, "
               f"ns timestamps, {args.probes} probes per family at 10 ms)")
