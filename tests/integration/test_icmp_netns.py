@@ -153,7 +153,8 @@ class LossTest(unittest.TestCase):
                 received = int(s["total_received"])
                 pct = float(s["total_loss_pct"])
                 msg = (f"{name}: sent={sent} received={received} lost={lost} loss_pct={pct} "
-                       f"inflight={s.get('inflight')}")
+                       f"inflight={s.get('inflight')}; nft dropped {before[name]} before the "
+                       f"summary, {after[name]} after")
                 print(msg)
                 self.assertGreaterEqual(sent, self.PROBES, msg)
                 self.assertLessEqual(abs(pct - self.PCT), 5.0, msg)
@@ -162,7 +163,6 @@ class LossTest(unittest.TestCase):
                 # What was lost is exactly what nft dropped: every drop counted
                 # before the summary was asked for is reported lost unless it is
                 # still in flight, and nothing else is.
-                msg += f"; nft dropped {before[name]} before the summary, {after[name]} after"
                 self.assertLessEqual(before[name] - int(s["inflight"]), lost, msg)
                 self.assertLessEqual(lost, after[name], msg)
 
