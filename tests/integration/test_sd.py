@@ -267,6 +267,11 @@ class NotifyLifecycle(unittest.TestCase):
             self.assertEqual(d.stop(), 0)
 
 
+def listen_config(tcp, udp):
+    """A config whose [tcp] and [udp] listen on the given lists."""
+    return base_config(tcp={"listen": tcp}, udp={"listen": udp, "rate_limit": 0})
+
+
 @unittest.skipUnless(have("systemd-socket-activate"), "systemd-socket-activate not installed")
 class SocketActivation(unittest.TestCase):
     def activated(self, cfg_for_port, notify=None):
@@ -316,9 +321,8 @@ class SocketActivation(unittest.TestCase):
     def test_same_addresses_as_config(self):
         rx = NotifyReceiver()
         self.addCleanup(rx.close)
-        d, port = self.activated(lambda p: base_config(
-            tcp={"listen": f"127.0.0.1:{p}"},
-            udp={"listen": f"127.0.0.1:{p}", "rate_limit": 0}), notify=rx.address)
+        d, port = self.activated(lambda p: listen_config(f"127.0.0.1:{p}", f"127.0.0.1:{p}"),
+                                 notify=rx.address)
         with d:
             first = self.start_by_connecting(d, port)
             rx.wait(lambda f: f.get("READY") == "1", what="READY=1 under socket activation")
@@ -336,8 +340,7 @@ class SocketActivation(unittest.TestCase):
     def test_config_listens_elsewhere(self):
         # The config names other (ephemeral) addresses: beacond binds those
         # itself and still serves the sockets systemd passed.
-        d, port = self.activated(lambda p: base_config(
-            tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+        d, port = self.activated(lambda p: listen_config("127.0.0.1:0", "127.0.0.1:0"))
         with d:
             first = self.start_by_connecting(d, port)
             self.check_inherited_port_serves(d, port, first)
@@ -359,18 +362,15 @@ class SocketActivation(unittest.TestCase):
         # no second socket on the port (for UDP that would split the port's
         # traffic between two sockets), and none closed.  A further reload
         # that drops the entry again keeps them: systemd still owns them.
-        d, port = self.activated(lambda p: base_config(
-            tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+        d, port = self.activated(lambda p: listen_config("127.0.0.1:0", "127.0.0.1:0"))
         with d:
             first = self.start_by_connecting(d, port)
             self.check_inherited_port_serves(d, port, first)
             named = f"127.0.0.1:{port}"
-            d.write_config(base_config(
-                tcp={"listen": f"127.0.0.1:0, {named}"},
-                udp={"listen": f"127.0.0.1:0, {named}", "rate_limit": 0}))
+            both = f"127.0.0.1:0, {named}"
+            d.write_config(listen_config(both, both))
             self.assertEqual(d.reload()["event"], "reloaded")
-            d.write_config(base_config(
-                tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+            d.write_config(listen_config("127.0.0.1:0", "127.0.0.1:0"))
             self.assertEqual(d.reload()["event"], "reloaded")
             for svc in ("tcp", "udp"):
                 evs = d.events("listen", service=svc, addr=named)
