@@ -75,6 +75,7 @@ struct probe_opts {
 	uint32_t payload_size;           /* 56, 0..65000 bytes */
 	uint32_t ttl;                    /* 64, 1..255 */
 	uint32_t tos;                    /* 0, 0..255 (DSCP << 2 | ECN) */
+	bool dont_fragment;              /* yes: DF set, never fragmented */
 	uint32_t down_after;             /* 3, 1..1000 */
 	uint32_t up_after;               /* 2, 1..1000 */
 	bool log_replies;                /* no */

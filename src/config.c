@@ -165,7 +165,7 @@ static const struct key_def icmp_keys[] = {
 
 /* The [icmp] keys every [target] may override.  Their index is the bit in
  * the per-target "explicitly set" mask. */
-#define PROBE_KEYS 10  /* fits the uint16_t "set" mask */
+#define PROBE_KEYS 11  /* fits the uint16_t "set" mask */
 #define P(f) offsetof(struct probe_opts, f)
 static const struct key_def probe_keys[] = {
 	{ "interval", K_DURATION, P(interval_ns), 0, 10 * MSEC, HOUR, false, NULL },
@@ -173,6 +173,7 @@ static const struct key_def probe_keys[] = {
 	{ "payload_size", K_U32, P(payload_size), 0, 0, 65000, false, NULL },
 	{ "ttl", K_U32, P(ttl), 0, 1, 255, false, NULL },
 	{ "tos", K_U32, P(tos), 0, 0, 255, false, NULL },
+	{ "dont_fragment", K_BOOL, P(dont_fragment), 0, 0, 0, false, NULL },
 	{ "down_after", K_U32, P(down_after), 0, 1, 1000, false, NULL },
 	{ "up_after", K_U32, P(up_after), 0, 1, 1000, false, NULL },
 	{ "summary_interval", K_DURATION, P(summary_interval_ns), 0, SEC, DAY, true, NULL },
@@ -1083,6 +1084,7 @@ static int set_defaults(struct config *cfg)
 		.payload_size = 56,
 		.ttl = 64,
 		.tos = 0,
+		.dont_fragment = true,
 		.down_after = 3,
 		.up_after = 2,
 		.log_replies = false,

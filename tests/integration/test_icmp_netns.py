@@ -15,7 +15,10 @@ or the delaying responder tests/tools/icmp_delay:
   * a route that ends in an `unreachable` route one hop away gives a real
     ICMP destination-unreachable, logged as event=icmp_error with a reason;
   * `source` and `interface` change what the kernel sends, as counted by
-    nftables rules in the target namespace.
+    nftables rules in the target namespace;
+  * `dont_fragment`: requests carry DF by default and one too big for the
+    link fails with EMSGSIZE; with `dont_fragment = no` they carry no DF
+    and big ones are fragmented and answered.
 """
 import signal
 import time
@@ -341,6 +344,49 @@ class SourceInterfaceTest(unittest.TestCase):
             self.assertGreaterEqual(got["tb6"], 5, got)
             self.assertEqual(got["ta4"], 0, got)
             self.assertEqual(got["ta6"], 0, got)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class DontFragmentTest(unittest.TestCase):
+    def test_dont_fragment(self):
+        """On the wire (nft counters in T see requests after reassembly,
+        told apart here by their IP length) and in what beacond reports,
+        with payloads bigger than the veth's 1500-byte MTU."""
+        with netns.Topology() as t:
+            for length in (84, 128):
+                base = f"ip daddr {SVC4} icmp type echo-request ip length {length}"
+                t.add_counter(f"df{length}", base + " ip frag-off & 0x4000 != 0")
+                t.add_counter(f"nodf{length}", base + " ip frag-off & 0x4000 == 0")
+            d = t.daemon(config(
+                {"interval": "100ms", "timeout": "500ms", "summary_interval": "0",
+                 "log_replies": "yes"},
+                {"d4": {"host": SVC4},
+                 "n4": {"host": SVC4, "payload_size": "100", "dont_fragment": "no"},
+                 "b4": {"host": SVC4, "payload_size": "3000"},
+                 "b6": {"host": SVC6, "payload_size": "3000"},
+                 "f4": {"host": SVC4, "payload_size": "3000", "dont_fragment": "no"},
+                 "f6": {"host": SVC6, "payload_size": "3000", "dont_fragment": "no"}}))
+            with d:
+                d.start()
+                for n in ("d4", "n4", "f4", "f6"):
+                    d.wait_event("reply", target=n, count=5, timeout=10)
+                errors = {n: d.wait_event("send_error", target=n, timeout=10)
+                          for n in ("b4", "b6")}
+                sums = summaries(d, ("b4", "b6", "f4", "f6"))
+                self.assertEqual(d.stop(), 0)
+            got = {c: t.counter(c) for c in ("df84", "nodf84", "df128", "nodf128")}
+            print(got, errors)
+            self.assertGreaterEqual(got["df84"], 5, got)
+            self.assertEqual(got["nodf84"], 0, got)
+            self.assertGreaterEqual(got["nodf128"], 5, got)
+            self.assertEqual(got["df128"], 0, got)
+            for n in ("b4", "b6"):
+                self.assertRegex(errors[n].get("error", ""), r"(?i)message too long", errors[n])
+                self.assertEqual(d.events("reply", target=n), [])
+                self.assertEqual(int(sums[n]["total_received"]), 0, sums[n])
+            for n in ("f4", "f6"):
+                self.assertEqual(d.events("send_error", target=n), [])
+                self.assertEqual(int(sums[n]["total_lost"]), 0, sums[n])
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ Test(config, defaults_from_empty_string)
 	cr_expect_eq(cfg->icmp.defaults.payload_size, 56);
 	cr_expect_eq(cfg->icmp.defaults.ttl, 64);
 	cr_expect_eq(cfg->icmp.defaults.tos, 0);
+	cr_expect(cfg->icmp.defaults.dont_fragment);
 	cr_expect_eq(cfg->icmp.defaults.down_after, 3);
 	cr_expect_eq(cfg->icmp.defaults.up_after, 2);
 	cr_expect_not(cfg->icmp.defaults.log_replies);
@@ -197,6 +198,7 @@ Test(config, full_valid)
 		"payload_size = 65000\n"
 		"ttl = 255\n"
 		"tos = 184\n"
+		"dont_fragment = no\n"
 		"down_after = 1000\n"
 		"up_after = 1\n"
 		"summary_interval = 1d\n"
@@ -212,7 +214,8 @@ Test(config, full_valid)
 		"host = 192.0.2.1\n"
 		"family = 4\n"
 		"source = 192.0.2.100\n"
-		"ttl = 1\n";
+		"ttl = 1\n"
+		"dont_fragment = yes\n";
 	struct config *cfg = parse_ok(text);
 	char a[INET6_ADDRSTRLEN];
 
@@ -249,6 +252,7 @@ Test(config, full_valid)
 	cr_expect_eq(cfg->icmp.defaults.payload_size, 65000);
 	cr_expect_eq(cfg->icmp.defaults.ttl, 255);
 	cr_expect_eq(cfg->icmp.defaults.tos, 184);
+	cr_expect_not(cfg->icmp.defaults.dont_fragment);
 	cr_expect_eq(cfg->icmp.defaults.down_after, 1000);
 	cr_expect_eq(cfg->icmp.defaults.up_after, 1);
 	cr_expect_eq(cfg->icmp.defaults.summary_interval_ns, 86400 * SEC);
@@ -262,7 +266,8 @@ Test(config, full_valid)
 	cr_expect_not(cfg->targets[0].has_source);
 	cr_expect_eq(cfg->targets[0].opts.interval_ns, 3600 * SEC);
 	cr_expect_eq(cfg->targets[0].opts.ttl, 255);
-	cr_expect_eq(cfg->targets[0].line, 44);
+	cr_expect_not(cfg->targets[0].opts.dont_fragment);
+	cr_expect_eq(cfg->targets[0].line, 45);
 
 	cr_expect_str_eq(cfg->targets[1].name, "v4");
 	cr_expect_eq(cfg->targets[1].family, FAMILY_4);
@@ -271,9 +276,10 @@ Test(config, full_valid)
 	cr_expect_eq(port_of(&cfg->targets[1].source), 0);
 	cr_expect_null(cfg->targets[1].interface);
 	cr_expect_eq(cfg->targets[1].opts.ttl, 1);
+	cr_expect(cfg->targets[1].opts.dont_fragment);
 	cr_expect_eq(cfg->targets[1].opts.interval_ns, 10000000);
 	cr_expect(cfg->targets[1].opts.log_replies);
-	cr_expect_eq(cfg->targets[1].line, 50);
+	cr_expect_eq(cfg->targets[1].line, 51);
 	config_free(cfg);
 }
 
