@@ -21,8 +21,9 @@
  *           earlier of its next send and its oldest request's timeout (an
  *           embedded node), so the send path never allocates.
  *   psock   one ICMP socket and its sequence map.  Probes share one socket
- *           per (family, socket kind, ttl, tos, dont_fragment); a target with its own
- *           source address or interface gets a socket of its own.
+ *           per (family, socket kind, ttl, tos, dont_fragment); a target
+ *           with its own source address or interface gets a socket of its
+ *           own.
  *   group   one summary timer per distinct summary_interval, so all targets
  *           with the same interval log their summaries together.
  */
@@ -369,7 +370,8 @@ static bool opts_equal(const struct probe_opts *a, const struct probe_opts *b)
 	return a->interval_ns == b->interval_ns && a->timeout_ns == b->timeout_ns &&
 	       a->summary_interval_ns == b->summary_interval_ns &&
 	       a->payload_size == b->payload_size && a->ttl == b->ttl && a->tos == b->tos &&
-	       a->dont_fragment == b->dont_fragment && a->down_after == b->down_after && a->up_after == b->up_after &&
+	       a->dont_fragment == b->dont_fragment &&
+	       a->down_after == b->down_after && a->up_after == b->up_after &&
 	       a->log_replies == b->log_replies &&
 	       a->resolve_interval_ns == b->resolve_interval_ns;
 }
@@ -917,14 +919,35 @@ struct clock_pair {
 	uint64_t mono, real;
 };
 
+/* Two reads of the monotonic clock further apart than this bracket a
+ * preemption, not just the read of the other clock (a few tens of ns). */
+#define CLOCK_PAIR_GAP_NS (20 * NSEC_PER_USEC)
+
+/* The two clocks cannot be read at once.  The wall clock is read between
+ * two reads of the monotonic one and paired with their midpoint, so the
+ * pair is off by at most half the gap.  A thread preempted in between (a
+ * busy host stops a vCPU for milliseconds) would put the whole stall into
+ * every RTT of the batch -- seen: 1.5 ms short in the 20 ms delay test --
+ * so a wide gap is read again, up to four times, keeping the tightest. */
 static void clock_pair_now(struct clock_pair *c)
 {
-	struct timespec m, r;
+	uint64_t best = UINT64_MAX;
 
-	clock_gettime(CLOCK_MONOTONIC, &m);
-	clock_gettime(CLOCK_REALTIME, &r);
-	c->mono = timespec_to_ns(&m);
-	c->real = timespec_to_ns(&r);
+	for (int i = 0; i < 4 && best > CLOCK_PAIR_GAP_NS; i++) {
+		struct timespec m1, r, m2;
+		uint64_t a, b;
+
+		clock_gettime(CLOCK_MONOTONIC, &m1);
+		clock_gettime(CLOCK_REALTIME, &r);
+		clock_gettime(CLOCK_MONOTONIC, &m2);
+		a = timespec_to_ns(&m1);
+		b = timespec_to_ns(&m2);
+		if (b - a < best) {
+			best = b - a;
+			c->mono = a + (b - a) / 2;
+			c->real = timespec_to_ns(&r);
+		}
+	}
 }
 
 static uint64_t rx_time(struct msghdr *msg, const struct clock_pair *now)
@@ -2367,6 +2390,8 @@ static void log_socket(const struct psock *s)
 		log_addr(l, "source", &s->key.source.sa);
 	if (s->key.ifname[0])
 		log_str(l, "interface", s->key.ifname);
+	if (!s->key.df)
+		log_bool(l, "dont_fragment", false);
 	log_end(l);
 }
 

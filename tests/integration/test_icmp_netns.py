@@ -20,6 +20,7 @@ or the delaying responder tests/tools/icmp_delay:
     link fails with EMSGSIZE; with `dont_fragment = no` they carry no DF
     and big ones are fragmented and answered.
 """
+import os
 import signal
 import time
 import unittest
@@ -29,6 +30,9 @@ import netns
 from netns import SVC4, SVC6
 
 SKIP = netns.available()
+CLOCKSTEP = os.environ.get("CLOCKSTEP") or os.path.join(
+    os.environ.get("BEACOND_BUILD_ROOT", os.path.join(harness.SOURCE_ROOT, "build")),
+    "tests", "libclockstep.so")
 
 
 def config(icmp, targets, level="info"):
@@ -65,14 +69,14 @@ class DelayTest(unittest.TestCase):
     DELAY_MS = 20
     PROBES = 60
 
-    def _run(self, dgram):
+    def _run(self, dgram, env=None):
         kind = "dgram" if dgram else "raw"
         with netns.Topology(dgram=dgram) as t:
             responder = t.start_delay(self.DELAY_MS, max_seconds=60)
             d = t.daemon(config(
                 {"interval": "50ms", "timeout": "1s", "log_replies": "yes",
                  "summary_interval": "0", "socket": kind},
-                {"d4": {"host": SVC4}, "d6": {"host": SVC6}}))
+                {"d4": {"host": SVC4}, "d6": {"host": SVC6}}), env=env)
             with d:
                 d.start()
                 for fam in ("4", "6"):
@@ -120,6 +124,19 @@ class DelayTest(unittest.TestCase):
 
     def test_delay_raw(self):
         self._run(dgram=False)
+
+    @unittest.skipUnless(os.path.exists(CLOCKSTEP), "tests/tools/clockstep not built")
+    def test_delay_clock_read_stall(self):
+        """The same, with the daemon's thread stalled 3 ms between its reads
+        of CLOCK_MONOTONIC and CLOCK_REALTIME every other time (the clockstep
+        shim's CLOCKSTEP_STALL_US), as when a busy host stops the vCPU
+        there.  Kernel stamps are converted with that pair of reads: a
+        skewed pair made RTTs 1.5 ms short in a CI run.  Every RTT must
+        still be at least the delay applied, and the mean within 1 ms."""
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        self._run(dgram=True, env={
+            "LD_PRELOAD": CLOCKSTEP, "CLOCKSTEP_STALL_US": "3000",
+            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"})
 
     def test_delay_dgram(self):
         self._run(dgram=True)
@@ -372,6 +389,10 @@ class DontFragmentTest(unittest.TestCase):
                     d.wait_event("reply", target=n, count=5, timeout=10)
                 errors = {n: d.wait_event("send_error", target=n, timeout=10)
                           for n in ("b4", "b6")}
+                # One socket per family has DF off, and says so.
+                socks = d.events("socket")
+                self.assertEqual(sorted(e["family"] for e in socks
+                                        if e.get("dont_fragment") == "false"), ["4", "6"], socks)
                 sums = summaries(d, ("b4", "b6", "f4", "f6"))
                 self.assertEqual(d.stop(), 0)
             got = {c: t.counter(c) for c in ("df84", "nodf84", "df128", "nodf128")}

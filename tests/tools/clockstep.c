@@ -13,6 +13,12 @@
  *                       step while the process is stopped, with packets
  *                       waiting in its sockets)
  *
+ * Or, with CLOCKSTEP_STALL_US set, no step but stalls: every other
+ * CLOCK_REALTIME read that directly follows a CLOCK_MONOTONIC read in the
+ * same thread sleeps that long first, as if the thread had been preempted
+ * between reading the two clocks (a busy host stops a vCPU for
+ * milliseconds).  The clocks themselves stay right.
+ *
  * From the step on, clock_gettime(CLOCK_REALTIME and _COARSE),
  * gettimeofday() and time() return the real value plus the offset.  The
  * kernel stamps packets with CLOCK_REALTIME too (SO_TIMESTAMP,
@@ -56,6 +62,9 @@ static recvmmsg_fn real_recvmmsg;
 static int64_t step_at = INT64_MAX;
 static int64_t step_ns;
 static const char *trigger;
+static long stall_us;                    /* CLOCKSTEP_STALL_US, 0: off */
+static __thread clockid_t last_clock = -1;
+static __thread unsigned long stall_turn;
 
 static void *next_symbol(const char *name)
 {
@@ -85,6 +94,8 @@ __attribute__((constructor)) static void clockstep_init(void)
 	struct timespec now;
 
 	resolve();
+	if (getenv("CLOCKSTEP_STALL_US") != NULL)
+		stall_us = strtol(getenv("CLOCKSTEP_STALL_US"), NULL, 10);
 	if (offset == NULL)
 		return;
 	step_ns = (int64_t)(strtod(offset, NULL) * 1e9);
@@ -131,6 +142,14 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 	int r;
 
 	resolve();
+	if (stall_us > 0 && id == CLOCK_REALTIME && last_clock == CLOCK_MONOTONIC &&
+	    stall_turn++ % 2 == 0) {
+		struct timespec d = { stall_us / 1000000, stall_us % 1000000 * 1000 };
+
+		while (nanosleep(&d, &d) != 0)
+			;
+	}
+	last_clock = id;
 	r = real_clock_gettime(id, ts);
 	if (r == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
 		check_trigger(ts);
