@@ -131,8 +131,9 @@ class DelayTest(unittest.TestCase):
         of CLOCK_MONOTONIC and CLOCK_REALTIME every other time (the clockstep
         shim's CLOCKSTEP_STALL_US), as when a busy host stops the vCPU
         there.  Kernel stamps are converted with that pair of reads: a
-        skewed pair made RTTs 1.5 ms short in a CI run.  Every RTT must
-        still be at least the delay applied, and the mean within 1 ms."""
+        skewed pair made RTTs 1.5 ms short in a test run under host load.
+        Every RTT must still be at least the delay applied, and the mean
+        within 1 ms."""
         asan = os.environ.get("ASAN_OPTIONS", "")
         self._run(dgram=True, env={
             "LD_PRELOAD": CLOCKSTEP, "CLOCKSTEP_STALL_US": "3000",
