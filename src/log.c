@@ -543,7 +543,6 @@ struct logline *log_begin_rate(struct log_rate *r, uint64_t now_ns, uint64_t per
 			       const char *service)
 {
 	struct logline *l;
-
 	uint64_t suppressed;
 
 	if (!log_enabled(level) || !log_rate_due(r, now_ns, period_ns, &suppressed))

@@ -1141,9 +1141,7 @@ static void errqueue_icmp(struct pinger *p, struct psock *s, const struct msghdr
 	else if (ee->ee_origin == SO_EE_ORIGIN_ICMP6)
 		reason = icmp_reason_from(6, ee->ee_type, ee->ee_code);
 	else
-		reason = ee->ee_errno == ENETUNREACH ? ICMP_REASON_NET_UNREACHABLE
-			 : ee->ee_errno == EMSGSIZE ? ICMP_REASON_PACKET_TOO_BIG
-			 : ICMP_REASON_HOST_UNREACHABLE;
+		reason = ICMP_REASON_OTHER;
 	if (reason == ICMP_REASON_NONE)
 		reason = ICMP_REASON_OTHER;
 	if (off->sa_family == AF_INET || off->sa_family == AF_INET6) {
@@ -1244,6 +1242,10 @@ static void drain_errqueue(struct pinger *p, struct psock *s)
 			if (copy.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
 				if (s->tx_ring)
 					errqueue_tx_stamp(p, s, h, &copy, &now);
+			} else if (copy.ee_origin == SO_EE_ORIGIN_LOCAL) {
+				/* The kernel's copy of a send that already
+				 * failed (EMSGSIZE with dont_fragment): it
+				 * carries no request and was counted then. */
 			} else if (!s->raw) {
 				errqueue_icmp(p, s, h, p->rx_msgs[i].msg_len, ee);
 			}
