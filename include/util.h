@@ -35,6 +35,15 @@ static inline uint64_t mono_ns(void)
 	return timespec_to_ns(&ts);
 }
 
+/* CLOCK_REALTIME in nanoseconds: only for printing and for what outlives
+ * the process (timestamps in metrics, history, state changes). */
+static inline uint64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return timespec_to_ns(&ts);
+}
+
 /* One socket address of either family, with its length. */
 struct endpoint {
 	union {

@@ -29,6 +29,7 @@
 #include "sd.h"
 #include "tcp.h"
 #include "udp.h"
+#include "view.h"
 
 /* One buffer for every read in the loop: TCP reads go straight into it and
  * UDP slices it into 64 slots of 64 KiB for recvmmsg.  Pages only become
@@ -59,7 +60,49 @@ struct daemon {
 
 	bool stopping;
 	uint64_t drain_deadline;
+
+	/* For the view: when we started, the configuration in force, and the
+	 * last reload's outcome. */
+	uint64_t start_wall_ns, start_mono_ns, config_loaded_wall_ns;
+	uint64_t reloads, reload_failures, last_reload_wall_ns;
+	bool last_reload_ok;
+	char last_reload_error[512];
 };
+
+void daemon_view(const struct daemon *d, struct view_daemon *out)
+{
+	*out = (struct view_daemon){
+		.version = BEACOND_VERSION,
+		.config_path = d->opts->config_path,
+		.start_wall_ns = d->start_wall_ns,
+		.start_mono_ns = d->start_mono_ns,
+		.config_loaded_wall_ns = d->config_loaded_wall_ns,
+		.reloads = d->reloads,
+		.reload_failures = d->reload_failures,
+		.last_reload_ok = d->last_reload_ok,
+		.last_reload_wall_ns = d->last_reload_wall_ns,
+		.last_reload_ok_wall_ns = d->config_loaded_wall_ns,
+		.last_reload_error = d->last_reload_error,
+		.tcp = d->tcp ? tcp_counters(d->tcp) : NULL,
+		.udp = d->udp ? udp_counters(d->udp) : NULL,
+		.pinger = d->pinger,
+	};
+}
+
+/* Record a reload's outcome for the view; err is NULL on success. */
+static void reload_record(struct daemon *d, const char *err)
+{
+	d->reloads++;
+	d->last_reload_wall_ns = wall_ns();
+	d->last_reload_ok = err == NULL;
+	if (err) {
+		d->reload_failures++;
+		snprintf(d->last_reload_error, sizeof d->last_reload_error, "%s", err);
+	} else {
+		d->last_reload_error[0] = '\0';
+		d->config_loaded_wall_ns = d->last_reload_wall_ns;
+	}
+}
 
 static int daemon_log_setup(struct daemon *d, const struct config *cfg, char *err,
 			    size_t errlen)
@@ -249,6 +292,7 @@ static void daemon_reload(struct daemon *d)
 		log_str(l, "reason", err);
 		log_str(l, "msg", "keeping the running configuration");
 		log_end(l);
+		reload_record(d, err);
 		notify_ready(d);
 		return;
 	}
@@ -258,9 +302,11 @@ static void daemon_reload(struct daemon *d)
 		log_str(l, "msg", "keeping the running configuration");
 		log_end(l);
 		config_free(cfg);
+		reload_record(d, err);
 		notify_ready(d);
 		return;
 	}
+	reload_record(d, NULL);
 
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
@@ -390,9 +436,13 @@ static void daemon_free(struct daemon *d)
 
 int daemon_main(const struct daemon_options *opts, struct config *cfg)
 {
-	struct daemon d = { .cfg = cfg, .opts = opts };
+	struct daemon d = { .cfg = cfg, .opts = opts, .last_reload_ok = true };
 	char err[512];
 	int status = EXIT_FAILURE;
+
+	d.start_wall_ns = wall_ns();
+	d.start_mono_ns = mono_ns();
+	d.config_loaded_wall_ns = d.start_wall_ns;
 
 	if (daemon_log_setup(&d, cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "beacond: %s\n", err);
