@@ -75,6 +75,13 @@ struct view_rtt_bounds {
 	const uint64_t *le_ns;
 };
 
+/* What identifies a probe to the hooks (the history's file key). */
+struct view_probe_key {
+	const char *target;
+	const char *host;
+	uint8_t family;              /* 4 or 6 */
+};
+
 struct view_probe {
 	/* Identity.  A probe is one (target, family) pair. */
 	const char *target;          /* [target NAME] */
@@ -148,6 +155,33 @@ bool pinger_view_next(const struct pinger *p, struct view_cursor *c, struct view
 size_t pinger_view_target(const struct pinger *p, const char *name,
 			  struct view_probe *out, size_t n);
 void pinger_view_global(const struct pinger *p, struct view_pinger *out);
+
+/* The same for the probe that a hook's slot belongs to (e.g. the history
+ * module filling in its per-probe state lazily); slot as passed to the
+ * hook.  NULL if no probe holds that slot any longer. */
+const struct view_probe_key *pinger_hook_key(const struct pinger *p, void *const *slot);
+
+/*
+ * Outcome hook: how the history (and anything else that needs each
+ * result, not only the counters) sees every resolved request, without the
+ * probe knowing who listens.  Each probe carries one opaque slot, NULL at
+ * first, kept across reloads while the target's identity is unchanged;
+ * the hook may hang its own per-probe state there.
+ *   on_outcome  one request resolved: rtt_ns is its RTT, or STATS_NO_RTT
+ *               when it was lost (timeout, ICMP error, failed send).
+ *               now_ns is CLOCK_MONOTONIC.
+ *   on_gone     the probe is being freed (target removed or changed):
+ *               release *slot.  Not called for a NULL slot.
+ * Both are called from the loop, never re-entered, and must not block.
+ */
+struct view_probe;
+struct pinger_hooks {
+	void (*on_outcome)(void *arg, void **slot, const struct view_probe_key *key,
+			   uint64_t now_ns, uint64_t rtt_ns);
+	void (*on_gone)(void *arg, void **slot);
+	void *arg;
+};
+void pinger_set_hooks(struct pinger *p, const struct pinger_hooks *hooks);
 
 /* The daemon as a whole: what `beaconctl status` and the process-level
  * metrics print.  Strings are owned by the daemon (valid until the next
