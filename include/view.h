@@ -156,11 +156,6 @@ size_t pinger_view_target(const struct pinger *p, const char *name,
 			  struct view_probe *out, size_t n);
 void pinger_view_global(const struct pinger *p, struct view_pinger *out);
 
-/* The same for the probe that a hook's slot belongs to (e.g. the history
- * module filling in its per-probe state lazily); slot as passed to the
- * hook.  NULL if no probe holds that slot any longer. */
-const struct view_probe_key *pinger_hook_key(const struct pinger *p, void *const *slot);
-
 /*
  * Outcome hook: how the history (and anything else that needs each
  * result, not only the counters) sees every resolved request, without the
