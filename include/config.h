@@ -24,6 +24,7 @@
 #include "log.h"
 #include "parse.h"
 #include "util.h"
+#include "view.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/beacond/beacond.ini"
 
@@ -84,13 +85,19 @@ struct probe_opts {
 };
 
 /* The RTT histogram's finite upper bounds (the +Inf bucket is implicit). */
-#define CONFIG_RTT_BUCKETS_MAX 64
+#define CONFIG_RTT_BUCKETS_MAX VIEW_RTT_BUCKETS_MAX
+
+/* The RTT histogram's default bounds ("fine"): 0.1, 0.2, 0.5, 1, 2, 5, 10,
+ * 20, 50, 100, 200, 500, 1000, 2000 ms.  Filled into config_icmp at load;
+ * the histogram is still off until n_rtt_buckets is set. */
+#define CONFIG_RTT_BUCKETS_DEFAULT_N 14
+extern const uint64_t config_rtt_buckets_default_ns[CONFIG_RTT_BUCKETS_DEFAULT_N];
 
 struct config_icmp {
 	enum icmp_socket_kind socket;    /* auto (global, not per target) */
 	struct probe_opts defaults;
 	/* Set from [web] histogram / rtt_buckets: ascending bounds in ns;
-	 * n_rtt_buckets = 0: no histogram is kept. */
+	 * n_rtt_buckets = 0: no histogram is kept (no per-probe buckets). */
 	uint32_t n_rtt_buckets;
 	uint64_t rtt_buckets_ns[CONFIG_RTT_BUCKETS_MAX];
 };

@@ -188,13 +188,8 @@ static const struct key_def web_keys[] = {
 };
 #undef W
 
-/* The default RTT histograms: "fine" is a 1-2.5-5 series from 100 us to
- * 2 s (14 bounds), "coarse" one bound a decade. */
-static const uint64_t fine_buckets_ns[] = {
-	100 * NSEC_PER_USEC, 250 * NSEC_PER_USEC, 500 * NSEC_PER_USEC,
-	1 * MSEC, 2500 * NSEC_PER_USEC, 5 * MSEC, 10 * MSEC, 25 * MSEC, 50 * MSEC,
-	100 * MSEC, 250 * MSEC, 500 * MSEC, 1 * SEC, 2 * SEC,
-};
+/* The RTT histograms: "fine" (the default) is config_rtt_buckets_default_ns,
+ * a 1-2-5 series from 100 us to 2 s; "coarse" one bound a decade. */
 static const uint64_t coarse_buckets_ns[] = {
 	1 * MSEC, 10 * MSEC, 100 * MSEC, 1 * SEC,
 };
@@ -220,6 +215,13 @@ static const struct key_def probe_keys[] = {
 #undef P
 _Static_assert(ARRAY_SIZE(probe_keys) == PROBE_KEYS + 1 && PROBE_KEYS <= 16,
 	       "probe key mask is a uint16_t");
+
+const uint64_t config_rtt_buckets_default_ns[CONFIG_RTT_BUCKETS_DEFAULT_N] = {
+	100 * NSEC_PER_USEC, 200 * NSEC_PER_USEC, 500 * NSEC_PER_USEC,
+	1 * NSEC_PER_MSEC, 2 * NSEC_PER_MSEC, 5 * NSEC_PER_MSEC, 10 * NSEC_PER_MSEC,
+	20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC, 100 * NSEC_PER_MSEC, 200 * NSEC_PER_MSEC,
+	500 * NSEC_PER_MSEC, 1000 * NSEC_PER_MSEC, 2000 * NSEC_PER_MSEC,
+};
 
 #define G(f) offsetof(struct config_target, f)
 enum { TKEY_HOST, TKEY_FAMILY, TKEY_SOURCE, TKEY_INTERFACE, TKEY_LABELS };
@@ -1200,6 +1202,9 @@ static int set_defaults(struct config *cfg)
 		.log_replies = false,
 		.resolve_interval_ns = 5 * MINUTE,
 	};
+	cfg->icmp.n_rtt_buckets = 0;
+	memcpy(cfg->icmp.rtt_buckets_ns, config_rtt_buckets_default_ns,
+	       sizeof config_rtt_buckets_default_ns);
 
 	if (cfg->daemon.log_target == NULL ||
 	    parse_endpoint_list(default_listen, &cfg->tcp.listen, &cfg->tcp.n_listen,
@@ -1263,10 +1268,9 @@ static void finish(struct parser *p)
 	} else if (cfg->web.histogram == HISTOGRAM_OFF) {
 		cfg->icmp.n_rtt_buckets = 0;
 	} else {
-		const uint64_t *v = cfg->web.histogram == HISTOGRAM_FINE ? fine_buckets_ns
-									 : coarse_buckets_ns;
-		size_t n = cfg->web.histogram == HISTOGRAM_FINE ? ARRAY_SIZE(fine_buckets_ns)
-							       : ARRAY_SIZE(coarse_buckets_ns);
+		bool fine = cfg->web.histogram == HISTOGRAM_FINE;
+		const uint64_t *v = fine ? config_rtt_buckets_default_ns : coarse_buckets_ns;
+		size_t n = fine ? CONFIG_RTT_BUCKETS_DEFAULT_N : ARRAY_SIZE(coarse_buckets_ns);
 		memcpy(cfg->icmp.rtt_buckets_ns, v, n * sizeof *v);
 		cfg->icmp.n_rtt_buckets = (uint32_t)n;
 	}
