@@ -546,34 +546,52 @@ static bool late_on(const struct ctx *c)
 	return c->g && c->g->late_n_buckets > 0 && c->g->late_counts && c->g->late_le_ns;
 }
 
+/* The pinger keeps send lateness in fine buckets (2 000 of them); the
+ * exposition folds them into these bounds: a source bucket counts under
+ * every exported bound at or above its own upper bound, so each count is
+ * exact whenever the bounds line up (they do for the pinger's 10 us / 1 ms
+ * steps) and never over-counts when they do not. */
+static const uint64_t late_export_ns[] = {
+	10 * NSEC_PER_USEC, 50 * NSEC_PER_USEC, 100 * NSEC_PER_USEC, 250 * NSEC_PER_USEC,
+	500 * NSEC_PER_USEC, 1 * NSEC_PER_MSEC, 2500 * NSEC_PER_USEC, 5 * NSEC_PER_MSEC,
+	10 * NSEC_PER_MSEC, 25 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC, 100 * NSEC_PER_MSEC,
+	250 * NSEC_PER_MSEC, 500 * NSEC_PER_MSEC, 1 * NSEC_PER_SEC,
+};
+
 static enum emit g_lateness(struct ctx *c, uint32_t sub)
 {
 	const struct view_pinger *g = c->g;
 	const char *name = "beacond_ping_send_lateness_seconds";
+	const uint32_t n = ARRAY_SIZE(late_export_ns);
 	if (!late_on(c))
 		return EMIT_DONE;
-	/* late_n_buckets buckets, the last of them +Inf. */
-	uint32_t n = g->late_n_buckets;
-	if (sub < n) {
+	if (sub <= n) {
 		char le[32];
 		uint64_t cum = 0;
-		for (uint32_t i = 0; i <= sub; i++)
-			cum += g->late_counts[i];
-		metrics_fmt_le(le, sub == n - 1 ? UINT64_MAX : g->late_le_ns[sub]);
+		if (sub == n) {
+			cum = g->late_count;
+			metrics_fmt_le(le, UINT64_MAX);
+		} else {
+			/* The last source bucket is +Inf (view.h). */
+			for (uint32_t i = 0; i + 1 < g->late_n_buckets; i++)
+				if (g->late_le_ns[i] <= late_export_ns[sub])
+					cum += g->late_counts[i];
+			metrics_fmt_le(le, late_export_ns[sub]);
+		}
 		puts_(c->o, name);
 		puts_(c->o, "_bucket");
 		bool first = true;
 		put_label(c->o, &first, "le", le, strlen(le));
 		puts_(c->o, "} ");
-		put_u64(c->o, sub == n - 1 ? g->late_count : cum);
+		put_u64(c->o, cum);
 		puts_(c->o, "\n");
 		return EMIT_LINE;
 	}
-	if (sub == n) {
+	if (sub == n + 1) {
 		g_line_secs(c, "beacond_ping_send_lateness_seconds_sum", g->late_sum_ns);
 		return EMIT_LINE;
 	}
-	if (sub == n + 1) {
+	if (sub == n + 2) {
 		g_line_u64(c, "beacond_ping_send_lateness_seconds_count", NULL, NULL, g->late_count);
 		return EMIT_LINE;
 	}
