@@ -12,6 +12,9 @@
  * timeout and the header size (its per-connection memory pool).  A header
  * deadline of our own closes clients that trickle a request in (MHD's
  * timeout only measures inactivity, so a byte a second would keep it open).
+ * At max_connections a new client evicts the connection that has waited
+ * longest (at least a second) for its request, so idle or trickling
+ * clients cannot lock a scraper out; otherwise it is refused (closed).
  *
  * A page is a function called once per request, after the headers, with
  * the path; it answers with a status, a content type and a body that is a
@@ -81,6 +84,8 @@ struct web_counters {
 	uint64_t refused_acl;    /* source not in allow */
 	uint64_t refused_limit;  /* over max_connections (or out of memory) */
 	uint64_t header_timeouts;  /* closed by header_timeout */
+	uint64_t evicted;        /* waited longest for a request, closed to admit
+				  * a new client at max_connections */
 	uint64_t requests;       /* requests answered, any status */
 	uint64_t not_found, bad_method;
 	uint64_t active;         /* connections open now */

@@ -42,9 +42,16 @@
 
 #define WEB_ACCEPTS_PER_WAKEUP 64
 #define WEB_BODY_BUF (16u * 1024u)
-/* What MHD needs besides the request headers: its response buffer and
- * bookkeeping inside the same per-connection pool. */
-#define WEB_POOL_EXTRA (16u * 1024u)
+/* What MHD needs besides the request headers inside the same
+ * per-connection pool (its bookkeeping; the response buffer reuses the
+ * space the request no longer needs). */
+#define WEB_POOL_EXTRA (2u * 1024u)
+/* At max_connections, a new client takes the place of the connection that
+ * has waited longest for a request, if it has waited at least this long:
+ * idle or trickling clients cannot lock a scraper out until their
+ * header_timeout, and a flood of fresh connections cannot evict one that
+ * is just sending its request. */
+#define WEB_EVICT_AGE_NS NSEC_PER_SEC
 
 struct web_route_ent {
 	char *path;
@@ -82,6 +89,7 @@ struct web_conn {
 	uint64_t since;
 	int fd;
 	bool waiting;
+	bool evicted;                    /* shut down to make room, close pending */
 };
 
 struct web {
@@ -96,6 +104,7 @@ struct web {
 	struct timer header_timer;
 	struct web_counters c;
 	int spare_fd;
+	size_t evicting;                 /* evicted, not closed by MHD yet */
 	bool apc_refused;                /* scratch: the last add was refused by allow */
 };
 
@@ -351,6 +360,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **ctx,
 	struct web_conn *c = *ctx;
 	in->conns--;
 	w->c.active--;
+	if (c && c->evicted)
+		w->evicting--;
 	if (c) {
 		bool head = c == w->wait_head;
 		wait_unlink(w, c);
@@ -650,10 +661,25 @@ static void accept_one(struct web *w, int fd, const struct endpoint *peer)
 {
 	struct web_inst *in = w->cur;
 
-	if (in == NULL || w->c.active >= w->set.max_connections) {
+	if (in == NULL) {
 		w->c.refused_limit++;
 		close(fd);
 		return;
+	}
+	if (w->c.active - w->evicting >= w->set.max_connections) {
+		struct web_conn *old = w->wait_head;
+		if (old == NULL || loop_now(w->loop) - old->since < WEB_EVICT_AGE_NS) {
+			w->c.refused_limit++;
+			close(fd);
+			return;
+		}
+		wait_unlink(w, old);
+		header_timer_arm(w);
+		shutdown(old->fd, SHUT_RDWR);
+		old->evicted = true;
+		w->evicting++;
+		w->c.evicted++;
+		loop_timer_arm(w->loop, &old->inst->timer, loop_now(w->loop));
 	}
 	w->apc_refused = false;
 	if (MHD_add_connection(in->mhd, fd, &peer->u.sa, peer->len) != MHD_YES) {

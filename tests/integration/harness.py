@@ -77,9 +77,12 @@ def split_addr(addr):
     return host, int(port)
 
 
-def base_config(tcp=None, udp=None, icmp=None, daemon=None, targets=None, extra=""):
-    """Build an ini text.  Each of tcp/udp/icmp/daemon is a dict of keys
-    (None disables tcp/udp).  targets is {name: {key: value}}."""
+def base_config(tcp=None, udp=None, icmp=None, daemon=None, targets=None, extra="",
+                web=False):
+    """Build an ini text.  Each of tcp/udp/icmp/daemon/web is a dict of keys
+    (None disables tcp/udp/web).  targets is {name: {key: value}}.  web left
+    out: the [web] listener on an ephemeral loopback port (never the fixed
+    default port, which parallel tests would fight over)."""
     daemon = dict(daemon or {})
     daemon.setdefault("log_level", "debug")
     daemon.setdefault("log_target", "stderr")
@@ -92,6 +95,14 @@ def base_config(tcp=None, udp=None, icmp=None, daemon=None, targets=None, extra=
             sect = dict(sect)
             sect.setdefault("listen", "127.0.0.1:0")
             parts += [f"{k} = {v}" for k, v in sect.items()]
+    if web is not False or "[web]" not in extra:
+        parts.append("\n[web]")
+        if web is None:
+            parts.append("enabled = no")
+        else:
+            w = dict(web or {})
+            w.setdefault("listen", "127.0.0.1:0")
+            parts += [f"{k} = {v}" for k, v in w.items()]
     if icmp:
         parts.append("\n[icmp]")
         parts += [f"{k} = {v}" for k, v in icmp.items()]

@@ -68,6 +68,9 @@ listen = 127.0.0.1:7, [::1]:7
 [udp]
 listen = 127.0.0.1:7, [::1]:7
 
+[web]
+enabled = no
+
 [icmp]
 interval = 200ms
 timeout = 200ms

@@ -47,6 +47,9 @@ max_connections = 2000
 listen = 127.0.0.1:0
 rate_limit = 0
 
+[web]
+listen = 127.0.0.1:0
+
 [icmp]
 interval = 1s
 timeout = 900ms
