@@ -358,6 +358,7 @@ static void fmt_range(char *buf, size_t len, const struct key_def *k)
 
 	switch (k->type) {
 	case K_DURATION:
+	case K_BUCKETS:
 		fmt_duration(lo, sizeof(lo), k->min);
 		fmt_duration(hi, sizeof(hi), k->max);
 		break;
@@ -530,8 +531,13 @@ static void set_buckets(struct parser *p, const struct key_def *k, const char *v
 			fail_key(p, k, "\"%.*s%s\" is not a duration", SHOW(s));
 			return;
 		}
-		memcpy(item, s, len);
-		item[len] = '\0';
+		size_t a = 0, b = len;
+		while (a < b && isspace((unsigned char)s[a]))
+			a++;
+		while (b > a && isspace((unsigned char)s[b - 1]))
+			b--;
+		memcpy(item, s + a, b - a);
+		item[b - a] = '\0';
 		uint64_t v;
 		if (!number_value(p, k, item, parse_duration,
 				  "a duration (e.g. 100us, 1ms, 2.5ms)", &v))

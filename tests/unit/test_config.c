@@ -892,3 +892,69 @@ Test(config, dns_servers_and_resolve_interval)
 	expect_error("[icmp]\nresolve_interval = 500ms\n",
 		     "t.ini:2: [icmp] resolve_interval: 500ms is out of range (1s..1d)");
 }
+
+Test(config, web_defaults)
+{
+	struct config *c = parse_ok("");
+	char buf[64];
+
+	cr_assert(c->web.enabled);
+	cr_assert_eq(c->web.n_listen, 2);
+	cr_assert_str_eq(ntop(&c->web.listen[0], buf, sizeof buf), "127.0.0.1");
+	cr_assert_eq(port_of(&c->web.listen[0]), CONFIG_WEB_PORT);
+	cr_assert_str_eq(ntop(&c->web.listen[1], buf, sizeof buf), "::1");
+	cr_assert_eq(c->web.allow.n, 2);
+	cr_assert_eq(c->web.max_connections, 16);
+	cr_assert_eq(c->web.header_timeout_ns, 10 * SEC);
+	cr_assert_eq(c->web.idle_timeout_ns, 30 * SEC);
+	cr_assert_eq(c->web.max_header_size, 16 * 1024);
+	cr_assert(c->web.gzip);
+	/* histogram = fine: 100 us .. 2 s. */
+	cr_assert_eq(c->icmp.n_rtt_buckets, CONFIG_RTT_BUCKETS_DEFAULT_N);
+	cr_assert_eq(c->icmp.rtt_buckets_ns[0], 100000);
+	cr_assert_eq(c->icmp.rtt_buckets_ns[CONFIG_RTT_BUCKETS_DEFAULT_N - 1], 2 * SEC);
+	config_free(c);
+}
+
+Test(config, web_histogram_and_buckets)
+{
+	struct config *c = parse_ok("[web]\nhistogram = off\n");
+	cr_assert_eq(c->icmp.n_rtt_buckets, 0);
+	config_free(c);
+	c = parse_ok("[web]\nhistogram = coarse\n");
+	cr_assert_eq(c->icmp.n_rtt_buckets, 4);
+	cr_assert_eq(c->icmp.rtt_buckets_ns[3], SEC);
+	config_free(c);
+	c = parse_ok("[web]\nrtt_buckets = 250us, 1ms,2.5ms , 1s\n");
+	cr_assert_eq(c->icmp.n_rtt_buckets, 4);
+	cr_assert_eq(c->icmp.rtt_buckets_ns[0], 250000);
+	cr_assert_eq(c->icmp.rtt_buckets_ns[2], 2500000);
+	config_free(c);
+	c = parse_ok("[web]\nhistogram = coarse\nrtt_buckets = 5ms\n");
+	cr_assert_eq(c->icmp.n_rtt_buckets, 1);
+	config_free(c);
+	expect_error("[web]\nrtt_buckets = 1ms, 1ms\n", "t.ini:2: [web] rtt_buckets: bounds must be in ascending order (\"1ms\" is not above the one before)");
+	expect_error("[web]\nrtt_buckets = 1ms, soon\n", "t.ini:2: [web] rtt_buckets: \"soon\" is not a duration (e.g. 100us, 1ms, 2.5ms)");
+	expect_error("[web]\nrtt_buckets = 0\n", "t.ini:2: [web] rtt_buckets: 0 is out of range (1us..1h)");
+	expect_error("[web]\nhistogram = off\nrtt_buckets = 1ms\n", "t.ini:3: [web] rtt_buckets: contradicts histogram = off");
+	expect_error("[web]\nhistogram = sometimes\n", "t.ini:2: [web] histogram: \"sometimes\" is not one of fine, coarse, off");
+	expect_error("[web]\nmax_connections = 0\n", "t.ini:2: [web] max_connections: 0 is out of range (1..1024)");
+	expect_error("[web]\nmax_header_size = 100\n", "t.ini:2: [web] max_header_size: 100 is out of range (2KiB..1MiB)");
+	expect_error("[web]\nlisten =\n", "t.ini:2: [web] listen: at least one address is required "
+		     "(set enabled = no to turn the service off)");
+}
+
+Test(config, target_labels)
+{
+	struct config *c = parse_ok("[target a]\nhost = 127.0.0.1\nlabels = site = ams,rack=r12\n"
+				    "[target b]\nhost = ::1\n");
+	cr_assert_str_eq(c->targets[0].labels, "site=ams,rack=r12");
+	cr_assert_null(c->targets[1].labels);
+	config_free(c);
+	expect_error("[target a]\nhost = 127.0.0.1\nlabels = target=x\n",
+		     "t.ini:3: [target a] labels: \"target\" is a label beacond or Prometheus sets itself");
+	expect_error("[target a]\nhost = 127.0.0.1\nlabels = 9x=1\n",
+		     "t.ini:3: [target a] labels: \"9x\" is not a label name ([A-Za-z_][A-Za-z0-9_]*)");
+	expect_error("[target a]\nhost = 127.0.0.1\nlabels = a=\xff\n",
+		     "t.ini:3: [target a] labels: value of label \"a\" is not valid UTF-8");
+}
