@@ -91,6 +91,8 @@ struct web_counters {
 	uint64_t active;         /* connections open now */
 	uint64_t gzip_responses;
 	uint64_t body_bytes;     /* body bytes handed to the library (after gzip) */
+	uint64_t cpu_ns;         /* CPU time spent accepting and in the library
+				  * (request parsing, rendering, gzip, sending) */
 };
 
 struct web *web_new(struct loop *loop);

@@ -7,7 +7,7 @@ TEST_PKGS=(libcriterion-dev python3 iproute2 nftables socat netcat-openbsd
 	clang libclang-rt-14-dev dnsmasq-base valgrind man-db groff-base)
 
 # What the benchmarks compare against, and capture with (bench/ only).
-BENCH_PKGS=(xinetd socat fping oping tcpdump nftables iproute2 util-linux)
+BENCH_PKGS=(xinetd socat fping oping tcpdump nftables iproute2 util-linux prometheus-smokeping-prober)
 
 # Print the packages from "$@" that are not installed.
 missing_pkgs() {

@@ -642,6 +642,14 @@ GLOBAL_U64(g_web_conns, "beacond_web_connections", c->web, c->web->active)
 GLOBAL_U64(g_web_acc, "beacond_web_connections_accepted_total", c->web, c->web->accepted)
 GLOBAL_U64(g_web_hto, "beacond_web_header_timeouts_total", c->web, c->web->header_timeouts)
 GLOBAL_U64(g_web_evicted, "beacond_web_evictions_total", c->web, c->web->evicted)
+static enum emit g_web_cpu(struct ctx *c, uint32_t sub)
+{
+	if (sub || !c->web)
+		return EMIT_DONE;
+	g_line_secs(c, "beacond_web_cpu_seconds_total", c->web->cpu_ns);
+	return EMIT_LINE;
+}
+
 GLOBAL_U64(g_web_bytes, "beacond_web_sent_body_bytes_total", c->web, c->web->body_bytes)
 
 static enum emit g_web_refused(struct ctx *c, uint32_t sub)
@@ -725,6 +733,7 @@ static const struct family families[] = {
 	GF("beacond_web_header_timeouts_total", "counter", "HTTP connections closed because a request did not arrive within header_timeout.", g_web_hto),
 	GF("beacond_web_evictions_total", "counter", "Connections that waited longest for a request, closed to admit a new client at max_connections.", g_web_evicted),
 	GF("beacond_web_requests_total", "counter", "HTTP requests answered, by result.", g_web_requests),
+	GF("beacond_web_cpu_seconds_total", "counter", "CPU time spent serving HTTP (accepting, parsing, rendering, compressing, sending), in seconds.", g_web_cpu),
 	GF("beacond_web_sent_body_bytes_total", "counter", "HTTP response body bytes sent (after compression).", g_web_bytes),
 };
 #undef PF

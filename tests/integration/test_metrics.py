@@ -400,5 +400,54 @@ class Reload(unittest.TestCase):
             self.assertEqual(d.stop(), 0)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@unittest.skipUnless(harness.have("systemd-socket-activate"), "systemd-socket-activate not installed")
+class SocketActivation(unittest.TestCase):
+    """systemd passes the web socket as FileDescriptorName=web (what
+    systemd/beacond-web.socket does): beacond serves it, whether [web]
+    listen names its address or not, and tcp does not take it."""
+
+    def run_activated(self, web_listen_for):
+        port = free_port()
+        d = Daemon(config(web={"listen": web_listen_for(port)}),
+                   prefix=["systemd-socket-activate", "-l", f"127.0.0.1:{port}",
+                           "--fdname=web", "--"])
+        with d:
+            d.start(wait_ready=False)
+            # socket-activate runs beacond at the first connection, which
+            # must then be served.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    status, _, body = get(("127.0.0.1", port))
+                    break
+                except (ConnectionRefusedError, ConnectionResetError):
+                    if time.monotonic() > deadline or not d.alive():
+                        raise
+                    time.sleep(0.05)
+            self.assertEqual(status, 200)
+            self.assertIn(b"beacond_build_info", body)
+            d.wait_event("ready")
+            ev = d.events("listen", service="web", addr=f"127.0.0.1:{port}")
+            self.assertEqual(len(ev), 1, d.events("listen"))
+            self.assertEqual(ev[0]["inherited"], "yes")
+            self.assertFalse(d.events("listen", service="tcp", addr=f"127.0.0.1:{port}"))
+            # A reload keeps serving it.
+            self.assertEqual(d.reload()["event"], "reloaded")
+            self.assertEqual(get(("127.0.0.1", port))[0], 200)
+            self.assertEqual(d.stop(), 0)
+
+    def test_named_in_listen(self):
+        self.run_activated(lambda port: f"127.0.0.1:{port}")
+
+    def test_not_named_in_listen_is_adopted(self):
+        self.run_activated(lambda port: "127.0.0.1:0")
+
+
 if __name__ == "__main__":
     harness.main()
