@@ -124,7 +124,7 @@ static void put(struct out *o, const char *s, size_t n)
 	o->len += n;
 }
 
-static void puts_(struct out *o, const char *s)
+static inline __attribute__((always_inline)) void puts_(struct out *o, const char *s)
 {
 	put(o, s, strlen(s));
 }
@@ -751,7 +751,17 @@ struct metrics_stream {
 	bool present;                    /* the family writes lines (decided once) */
 	struct view_cursor cur;          /* the next probe */
 	struct view_cursor at;           /* the probe being written */
+	struct view_cursor first;        /* the walk's start, for this family */
 	uint32_t sub;
+	/* The pinger-wide figures, read once when the scrape starts (reading
+	 * them walks every probe), with a copy of the histogram bounds; gen0
+	 * is the probe set they belong to.  Probe families of a later
+	 * generation (a reload mid-scrape) are left out, so a probe's
+	 * histogram is never read with another set's bounds. */
+	bool have_g;
+	struct view_pinger g;
+	uint64_t gen0;
+	uint64_t le[VIEW_RTT_BUCKETS_MAX];
 };
 
 static bool family_present(const struct family *fam, const struct ctx *c)
@@ -784,14 +794,11 @@ static ssize_t metrics_fill(struct stream *s, char *buf, size_t cap)
 	struct metrics_stream *m = container_of(s, struct metrics_stream, s);
 	struct out o = { .buf = buf, .cap = cap };
 	struct view_daemon d;
-	struct view_pinger g;
 	struct ctx c = { .o = &o, .d = &d, .proc = &m->proc };
 
 	m->src.daemon(m->src.arg, &d);
-	if (m->src.global && m->src.begin && m->src.next) {
-		m->src.global(m->src.arg, &g);
-		c.g = &g;
-	}
+	if (m->have_g)
+		c.g = &m->g;
 	if (m->src.web)
 		c.web = m->src.web(m->src.arg);
 
@@ -810,6 +817,10 @@ static ssize_t metrics_fill(struct stream *s, char *buf, size_t cap)
 		const struct family *fam = &families[m->f];
 		if (!m->header_done) {
 			m->present = family_has_lines(fam, &c);
+			if (m->present && fam->probe) {
+				m->src.begin(m->src.arg, &m->first);
+				m->present = m->have_g && m->first.gen == m->gen0;  /* see gen0 */
+			}
 			if (!m->present) {
 				m->f++;
 				continue;
@@ -830,7 +841,7 @@ static ssize_t metrics_fill(struct stream *s, char *buf, size_t cap)
 			m->sub = 0;
 			m->have_probe = false;
 			if (fam->probe)
-				m->src.begin(m->src.arg, &m->cur);
+				m->cur = m->first;
 		}
 		if (fam->global) {
 			line_begin(&o);
@@ -885,5 +896,19 @@ struct stream *metrics_stream_new(const struct metrics_source *src,
 	m->s.free = metrics_free;
 	m->src = *src;
 	m->proc = *proc;
+	if (src->global && src->begin && src->next) {
+		struct view_cursor c;
+		src->global(src->arg, &m->g);
+		uint32_t n = m->g.rtt_bounds.n;
+		if (n > VIEW_RTT_BUCKETS_MAX)
+			n = 0;
+		if (n)
+			memcpy(m->le, m->g.rtt_bounds.le_ns, n * sizeof *m->le);
+		m->g.rtt_bounds.n = n;
+		m->g.rtt_bounds.le_ns = m->le;
+		src->begin(src->arg, &c);
+		m->gen0 = c.gen;
+		m->have_g = true;
+	}
 	return &m->s;
 }
