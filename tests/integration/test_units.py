@@ -25,11 +25,12 @@ MAX_EXPOSURE = 1.5
 
 
 def built_units():
-    """Paths of the three units as the build produces them."""
+    """Paths of the four units as the build produces them."""
     return {
         "beacond.service": os.path.join(BUILD, "systemd", "beacond.service"),
         "beacond-socket.service": os.path.join(BUILD, "systemd", "beacond-socket.service"),
         "beacond.socket": os.path.join(SOURCE, "systemd", "beacond.socket"),
+        "beacond-web.socket": os.path.join(SOURCE, "systemd", "beacond-web.socket"),
     }
 
 
@@ -142,7 +143,8 @@ class Install(unittest.TestCase):
             for page in ("man8/beacond.8", "man5/beacond.ini.5"):
                 path = at(os.path.join(man, page))
                 self.assertTrue(os.path.exists(path) or os.path.exists(path + ".gz"), path)
-            for unit in ("beacond.service", "beacond-socket.service", "beacond.socket"):
+            for unit in ("beacond.service", "beacond-socket.service", "beacond.socket",
+                         "beacond-web.socket"):
                 self.assertTrue(os.path.isfile(at(os.path.join(unitdir, unit))),
                                 f"{unit} not in {unitdir}")
 
@@ -171,7 +173,7 @@ class Install(unittest.TestCase):
                  if os.path.basename(dst).startswith("beacond") and
                  dst.endswith((".service", ".socket"))}
         self.assertEqual(set(units), {"beacond.service", "beacond-socket.service",
-                                      "beacond.socket"})
+                                      "beacond.socket", "beacond-web.socket"})
         self.assertEqual(set(units.values()), {expected_unit_dir(opts)})
 
 
