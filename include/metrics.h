@@ -12,8 +12,14 @@
 
 struct daemon;
 
-/* Register GET/HEAD /metrics on w.  d outlives w.  Returns 0 or -1. */
-int metrics_register(struct web *w, const struct daemon *d);
+/* The page's state, embedded in its owner (the daemon). */
+struct metrics_page {
+	const struct daemon *d;
+	const struct web *w;
+};
+
+/* Register GET/HEAD /metrics on w; mp and d outlive w.  Returns 0 or -1. */
+int metrics_register(struct metrics_page *mp, struct web *w, const struct daemon *d);
 
 /* Fill *out from /proc; fields that cannot be read stay unset. */
 void metrics_read_proc(struct metrics_proc *out);

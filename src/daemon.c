@@ -51,6 +51,7 @@ struct daemon {
 	struct udp_service *udp;
 	struct pinger *pinger;
 	struct web *web;
+	struct metrics_page metrics;
 	struct sd_listen_set inherited;
 
 	struct timer stats_timer;
@@ -486,7 +487,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
 	d.pinger = pinger_new(d.loop);
 	d.web = web_new(d.loop);
-	if (!d.tcp || !d.udp || !d.pinger || !d.web || metrics_register(d.web, &d) < 0) {
+	if (!d.tcp || !d.udp || !d.pinger || !d.web || metrics_register(&d.metrics, d.web, &d) < 0) {
 		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
 			strerror(errno));
 		goto out;

@@ -11,11 +11,6 @@
 #include "util.h"
 #include "view.h"
 
-struct metrics_page {
-	const struct daemon *d;
-	const struct web *w;
-};
-
 void metrics_read_proc(struct metrics_proc *out)
 {
 	memset(out, 0, sizeof *out);
@@ -127,11 +122,9 @@ static int metrics_page_fn(void *arg, const struct web_request *req,
 	return reply->body ? 0 : -1;
 }
 
-int metrics_register(struct web *w, const struct daemon *d)
+int metrics_register(struct metrics_page *mp, struct web *w, const struct daemon *d)
 {
-	/* Lives as long as the process: routes are never removed. */
-	static struct metrics_page page;
-	page.d = d;
-	page.w = w;
-	return web_route(w, "/metrics", false, metrics_page_fn, &page);
+	mp->d = d;
+	mp->w = w;
+	return web_route(w, "/metrics", false, metrics_page_fn, mp);
 }

@@ -326,10 +326,14 @@ def smokeping(ns, hosts):
     p = ns.popen([SMOKEPING, f"--web.listen-address=127.0.0.1:{port}", "--ping.interval=1s",
                   "--config.file=/nonexistent"] + hosts,
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+    # It starts its probers one by one and listens only after the last:
+    # 1 000 take over a minute on this VM.
+    t0 = time.monotonic()
+    deadline = t0 + 240
     while time.monotonic() < deadline:
         try:
             if ns.scrape(port, want=["smokeping"])[0]["status"] == 200:
+                log(f"smokeping_prober answered after {time.monotonic() - t0:.0f} s")
                 return p, port
         except Exception:
             pass
