@@ -344,6 +344,26 @@ class Ctl(unittest.TestCase):
         r = ctl(self.sock, "frobnicate")
         self.assertEqual(r.returncode, EX_USAGE)
 
+    @unittest.skipUnless(have("bash"), "bash not installed")
+    def test_bash_completion(self):
+        comp = os.path.join(harness.SOURCE_ROOT, "completion", "beaconctl.bash")
+        script = (f'source {comp}; '
+                  'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _beaconctl; '
+                  'printf "%s\\n" "${COMPREPLY[@]}"')
+        env = dict(os.environ, PATH=os.path.dirname(BEACONCTL) + ":" + os.environ["PATH"])
+
+        def complete(*words):
+            r = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True,
+                               text=True, env=env, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return sorted(r.stdout.split())
+        self.assertEqual(complete("beaconctl", "ta"), ["target", "targets"])
+        self.assertEqual(complete("beaconctl", "-s", self.sock, "target", ""),
+                         ["down", "dual", "unres", "v4", "v6"])
+        self.assertEqual(complete("beaconctl", "-s", self.sock, "target", "d"), ["down", "dual"])
+        self.assertIn("--sort=loss", complete("beaconctl", "targets", "--s"))
+        self.assertEqual(complete("beaconctl", "--so"), ["--socket"])
+
     # -- permissions --------------------------------------------------------------
     def test_permissions(self):
         st = os.stat(self.sock)
