@@ -36,7 +36,7 @@
 
 #define CTL_OUT_CAP (64u * 1024u)
 #define CTL_LOOP_BUDGET (16u * 1024u)
-#define CTL_SNDBUF (32 * 1024)
+#define CTL_SNDBUF (128 * 1024)
 #define CTL_MAX_CLIENTS 256
 #define CTL_IDLE_TIMEOUT_NS (5ULL * 1000000000ULL)
 #define CTL_DEFAULT_SOCKET "/run/beacond/control.sock"

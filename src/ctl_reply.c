@@ -54,20 +54,13 @@ static void addr_str(const struct view_probe *p, char *buf, size_t len)
 	}
 }
 
-static void rtt_fields(struct jw *w, const struct stats_rtt *r, uint64_t n, const char *pfx)
+static void rtt_fields(struct jw *w, const struct stats_rtt *r, uint64_t n)
 {
-	char key[32];
-
-	snprintf(key, sizeof key, "%smin_ns", pfx);
-	k_ns(w, key, n ? (uint64_t)r->min_us * NSEC_PER_USEC : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%savg_ns", pfx);
-	k_ns(w, key, n ? stats_rtt_avg_ns(r, n) : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%smax_ns", pfx);
-	k_ns(w, key, n ? (uint64_t)r->max_us * NSEC_PER_USEC : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%smdev_ns", pfx);
-	k_ns(w, key, n ? stats_rtt_mdev_ns(r, n) : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%sjitter_ns", pfx);
-	k_ns(w, key, stats_rtt_has_jitter(r) ? stats_rtt_jitter_ns(r) : STATS_NO_RTT);
+	k_ns(w, "rtt_min_ns", n ? (uint64_t)r->min_us * NSEC_PER_USEC : STATS_NO_RTT);
+	k_ns(w, "rtt_avg_ns", n ? stats_rtt_avg_ns(r, n) : STATS_NO_RTT);
+	k_ns(w, "rtt_max_ns", n ? (uint64_t)r->max_us * NSEC_PER_USEC : STATS_NO_RTT);
+	k_ns(w, "rtt_mdev_ns", n ? stats_rtt_mdev_ns(r, n) : STATS_NO_RTT);
+	k_ns(w, "rtt_jitter_ns", stats_rtt_has_jitter(r) ? stats_rtt_jitter_ns(r) : STATS_NO_RTT);
 }
 
 static void counts(struct jw *w, const struct stats_counts *c)
@@ -111,7 +104,7 @@ void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
 	counts(w, &p->run);
 	jw_ku64(w, "in_flight", p->in_flight);
 	k_ns(w, "rtt_last_ns", p->last_rtt_ns);
-	rtt_fields(w, &p->run_rtt, p->run.received, "rtt_");
+	rtt_fields(w, &p->run_rtt, p->run.received);
 	if (detail) {
 		if (p->labels)
 			jw_kstr(w, "labels", p->labels);
@@ -126,7 +119,7 @@ void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
 		jw_key(w, "window");
 		jw_obj_begin(w);
 		counts(w, &p->window.c);
-		rtt_fields(w, &p->window.rtt, p->window.c.received, "rtt_");
+		rtt_fields(w, &p->window.rtt, p->window.c.received);
 		jw_obj_end(w);
 		jw_key(w, "send_errors");
 		jw_obj_begin(w);
