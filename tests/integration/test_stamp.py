@@ -735,6 +735,80 @@ class StampRouter(unittest.TestCase):
                 self.assertEqual(d.stop(), 0)
 
 
+
+
+# ---- socket activation -----------------------------------------------------------------
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@unittest.skipUnless(have("systemd-socket-activate"), "systemd-socket-activate not installed")
+class StampSocketActivation(unittest.TestCase):
+    """Two datagram sockets from systemd-socket-activate, named "stamp" and
+    "echo" as beacond-stamp.socket and beacond.socket name theirs; neither
+    address is in the config, so each is served by name alone."""
+
+    def run_activated(self, stamp_enabled):
+        p_stamp, p_echo = free_udp_port(), free_udp_port()
+        prefix = ["systemd-socket-activate", "--datagram", "-l", f"127.0.0.1:{p_stamp}",
+                  "-l", f"127.0.0.1:{p_echo}", "--fdname=stamp:echo", "--"]
+        cfg = stamp_config({"enabled": "yes" if stamp_enabled else "no",
+                            "listen": "127.0.0.1:0"},
+                           udp={"listen": "127.0.0.1:0", "rate_limit": 0})
+        d = Daemon(cfg, prefix=prefix)
+        d.start(wait_ready=False)
+        # socket-activate starts beacond on the first datagram, which then
+        # waits in the passed socket's queue.
+        s = sender()
+        self.addCleanup(s.close)
+        deadline = time.monotonic() + 15
+        while True:
+            # Until socket-activate has bound, a datagram goes nowhere.
+            s.sendto(request(1), ("127.0.0.1", p_stamp))
+            try:
+                d.wait_event("ready", timeout=0.3)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    d.close()
+                    raise
+        return d, s, p_stamp, p_echo, deadline
+
+    def test_named_socket_goes_to_the_reflector(self):
+        d, s, p_stamp, p_echo, _ = self.run_activated(True)
+        with d:
+            ev = d.wait_event("listen", service="stamp", addr=f"127.0.0.1:{p_stamp}")
+            self.assertEqual(ev["inherited"], "yes")
+            self.assertEqual(d.events("listen", service="udp", addr=f"127.0.0.1:{p_stamp}"), [])
+            # The datagram that started beacond is reflected, as STAMP.
+            self.assertFalse(recv_nothing(s, 5))
+            r = parse_reply(s.recv(100))
+            self.assertEqual(r["sseq"], 1)
+            self.assertNotEqual(r["t2"], 0)
+            while not recv_nothing(s):
+                s.recv(100)     # the other tries that started it
+            # The unnamed-for-STAMP socket is the echo's.
+            ev = d.wait_event("listen", service="udp", addr=f"127.0.0.1:{p_echo}")
+            s.sendto(b"plain echo", ("127.0.0.1", p_echo))
+            self.assertFalse(recv_nothing(s, 5))
+            self.assertEqual(s.recv(100), b"plain echo")
+            self.assertEqual(d.stop(), 0)
+
+    def test_named_socket_unused_while_disabled(self):
+        d, s, p_stamp, p_echo, _ = self.run_activated(False)
+        with d:
+            ev = d.wait_event("inherited_unused")
+            self.assertEqual(ev["name"], "stamp")
+            self.assertEqual(d.events("listen", service="udp", addr=f"127.0.0.1:{p_stamp}"), [],
+                             "never echoed by the UDP service")
+            s.sendto(request(2), ("127.0.0.1", p_stamp))
+            self.assertTrue(recv_nothing(s))
+            self.assertEqual(d.stop(), 0)
+
+
 if __name__ == "__main__":
     prog = unittest.main(module="__main__", verbosity=2, exit=False)
     res = prog.result
