@@ -14,6 +14,9 @@
 
 /* The SCM_TIMESTAMPNS receive stamp (CLOCK_REALTIME ns); 0 when absent. */
 uint64_t kstamp_rx_ns(struct msghdr *msg);
+/* The same from one control message (0 unless it is SCM_TIMESTAMPNS), for
+ * callers that walk the control messages themselves. */
+uint64_t kstamp_cmsg_rx_ns(const struct cmsghdr *c);
 /* The software stamp of an SCM_TIMESTAMPING message (ts[0], CLOCK_REALTIME
  * ns); 0 when absent. */
 uint64_t kstamp_tx_ns(struct msghdr *msg);

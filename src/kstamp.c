@@ -12,16 +12,23 @@ static uint64_t ts_ns(const struct timespec *ts)
 	return (uint64_t)ts->tv_sec * 1000000000u + (uint64_t)ts->tv_nsec;
 }
 
+uint64_t kstamp_cmsg_rx_ns(const struct cmsghdr *c)
+{
+	struct timespec kts;
+
+	if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
+	    c->cmsg_len < CMSG_LEN(sizeof kts))
+		return 0;
+	memcpy(&kts, CMSG_DATA(c), sizeof kts);
+	return ts_ns(&kts);
+}
+
 uint64_t kstamp_rx_ns(struct msghdr *msg)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
-		struct timespec kts;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
-		    c->cmsg_len < CMSG_LEN(sizeof kts))
-			continue;
-		memcpy(&kts, CMSG_DATA(c), sizeof kts);
-		return ts_ns(&kts);
+		uint64_t k = kstamp_cmsg_rx_ns(c);
+		if (k)
+			return k;
 	}
 	return 0;
 }

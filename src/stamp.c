@@ -59,7 +59,7 @@
 #define STAMP_SLOT_SIZE   65536u
 #define STAMP_BATCH       64u
 #define STAMP_ROUNDS      4u
-#define STAMP_ERRQ_BATCH  32u
+#define STAMP_ERRQ_BATCH  64u
 #define STAMP_TX_RING     256u    /* replies whose transmit stamp may be pending */
 #define STAMP_LOG_INTERVAL_NS (10 * NSEC_PER_SEC)
 #define STAMP_CLOCK_PERIOD_NS NSEC_PER_SEC
@@ -239,13 +239,18 @@ struct rx_info {
 
 static void rx_parse(struct msghdr *m, struct rx_info *ri)
 {
-	ri->stamp_ns = kstamp_rx_ns(m);
+	ri->stamp_ns = 0;
 	ri->ttl = -1;
 	ri->tos = 0;
 	memset(ri->dst, 0, sizeof ri->dst);
+	/* One pass over the control messages, on the path of every reply. */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
 		int v;
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL &&
+		if (c->cmsg_level == SOL_SOCKET) {
+			uint64_t k = kstamp_cmsg_rx_ns(c);
+			if (k)
+				ri->stamp_ns = k;
+		} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL &&
 		    c->cmsg_len >= CMSG_LEN(sizeof v)) {
 			memcpy(&v, CMSG_DATA(c), sizeof v);
 			ri->ttl = v;
@@ -299,7 +304,7 @@ static void session_key(uint8_t key[STAMP_SESS_KEY_LEN], const struct stamp_sock
 /* Decide on datagram i and build its reply in place; true when there is
  * one, with its control data in ctl_out[k], length *ctllen. */
 static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
-			size_t *ctllen, uint64_t now, uint64_t wall_fallback)
+			size_t *ctllen, uint64_t now)
 {
 	struct msghdr *m = &s->in[i].msg_hdr;
 	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
@@ -362,7 +367,9 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 	rx_parse(m, &ri);
 	struct stamp_reflect_info info = {
 		.seq = stamp_get32(pkt),
-		.t2 = stamp_ntp_from_ns(ri.stamp_ns ? ri.stamp_ns : wall_fallback),
+		/* No kernel stamp (never seen on Linux, but the option is
+		 * best effort): the time we read it is the next best T2. */
+		.t2 = stamp_ntp_from_ns(ri.stamp_ns ? ri.stamp_ns : wall_ns()),
 		.error = s->error,
 		.ttl = ri.ttl < 0 ? 0 : (uint8_t)ri.ttl,
 		.tos = (uint8_t)ri.tos,
@@ -554,7 +561,9 @@ static void stamp_on_ready(struct io *io, uint32_t events)
 	struct stamp_service *s = container_of(u->ls.set, struct stamp_service, socks);
 	unsigned nslots = s->nslots;
 
-	if (u->txstamps || (events & EPOLLERR))
+	/* The error queue holds the transmit stamps; epoll reports EPOLLERR
+	 * whenever it is not empty, so it costs no system call otherwise. */
+	if (events & EPOLLERR)
 		drain_errqueue(s, u);
 	clock_refresh(s, loop_now(s->loop));
 
@@ -586,13 +595,12 @@ static void stamp_on_ready(struct io *io, uint32_t events)
 		}
 
 		uint64_t now = loop_now(s->loop);
-		uint64_t wall = wall_ns();
 		unsigned k = 0;
 		for (unsigned i = 0; i < (unsigned)n; i++) {
 			s->counters.received++;
 			s->counters.bytes_in += s->in[i].msg_len;
 			size_t ctllen = 0;
-			if (!stamp_admit(s, u, i, k, &ctllen, now, wall))
+			if (!stamp_admit(s, u, i, k, &ctllen, now))
 				continue;
 			struct msghdr *o = &s->out[k].msg_hdr;
 			o->msg_name = &s->names[i];
