@@ -84,6 +84,7 @@ struct stamp_tlv_stats {
 	unsigned tlvs;           /* TLVs seen (each type counted once per TLV) */
 	unsigned unknown;        /* U flag set */
 	unsigned malformed;      /* M flag set (0 or 1: the walk stops there) */
+	bool followup;           /* a Follow-Up Telemetry TLV was answered */
 	bool cos;                /* a Class of Service TLV was answered */
 	uint8_t cos_dscp1;       /* its requested DSCP for the reply */
 };

@@ -15,8 +15,10 @@
  *     most once a second;
  *   - in stateful mode, a session table (stamp_sess.h) gives each
  *     (SSID, 4-tuple) its own reflector sequence numbers, and the kernel's
- *     transmit stamp of each reply (SO_TIMESTAMPING, read back from the
- *     error queue) becomes the Follow-Up Telemetry of the next one.
+ *     transmit stamp of a reply (SO_TIMESTAMPING, read back from the error
+ *     queue) becomes the Follow-Up Telemetry of the next one -- for the
+ *     replies whose request asked for a Follow-Up, so that others cost
+ *     nothing.
  *
  * Safeguards, in this order, each with its counter: truncation, the
  * allow-list (first: whoever is not on it learns nothing, not even our
@@ -69,8 +71,15 @@
  * reported on receive too once SO_TIMESTAMPING is on), TTL and TOS of
  * either family, and slack. */
 #define STAMP_CTL_SIZE 384
-#define STAMP_TX_FLAGS (SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | \
-			SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
+/* On the socket: report software stamps, numbered (OPT_ID), without the
+ * packet (TSONLY).  Which replies are stamped is chosen per message, by a
+ * SO_TIMESTAMPING control message with TX_SOFTWARE: only those whose
+ * request carried a Follow-Up Telemetry TLV, so a stateful reflector whose
+ * senders do not ask for it reads no error queue at all.  The kernel
+ * numbers only the messages it stamps. */
+#define STAMP_TX_FLAGS (SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID | \
+			SOF_TIMESTAMPING_OPT_TSONLY)
+#define STAMP_TX_SPACE CMSG_SPACE(sizeof(uint32_t))
 
 union stamp_ctl {
 	struct cmsghdr align;
@@ -79,7 +88,7 @@ union stamp_ctl {
 
 union stamp_ctl_out {
 	struct cmsghdr align;
-	char buf[REFLECT_PKTINFO_SPACE];
+	char buf[REFLECT_PKTINFO_SPACE + STAMP_TX_SPACE];
 };
 
 /* A reply sent whose transmit stamp the error queue will bring. */
@@ -136,6 +145,7 @@ struct out_meta {
 	uint32_t sess, gen, seq;
 	bool stateful;
 	bool is_short;
+	bool tx_stamp;           /* stamped by the kernel (a follow-up was asked for) */
 };
 
 struct stamp_service {
@@ -416,6 +426,19 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 	s->counters.tlv_unknown += st.unknown;
 	s->counters.tlv_malformed += st.malformed;
 	s->iov[i].iov_len = out;
+	om->tx_stamp = false;
+	if (om->stateful && st.followup && u->txstamps) {
+		/* Ask for this reply's transmit stamp: the next Follow-Up. */
+		struct cmsghdr *c = (struct cmsghdr *)(void *)(s->ctl_out[k].buf + *ctllen);
+		uint32_t flags = SOF_TIMESTAMPING_TX_SOFTWARE;
+		memset(c, 0, STAMP_TX_SPACE);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SO_TIMESTAMPING;
+		c->cmsg_len = CMSG_LEN(sizeof flags);
+		memcpy(CMSG_DATA(c), &flags, sizeof flags);
+		*ctllen += STAMP_TX_SPACE;
+		om->tx_stamp = true;
+	}
 	return true;
 }
 
@@ -502,7 +525,7 @@ static void sent_one(struct stamp_service *s, struct stamp_sock *u, unsigned j)
 	struct stamp_session *ss = stamp_sessions_at(s->sess, om->sess, om->gen);
 	if (ss)
 		ss->tx++;
-	if (u->txstamps) {
+	if (om->tx_stamp && u->txstamps) {
 		uint32_t key = u->tx_next_key++;
 		u->ring[key % STAMP_TX_RING] = (struct tx_slot){
 			.key = key, .sess = om->sess, .gen = om->gen, .seq = om->seq,
@@ -859,7 +882,10 @@ void stamp_commit(struct stamp_service *s, struct stamp_plan *p)
 	s->rl = p->rl;
 	if (s->rl)
 		ratelimit_set_rate(s->rl, s->set.rate, s->set.burst);
-	if (s->sess != p->sess && s->sess) {
+	/* Transmit stamps still pending name sessions by index: a new table
+	 * must not get the old table's stamps. */
+	bool new_table = s->sess != p->sess;
+	if (new_table && s->sess) {
 		const struct stamp_sess_counters *c = stamp_sessions_counters(s->sess);
 		s->sess_base.created += c->created;
 		s->sess_base.expired += c->expired;
@@ -877,8 +903,9 @@ void stamp_commit(struct stamp_service *s, struct stamp_plan *p)
 		struct stamp_sock *u = container_of(ls, struct stamp_sock, ls);
 		/* Transmit stamps only where Follow-Up uses them: a stateless
 		 * reflector would fill its error queue for nothing.  A mode
-		 * change restarts the key count. */
-		if (u->txstamps != stateful || ls->fresh)
+		 * change or a new table restarts the key count and empties the
+		 * ring. */
+		if (u->txstamps != stateful || ls->fresh || new_table)
 			txstamps_set(u, stateful);
 		if (!ls->fresh)
 			continue;

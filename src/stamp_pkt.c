@@ -127,6 +127,7 @@ static void tlv_walk(uint8_t *p, size_t n, const struct stamp_reflect_info *info
 			stamp_put32(v + 8, info->tx_count);
 			break;
 		case STAMP_TLV_FOLLOWUP:
+			st->followup = true;
 			memset(v, 0, 16);
 			if (info->followup) {
 				stamp_put32(v, info->fu_seq);

@@ -377,6 +377,8 @@ class StampStateful(unittest.TestCase):
                 reply, *_ = exchange(s, dst, lambda: request(1, ssid=3))
                 self.assertIsNotNone(reply)
                 self.assertEqual(parse_reply(reply)["seq"], 0)
+            # Nobody asked for a Follow-Up: no reply was stamped on send.
+            self.assertEqual(stats(d)["tx_stamps"], 0)
             self.assertEqual(d.stop(), 0)
 
     def test_follow_up_and_direct_measurement(self):
