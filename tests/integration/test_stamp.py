@@ -739,6 +739,42 @@ class StampRouter(unittest.TestCase):
 
 
 
+class StampReload(unittest.TestCase):
+    def test_enable_switch_mode_disable(self):
+        off = stamp_config({"enabled": "no", "listen": "127.0.0.1:0"},
+                           udp={"listen": "127.0.0.1:0", "rate_limit": 0})
+        with Daemon(off).start() as d:
+            self.assertEqual(d.listen_addrs("stamp"), [])
+            d.write_config(stamp_config({"listen": "127.0.0.1:0"},
+                                        udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+            self.assertEqual(d.reload()["event"], "reloaded")
+            dst = d.addr("stamp", socket.AF_INET)
+            with sender() as s:
+                reply, *_ = exchange(s, dst, lambda: request(500))
+                self.assertEqual(parse_reply(reply)["seq"], 500, "stateless")
+                # Same listen entry, new mode: the socket stays, numbering
+                # becomes the session's own.
+                d.write_config(stamp_config({"listen": "127.0.0.1:0", "mode": "stateful"},
+                                            udp={"listen": "127.0.0.1:0", "rate_limit": 0}))
+                self.assertEqual(d.reload()["event"], "reloaded")
+                self.assertEqual(d.listen_addrs("stamp"), [dst], "socket kept")
+                for n in range(3):
+                    reply, *_ = exchange(s, dst, lambda: request(600 + n))
+                    self.assertEqual(parse_reply(reply)["seq"], n)
+                # A bad [stamp] value leaves everything as it was.
+                d.write_config(stamp_config({"listen": "127.0.0.1:0", "mode": "bogus"}))
+                self.assertEqual(d.reload()["event"], "reload_failed")
+                reply, *_ = exchange(s, dst, lambda: request(700))
+                self.assertEqual(parse_reply(reply)["seq"], 3)
+                # Disabled: the socket closes.
+                d.write_config(off)
+                self.assertEqual(d.reload()["event"], "reloaded")
+                d.wait_event("listen_close", service="stamp")
+                s.sendto(request(1), dst)
+                self.assertTrue(recv_nothing(s))
+            self.assertEqual(d.stop(), 0)
+
+
 # ---- socket activation -----------------------------------------------------------------
 
 def free_udp_port():
