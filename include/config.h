@@ -32,6 +32,7 @@ enum icmp_socket_kind { ICMP_SOCKET_AUTO, ICMP_SOCKET_DGRAM, ICMP_SOCKET_RAW };
 enum target_family { FAMILY_AUTO, FAMILY_4, FAMILY_6, FAMILY_BOTH };
 enum stamp_mode { STAMP_STATELESS, STAMP_STATEFUL };
 enum stamp_short { STAMP_SHORT_REPLY, STAMP_SHORT_DROP };
+enum stamp_cos { STAMP_COS_KEEP, STAMP_COS_APPLY };
 
 struct config_daemon {
 	enum log_level log_level;        /* info */
@@ -81,6 +82,7 @@ struct config_stamp {
 	uint32_t sessions;               /* stateful: table size, 1024, 1..1048576 */
 	uint64_t session_timeout_ns;     /* stateful: idle expiry, 5m, 1s..1d */
 	enum stamp_short short_requests; /* reply */
+	enum stamp_cos class_of_service; /* keep: never re-mark replies; apply: DSCP1 of a CoS TLV */
 };
 
 /* Settings of [icmp] that each [target] may override. */

@@ -71,6 +71,7 @@ struct stamp_reflect_info {
 	uint8_t sync_src;        /* STAMP_SYNC_* for the Timestamp Information TLV */
 	uint8_t ts_in;           /* STAMP_TSM_* of T2 */
 	uint8_t ts_out;          /* STAMP_TSM_* of T3 */
+	bool cos_apply;          /* the reply will carry the DSCP a CoS TLV asks for */
 	uint32_t rx_count;       /* Direct Measurement: received, this one included */
 	uint32_t tx_count;       /* Direct Measurement: sent before this one */
 	bool followup;           /* a previous reply's transmit time is known */

@@ -119,6 +119,7 @@ static const char *const socket_names[] = { "auto", "dgram", "raw", NULL };
 static const char *const family_names[] = { "auto", "4", "6", "both", NULL };
 static const char *const stamp_mode_names[] = { "stateless", "stateful", NULL };
 static const char *const stamp_short_names[] = { "reply", "drop", NULL };
+static const char *const stamp_cos_names[] = { "keep", "apply", NULL };
 
 #define D(f) offsetof(struct config_daemon, f)
 static const struct key_def daemon_keys[] = {
@@ -164,6 +165,7 @@ static const struct key_def udp_keys[] = {
 
 _Static_assert(sizeof(enum stamp_mode) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum stamp_short) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum stamp_cos) == sizeof(int), "enum stored as int");
 #define S(f) offsetof(struct config_stamp, f)
 static const struct key_def stamp_keys[] = {
 	{ "enabled", K_BOOL, S(enabled), 0, 0, 0, false, NULL },
@@ -176,6 +178,7 @@ static const struct key_def stamp_keys[] = {
 	{ "sessions", K_U32, S(sessions), 0, 1, 1048576, false, NULL },
 	{ "session_timeout", K_DURATION, S(session_timeout_ns), 0, SEC, DAY, false, NULL },
 	{ "short_requests", K_ENUM, S(short_requests), 0, 0, 0, false, stamp_short_names },
+	{ "class_of_service", K_ENUM, S(class_of_service), 0, 0, 0, false, stamp_cos_names },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef S
@@ -1113,6 +1116,7 @@ static int set_defaults(struct config *cfg)
 	cfg->stamp.sessions = 1024;
 	cfg->stamp.session_timeout_ns = 5 * MINUTE;
 	cfg->stamp.short_requests = STAMP_SHORT_REPLY;
+	cfg->stamp.class_of_service = STAMP_COS_KEEP;
 
 	cfg->icmp.socket = ICMP_SOCKET_AUTO;
 	cfg->icmp.defaults = (struct probe_opts){

@@ -28,11 +28,12 @@
  * authenticated, short with short_requests = drop), the per-source rate
  * limit, and in stateful mode the session table.
  *
- * The reply's DSCP is never changed: the Class of Service TLV reports what
- * arrived and says (RP = 1) that the requested DSCP was not applied.  A
- * reflector that re-marks on request lets any allow-listed sender pick the
- * queue our replies take, which is a policy decision this daemon does not
- * make for its operator.
+ * By default the reply's DSCP is never changed: the Class of Service TLV
+ * reports what arrived and says (RP = 1) that the requested DSCP was not
+ * applied.  A reflector that re-marks on request lets any allow-listed
+ * sender pick the queue our replies take, which is the operator's policy
+ * decision: class_of_service = apply makes it (RP = 0, DSCP1 on the
+ * reply, per message).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -86,9 +87,11 @@ union stamp_ctl {
 	char buf[STAMP_CTL_SIZE];
 };
 
+#define STAMP_TOS_SPACE CMSG_SPACE(sizeof(int))
+
 union stamp_ctl_out {
 	struct cmsghdr align;
-	char buf[REFLECT_PKTINFO_SPACE + STAMP_TX_SPACE];
+	char buf[REFLECT_PKTINFO_SPACE + STAMP_TX_SPACE + STAMP_TOS_SPACE];
 };
 
 /* A reply sent whose transmit stamp the error queue will bring. */
@@ -109,6 +112,7 @@ struct stamp_sock {
 struct stamp_settings {
 	enum stamp_mode mode;
 	enum stamp_short short_requests;
+	enum stamp_cos cos;
 	struct acl allow;        /* owned copy */
 	uint32_t rate, burst, table_size;
 	uint32_t sessions;
@@ -311,6 +315,24 @@ static void session_key(uint8_t key[STAMP_SESS_KEY_LEN], const struct stamp_sock
 	memcpy(key + 36, &lport, 2);
 }
 
+/* The control message that gives one reply the DSCP a Class of Service
+ * TLV asked for (class_of_service = apply), ECN not-ECT: IP_TOS for IPv4
+ * and IPv4-mapped peers, IPV6_TCLASS otherwise.  Returns its length. */
+static size_t reply_class(char *at, const struct sockaddr *peer, uint8_t dscp)
+{
+	struct cmsghdr *c = (struct cmsghdr *)(void *)at;
+	int v = dscp << 2;
+	bool v6 = peer->sa_family == AF_INET6 &&
+		  !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr);
+
+	memset(c, 0, STAMP_TOS_SPACE);
+	c->cmsg_level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	c->cmsg_type = v6 ? IPV6_TCLASS : IP_TOS;
+	c->cmsg_len = CMSG_LEN(sizeof v);
+	memcpy(CMSG_DATA(c), &v, sizeof v);
+	return STAMP_TOS_SPACE;
+}
+
 /* Decide on datagram i and build its reply in place; true when there is
  * one, with its control data in ctl_out[k], length *ctllen. */
 static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
@@ -386,6 +408,7 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 		.sync_src = s->sync_src,
 		.ts_in = STAMP_TSM_SW,
 		.ts_out = STAMP_TSM_SW,
+		.cos_apply = s->set.cos == STAMP_COS_APPLY,
 		.rx_count = (uint32_t)s->counters.received,
 		.tx_count = (uint32_t)s->counters.reflected,
 	};
@@ -426,6 +449,8 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 	s->counters.tlv_unknown += st.unknown;
 	s->counters.tlv_malformed += st.malformed;
 	s->iov[i].iov_len = out;
+	if (st.cos && s->set.cos == STAMP_COS_APPLY)
+		*ctllen += reply_class(s->ctl_out[k].buf + *ctllen, peer, st.cos_dscp1);
 	om->tx_stamp = false;
 	if (om->stateful && st.followup && u->txstamps) {
 		/* Ask for this reply's transmit stamp: the next Follow-Up. */
@@ -751,6 +776,7 @@ static int settings_from_config(struct stamp_settings *set, const struct config_
 	*set = (struct stamp_settings){
 		.mode = cfg->mode,
 		.short_requests = cfg->short_requests,
+		.cos = cfg->class_of_service,
 		.rate = cfg->rate_limit,
 		.burst = cfg->rate_burst,
 		.table_size = cfg->rate_table_size ? cfg->rate_table_size : 4096,

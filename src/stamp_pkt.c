@@ -50,9 +50,9 @@ static void tlv_cos(uint8_t *v, const struct stamp_reflect_info *info,
 	uint8_t dscp1 = v[0] >> 2;
 	uint8_t dscp2 = info->tos >> 2;
 	uint8_t ecn = info->tos & 3u;
-	/* RP = 1: DSCP1 was not used for the reply.  The reflector's policy
-	 * is to keep its own marking (see stamp.c), so it says so. */
-	uint8_t rp = 1;
+	/* RP (Reverse Path) 0: the reply carries DSCP1; 1: it does not,
+	 * because the reflector's policy keeps its own marking (stamp.c). */
+	uint8_t rp = info->cos_apply ? 0 : 1;
 
 	v[0] = (uint8_t)(dscp1 << 2 | dscp2 >> 4);
 	v[1] = (uint8_t)((dscp2 & 0xfu) << 4 | ecn << 2 | rp);

@@ -122,9 +122,10 @@ def sender(family=socket.AF_INET, tos=None):
     return s
 
 
-def exchange(sock, dst, pkt_fn, timeout=5):
+def exchange(sock, dst, pkt_fn, timeout=5, want_tos=False):
     """Send pkt_fn() (built at the last moment, so T1 is fresh) and return
-    (reply bytes, T1 ns, T4 ns, reply TTL)."""
+    (reply bytes, T1 ns, T4 ns, reply TTL), and the reply's TOS / traffic
+    class last with want_tos (the socket needs IP_RECVTOS / IPV6_RECVTCLASS)."""
     pkt = pkt_fn()
     t1 = ntp_to_ns(struct.unpack("!Q", pkt[4:12])[0])
     sock.sendto(pkt, dst)
@@ -133,10 +134,16 @@ def exchange(sock, dst, pkt_fn, timeout=5):
         return None, t1, None, None
     data, anc, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(4) * 4)
     t4 = time.time_ns()
-    ttl = None
+    ttl = tos = None
     for level, typ, val in anc:
         if (level, typ) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
             ttl = struct.unpack("i", val[:4])[0]
+        elif (level, typ) == (socket.IPPROTO_IP, IP_TOS):
+            tos = val[0]
+        elif (level, typ) == (socket.IPPROTO_IPV6, socket.IPV6_TCLASS):
+            tos = struct.unpack("i", val[:4])[0]
+    if want_tos:
+        return data, t1, t4, ttl, tos
     return data, t1, t4, ttl
 
 
@@ -280,7 +287,10 @@ class StampBasics(unittest.TestCase):
                     tlv(200, b"future") +                        # unknown
                     tlv(10, bytes(8)) +                          # Return Path: never acted on
                     tlv(9, bytes(8)))                            # Destination Node Address
-            reply, *_ = exchange(s, dst, lambda: request(5, tlvs=tlvs))
+            s.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
+            reply, _, _, _, rtos = exchange(s, dst, lambda: request(5, tlvs=tlvs),
+                                            want_tos=True)
+            self.assertEqual(rtos, 0, "class_of_service = keep: the reply is not re-marked")
             r = parse_reply(reply)
             self.assertEqual(r["len"], BASE + len(tlvs))
             t = parse_tlvs(r["tlvs"])
@@ -411,6 +421,29 @@ class StampStateful(unittest.TestCase):
                     prev = (r, t4)
                     time.sleep(0.02)
                 self.assertGreaterEqual(stats(d)["tx_stamps"], 4)
+            self.assertEqual(d.stop(), 0)
+
+
+class StampClassOfService(unittest.TestCase):
+    def test_apply_marks_the_reply(self):
+        with Daemon(stamp_config({"class_of_service": "apply"})).start() as d:
+            for family in (socket.AF_INET, socket.AF_INET6):
+                dst = d.addr("stamp", family)
+                with sender(family, tos=46 << 2) as s:
+                    if family == socket.AF_INET:
+                        s.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
+                    else:
+                        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+                    cos = tlv(4, bytes([26 << 2, 0, 0, 0]))   # DSCP1 = AF31
+                    reply, _, _, _, rtos = exchange(s, dst, lambda: request(1, tlvs=cos),
+                                                    want_tos=True)
+                    self.assertEqual(rtos, 26 << 2, f"{family}: DSCP1 on the reply")
+                    v = parse_tlvs(parse_reply(reply)["tlvs"])[0]["value"]
+                    self.assertEqual((v[0] & 3) << 4 | v[1] >> 4, 46, "DSCP2: what arrived")
+                    self.assertEqual(v[1] & 3, 0, "RP = 0: DSCP1 applied")
+                    # Without a CoS TLV nothing is re-marked.
+                    reply, _, _, _, rtos = exchange(s, dst, lambda: request(2), want_tos=True)
+                    self.assertEqual(rtos, 0)
             self.assertEqual(d.stop(), 0)
 
 

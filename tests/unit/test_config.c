@@ -914,6 +914,7 @@ Test(config, stamp_defaults_and_keys)
 	cr_assert_eq(cfg->stamp.allow.n, cfg->udp.allow.n, "the echo services' ranges");
 	cr_assert_eq(cfg->stamp.mode, STAMP_STATELESS);
 	cr_assert_eq(cfg->stamp.short_requests, STAMP_SHORT_REPLY);
+	cr_assert_eq(cfg->stamp.class_of_service, STAMP_COS_KEEP);
 	cr_assert_eq(cfg->stamp.rate_limit, 100);
 	cr_assert_eq(cfg->stamp.rate_burst, 200);
 	cr_assert_eq(cfg->stamp.sessions, 1024);
@@ -922,7 +923,9 @@ Test(config, stamp_defaults_and_keys)
 
 	cfg = parse_ok("[stamp]\nenabled = yes\nlisten = 0.0.0.0:8862\nmode = stateful\n"
 		       "sessions = 10\nsession_timeout = 30s\nshort_requests = drop\n"
-		       "rate_limit = 7\nallow = 10.0.0.0/8\nrate_table_size = 64\n");
+		       "rate_limit = 7\nallow = 10.0.0.0/8\nrate_table_size = 64\n"
+		       "class_of_service = apply\n");
+	cr_assert_eq(cfg->stamp.class_of_service, STAMP_COS_APPLY);
 	cr_assert(cfg->stamp.enabled);
 	cr_assert_eq(cfg->stamp.n_listen, 1);
 	cr_assert_eq(cfg->stamp.mode, STAMP_STATEFUL);
@@ -938,6 +941,7 @@ Test(config, stamp_defaults_and_keys)
 	expect_error_has("[stamp]\nmode = reflective\n", "[stamp] mode");
 	expect_error_has("[stamp]\nshort_requests = maybe\n", "[stamp] short_requests");
 	expect_error_has("[stamp]\nsessions = 0\n", "[stamp] sessions");
+	expect_error_has("[stamp]\nclass_of_service = sometimes\n", "[stamp] class_of_service");
 	expect_error_has("[stamp]\nsession_timeout = 0\n", "[stamp] session_timeout");
 	expect_error_has("[stamp]\nenabled = yes\nlisten = \n", "[stamp] listen");
 	expect_error_has("[stamp]\n[stamp]\n", "stamp");

@@ -140,6 +140,13 @@ Test(stamp_pkt, implemented_tlvs)
 	cr_assert_eq(r[cos + 5] & 3, 1, "RP: DSCP1 not applied");
 	cr_assert(st.cos);
 	cr_assert_eq(st.cos_dscp1, 12);
+	/* class_of_service = apply: RP = 0. */
+	struct stamp_reflect_info apply = INFO;
+	apply.cos_apply = true;
+	uint8_t b2[256];
+	size_t n2 = make_request(b2, 1, 2, 3, 4, t, tl);
+	stamp_reflect(b2, n2, sizeof b2, &apply, NULL);
+	cr_assert_eq(b2[STAMP_BASE_LEN + cos + 5] & 3, 0, "RP: DSCP1 applied");
 	cr_assert_eq(stamp_get32(r + dm + 4), 1234, "sender's counter kept");
 	cr_assert_eq(stamp_get32(r + dm + 8), 9);
 	cr_assert_eq(stamp_get32(r + dm + 12), 8);
