@@ -811,9 +811,11 @@ static int cmd_stats(const char *path, int argc, char **argv)
 		reply_free(&r);
 		return 0;
 	}
-	const char *svcs[] = { "tcp", "udp" };
-	for (int s = 0; s < 2; s++) {
+	const char *svcs[] = { "tcp", "udp", "stamp" };
+	for (int s = 0; s < 3; s++) {
 		const json_t *o = json_object_get(r.lines[0], svcs[s]);
+		if (!json_is_object(o))
+			continue;
 		const char *key;
 		json_t *v;
 		printf("%s\n", svcs[s]);

@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "json.h"
 #include "net.h"
+#include "stamp.h"
 #include "tcp.h"
 #include "udp.h"
 #include "util.h"
@@ -200,6 +201,32 @@ static void udp_json(struct jw *w, const struct udp_counters *c)
 	jw_ku64(w, "rate_evictions", c->rate_evictions);
 }
 
+static void stamp_json(struct jw *w, const struct stamp_counters *c)
+{
+	jw_ku64(w, "received", c->received);
+	jw_ku64(w, "reflected", c->reflected);
+	jw_ku64(w, "bytes_in", c->bytes_in);
+	jw_ku64(w, "bytes_out", c->bytes_out);
+	jw_ku64(w, "short_reflected", c->short_reflected);
+	jw_ku64(w, "drop_truncated", c->drop_truncated);
+	jw_ku64(w, "drop_acl", c->drop_acl);
+	jw_ku64(w, "drop_addr", c->drop_addr);
+	jw_ku64(w, "drop_port", c->drop_port);
+	jw_ku64(w, "drop_runt", c->drop_runt);
+	jw_ku64(w, "drop_short", c->drop_short);
+	jw_ku64(w, "drop_auth", c->drop_auth);
+	jw_ku64(w, "drop_rate", c->drop_rate);
+	jw_ku64(w, "drop_session", c->drop_session);
+	jw_ku64(w, "drop_send", c->drop_send);
+	jw_ku64(w, "tlv_unknown", c->tlv_unknown);
+	jw_ku64(w, "tlv_malformed", c->tlv_malformed);
+	jw_ku64(w, "tx_stamps", c->tx_stamps);
+	jw_ku64(w, "sessions_active", c->sessions_active);
+	jw_ku64(w, "sessions_created", c->sessions_created);
+	jw_ku64(w, "sessions_expired", c->sessions_expired);
+	jw_ku64(w, "rate_evictions", c->rate_evictions);
+}
+
 static void services(struct jw *w, const struct view_daemon *v, bool with_listen)
 {
 	jw_key(w, "tcp");
@@ -216,6 +243,14 @@ static void services(struct jw *w, const struct view_daemon *v, bool with_listen
 	if (v->udp)
 		udp_json(w, v->udp);
 	jw_obj_end(w);
+	/* The STAMP reflector's counters (its listeners are in its own log
+	 * lines; the view does not carry them yet). */
+	if (v->stamp) {
+		jw_key(w, "stamp");
+		jw_obj_begin(w);
+		stamp_json(w, v->stamp);
+		jw_obj_end(w);
+	}
 }
 
 #define SMALL_REPLY_MAX (128u * 1024u)

@@ -332,6 +332,9 @@ class Ctl(unittest.TestCase):
         self.assertRegex(r.stdout, r"(?m)^tcp\n  active +0$")
         self.assertRegex(r.stdout, rf"(?m)^  accepted +{st['tcp']['accepted']}$")
         self.assertIn("\nudp\n", r.stdout)
+        # The STAMP reflector is off here, its counters are still reported.
+        self.assertEqual(st["stamp"]["received"], 0)
+        self.assertRegex(r.stdout, r"(?m)^stamp\n  received +0$")
 
     def test_help(self):
         r = subprocess.run([BEACONCTL, "--help"], capture_output=True, text=True)
