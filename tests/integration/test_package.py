@@ -298,6 +298,7 @@ class Installed(unittest.TestCase):
         ok, _ = self.echo_hi()
         self.assertFalse(ok, "port 7 still echoes after remove")
         self.assertTrue(self.exists("/etc/beacond/beacond.ini"), "remove deleted the config")
+        self.assertTrue(self.exists("/var/lib/beacond"), "remove deleted the state directory")
         with open(self.c.path("/etc/beacond/beacond.ini")) as f:
             self.assertIn("[target lo2]", f.read())
         status = self.ct("dpkg-query", "-W", "-f=${Status}", "beacond").stdout
