@@ -141,6 +141,50 @@ class Build(unittest.TestCase):
                 self.assertIn("/etc/beacond/beacond.ini", f.read().split())
 
 
+def build_depends():
+    """Package names in debian/control's Build-Depends (profiles dropped)."""
+    with open(os.path.join(SOURCE, "debian", "control")) as f:
+        text = f.read()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    m = re.search(r"^Build-Depends:(.*?)(?=^\S)", text, re.M | re.S)
+    names = set()
+    for item in m.group(1).split(","):
+        item = item.strip()
+        if item:
+            names.add(re.split(r"[\s(<\[]", item, maxsplit=1)[0])
+    return names
+
+
+class BuildDepends(unittest.TestCase):
+    # Optional in meson (required : false): debian/rules passes
+    # -Dsystemdunitdir, and the sysusers.d fallback is the same directory.
+    OPTIONAL = {"systemd"}
+
+    def test_every_meson_dependency_is_a_build_dependency(self):
+        """A library meson finds on this machine must be in Build-Depends,
+        or the package does not build on a fresh Debian 12."""
+        build = os.environ.get("BEACOND_BUILD_ROOT")
+        if not build or not harness.have("pkg-config") or not harness.have("dpkg"):
+            self.skipTest("no meson build dir, pkg-config or dpkg")
+        import json
+        deps = json.loads(run(["meson", "introspect", "--dependencies", build]).stdout)
+        wanted = build_depends()
+        checked = 0
+        for dep in deps:
+            if dep["name"] in self.OPTIONAL:
+                continue
+            pc = run(["pkg-config", "--path", dep["name"]], check=False).stdout.strip()
+            if not pc:
+                continue            # not a pkg-config dependency (libm, threads)
+            owner = run(["dpkg", "-S", pc], check=False).stdout.split(":")[0]
+            if not owner:
+                continue            # installed by hand, not by a Debian package
+            checked += 1
+            self.assertIn(owner, wanted, f"meson dependency {dep['name']} ({pc}) comes from "
+                                         f"{owner}, which debian/control does not list")
+        self.assertGreater(checked, 0, deps)
+
+
 class Installed(unittest.TestCase):
     """Steps run in order (test_NN_*) against one booted container."""
 
