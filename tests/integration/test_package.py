@@ -13,7 +13,8 @@ loopback) and, inside it, in order:
   disabled, journalctl -u beacond shows the ready line and the state line of
   the packaged loopback target, "echo hi | nc -N 127.0.0.1 7" is echoed,
   systemctl reload beacond reloads (same PID, event=reloaded), and the
-  installed unit scores <= 1.5 in systemd-analyze security;
+  installed unit scores <= 1.5 in systemd-analyze security; switching to
+  beacond.socket serves port 7 as the same user, and back;
   an edit of /etc/beacond/beacond.ini (an added target) survives installing
   the bumped build without any --force-conf* option and with no terminal:
   the package restarts the service, which runs the edited config;
@@ -66,6 +67,7 @@ class Packages:
         env["DEB_BUILD_PROFILES"] = "nocheck"
         script = os.path.join(SOURCE, "scripts", "package")
         try:
+            t0 = time.monotonic()
             r = run([script, "--outdir", os.path.join(cls.tmp, "1")], timeout=900,
                     check=False, env=env)
             if r.returncode != 0:
@@ -75,6 +77,8 @@ class Packages:
             cls.deb = r.stdout.strip().splitlines()[-1]
             cls.version = run(["dpkg-deb", "-f", cls.deb, "Version"]).stdout.strip()
             cls.bumped_version = cls.version + "+test1"
+            t1 = time.monotonic()
+            sys.stderr.write(f"scripts/package (build + lintian): {t1 - t0:.0f}s\n")
             r = run([script, "--no-lintian", "--version", cls.bumped_version,
                      "--outdir", os.path.join(cls.tmp, "2")], timeout=900, check=False,
                     env=env)
@@ -82,6 +86,8 @@ class Packages:
                 raise AssertionError(f"scripts/package --version failed ({r.returncode}):\n"
                                      f"{r.stdout}{r.stderr[-6000:]}")
             cls.bumped = r.stdout.strip().splitlines()[-1]
+            sys.stderr.write(f"scripts/package --version (build only): "
+                             f"{time.monotonic() - t1:.0f}s\n")
         except Exception as e:
             cls.error = e
             raise
@@ -298,6 +304,8 @@ class Installed(unittest.TestCase):
         # the user beacond really there.
         for cmd in (["systemd-analyze", "security", "--offline=true", "--no-pager",
                      "/lib/systemd/system/beacond.service"],
+                    ["systemd-analyze", "security", "--offline=true", "--no-pager",
+                     "/lib/systemd/system/beacond-socket.service"],
                     ["systemd-analyze", "security", "--no-pager", "beacond.service"]):
             r = self.ct(*cmd, check=False)
             m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", r.stdout + r.stderr)
@@ -306,7 +314,30 @@ class Installed(unittest.TestCase):
             sys.stderr.write(f"{' '.join(cmd[2:])}: exposure {score}\n")
             self.assertLessEqual(score, MAX_EXPOSURE, r.stdout)
 
-    def test_06_edit_then_upgrade(self):
+    def test_06_socket_variant(self):
+        # The shipped-disabled alternative works as installed: systemd binds
+        # port 7 and beacond-socket.service (no capabilities, PrivateUsers=)
+        # serves it as the same user.  Datagram ICMP needs the container's
+        # ping_group_range open (a per-namespace sysctl).
+        self.c.net("sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647")
+        self.ct("systemctl", "disable", "--now", "beacond.service")
+        self.ct("systemctl", "enable", "--now", "beacond.socket")
+        try:
+            ok, out = self.echo_hi()
+            self.assertTrue(ok, out + "\n" + self.c.journal_text("beacond-socket.service"))
+            pid = self.show("MainPID", "beacond-socket.service")
+            self.assertNotEqual(pid, "0")
+            with open(f"/proc/{self.c.leader}/root/proc/{pid}/status") as f:
+                uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
+            self.assertEqual(uid, self.uid, "beacond-socket.service is not the user beacond")
+        finally:
+            self.ct("systemctl", "disable", "--now", "beacond.socket", check=False)
+            self.ct("systemctl", "stop", "beacond-socket.service", check=False)
+            self.ct("systemctl", "enable", "--now", "beacond.service")
+        self.assertEqual(self.show("ActiveState"), "active")
+        type(self).pid = self.show("MainPID")
+
+    def test_07_edit_then_upgrade(self):
         c = self.c
         self.assertTrue(self.exists("/var/lib/beacond"), "no state directory")
         with open(c.path("/etc/beacond/beacond.ini")) as f:
@@ -323,6 +354,10 @@ class Installed(unittest.TestCase):
         for suffix in (".dpkg-new", ".dpkg-dist", ".dpkg-old"):
             self.assertFalse(self.exists("/etc/beacond/beacond.ini" + suffix), suffix)
         wait_for(lambda: self.show("ActiveState") == "active", 20, "active after upgrade")
+        # The upgrade neither enabled nor started the socket variant.
+        self.assertEqual(self.ct("systemctl", "is-enabled", "beacond.socket",
+                                 check=False).stdout.strip(), "disabled")
+        self.assertEqual(self.show("ActiveState", "beacond.socket"), "inactive")
         pid = self.show("MainPID")
         self.assertNotIn(pid, ("0", self.pid), "the upgrade did not restart beacond")
         type(self).pid = pid
@@ -332,7 +367,7 @@ class Installed(unittest.TestCase):
         ok, out = self.echo_hi()
         self.assertTrue(ok, out)
 
-    def test_07_remove(self):
+    def test_08_remove(self):
         self.apt("remove", "beacond")
         self.assertEqual(self.show("ActiveState"), "inactive")
         self.assertNotEqual(self.ct("systemctl", "is-enabled", "beacond.service",
@@ -348,7 +383,7 @@ class Installed(unittest.TestCase):
         status = self.ct("dpkg-query", "-W", "-f=${Status}", "beacond").stdout
         self.assertEqual(status, "deinstall ok config-files")
 
-    def test_08_purge(self):
+    def test_09_purge(self):
         self.apt("purge", "beacond")
         for path in ("/etc/beacond", "/var/lib/beacond", "/var/lib/private/beacond",
                      "/usr/sbin/beacond", "/lib/systemd/system/beacond.service",
