@@ -58,6 +58,7 @@ _Static_assert(sizeof(enum target_family) == sizeof(int), "enum stored as int");
 static const char default_listen[] = "127.0.0.1:7, [::1]:7";
 static const char default_web_listen[] = "127.0.0.1:9437, [::1]:9437";
 static const char default_web_allow[] = "127.0.0.0/8, ::1/128";
+static const char default_stamp_listen[] = "127.0.0.1:862, [::1]:862";
 static const char default_allow[] =
 	"127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
 	"169.254.0.0/16, fc00::/7, fe80::/10";
@@ -67,6 +68,7 @@ enum section_kind {
 	SEC_DAEMON,
 	SEC_TCP,
 	SEC_UDP,
+	SEC_STAMP,
 	SEC_ICMP,
 	SEC_WEB,
 	SEC_TARGET,
@@ -78,6 +80,7 @@ static const char *const section_names[SEC_COUNT] = {
 	[SEC_DAEMON] = "daemon",
 	[SEC_TCP] = "tcp",
 	[SEC_UDP] = "udp",
+	[SEC_STAMP] = "stamp",
 	[SEC_ICMP] = "icmp",
 	[SEC_WEB] = "web",
 	[SEC_TARGET] = "target NAME",
@@ -98,6 +101,8 @@ enum key_type {
 	K_DNS_SERVERS,
 	K_BUCKETS,
 	K_LABELS,
+	K_SOCKET_PATH,
+	K_GROUP,
 };
 
 /*
@@ -122,6 +127,9 @@ static const char *const mode_names[] = { "echo", "discard", NULL };
 static const char *const socket_names[] = { "auto", "dgram", "raw", NULL };
 static const char *const family_names[] = { "auto", "4", "6", "both", NULL };
 static const char *const histogram_names[] = { "fine", "coarse", "off", NULL };
+static const char *const stamp_mode_names[] = { "stateless", "stateful", NULL };
+static const char *const stamp_short_names[] = { "reply", "drop", NULL };
+static const char *const stamp_cos_names[] = { "keep", "apply", NULL };
 
 #define D(f) offsetof(struct config_daemon, f)
 static const struct key_def daemon_keys[] = {
@@ -131,6 +139,8 @@ static const struct key_def daemon_keys[] = {
 	{ "shutdown_timeout", K_DURATION, D(shutdown_timeout_ns), 0, 0, HOUR, false, NULL },
 	{ "stats_interval", K_DURATION, D(stats_interval_ns), 0, SEC, DAY, true, NULL },
 	{ "dns_servers", K_DNS_SERVERS, D(dns_servers), 0, 0, 0, false, NULL },
+	{ "control_socket", K_SOCKET_PATH, D(control_socket), 0, 0, 0, false, NULL },
+	{ "control_group", K_GROUP, D(control_group), 0, 0, 0, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef D
@@ -164,6 +174,26 @@ static const struct key_def udp_keys[] = {
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef U
+
+_Static_assert(sizeof(enum stamp_mode) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum stamp_short) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum stamp_cos) == sizeof(int), "enum stored as int");
+#define S(f) offsetof(struct config_stamp, f)
+static const struct key_def stamp_keys[] = {
+	{ "enabled", K_BOOL, S(enabled), 0, 0, 0, false, NULL },
+	{ "listen", K_ENDPOINTS, S(listen), S(n_listen), 0, 0, false, NULL },
+	{ "allow", K_CIDRS, S(allow), 0, 0, 0, false, NULL },
+	{ "rate_limit", K_U32, S(rate_limit), 0, 0, 1000000, false, NULL },
+	{ "rate_burst", K_U32, S(rate_burst), 0, 1, 10000000, false, NULL },
+	{ "rate_table_size", K_U32, S(rate_table_size), 0, 64, 1048576, false, NULL },
+	{ "mode", K_ENUM, S(mode), 0, 0, 0, false, stamp_mode_names },
+	{ "sessions", K_U32, S(sessions), 0, 1, 1048576, false, NULL },
+	{ "session_timeout", K_DURATION, S(session_timeout_ns), 0, SEC, DAY, false, NULL },
+	{ "short_requests", K_ENUM, S(short_requests), 0, 0, 0, false, stamp_short_names },
+	{ "class_of_service", K_ENUM, S(class_of_service), 0, 0, 0, false, stamp_cos_names },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef S
 
 static const struct key_def icmp_keys[] = {
 	{ "socket", K_ENUM, offsetof(struct config_icmp, socket), 0, 0, 0, false,
@@ -243,6 +273,7 @@ static const struct key_def *const section_tables[SEC_COUNT][2] = {
 	[SEC_DAEMON] = { daemon_keys, NULL },
 	[SEC_TCP] = { tcp_keys, NULL },
 	[SEC_UDP] = { udp_keys, NULL },
+	[SEC_STAMP] = { stamp_keys, NULL },
 	[SEC_ICMP] = { icmp_keys, probe_keys },
 	[SEC_WEB] = { web_keys, NULL },
 	[SEC_TARGET] = { target_keys, probe_keys },
@@ -265,6 +296,7 @@ struct parser {
 	unsigned section_seen[SEC_COUNT];  /* header line of singletons */
 	bool rate_burst_set;
 	unsigned web_histogram_line, web_buckets_line;
+	bool stamp_burst_set;
 
 	/* Targets grow by doubling; probe_set[i] has bit k set when target i
 	 * sets probe_keys[k] itself.  Names are indexed by an open-addressing
@@ -416,6 +448,24 @@ static bool valid_interface(const char *s)
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '/' || c == ' ' || c == '\t' || c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Names useradd(8) accepts, conservatively. */
+static bool valid_group(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return true;
+	if (n > 32 || (s[0] >= '0' && s[0] <= '9') || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
 			return false;
 	}
 	return true;
@@ -602,8 +652,9 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		return;
 	case K_LOG_TARGET:
 		if (strcmp(value, "auto") != 0 && strcmp(value, "stderr") != 0 &&
+		    strcmp(value, "journal") != 0 &&
 		    (value[0] != '/' || strlen(value) >= 4096)) {
-			fail_key(p, k, "\"%.*s%s\" is not auto, stderr or an absolute path",
+			fail_key(p, k, "\"%.*s%s\" is not auto, stderr, journal or an absolute path",
 				 SHOW(value));
 			return;
 		}
@@ -677,6 +728,23 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		*(char **)field(base, k->off) = norm;
 		return;
 	}
+	case K_SOCKET_PATH:
+		/* sun_path holds 107 bytes and a NUL. */
+		if (value[0] != '\0' && (value[0] != '/' || strlen(value) > 107)) {
+			fail_key(p, k, "\"%.*s%s\" is not an absolute path of at most 107 bytes "
+				 "(or empty for no control socket)", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_GROUP:
+		if (!valid_group(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not a group name (letters, digits, \"_.-\", "
+				 "at most 32, not starting with a digit or \"-\")", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
 	case K_INTERFACE:
 		if (!valid_interface(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
@@ -820,6 +888,10 @@ static int on_key(void *user, const char *section, const char *name,
 	case SEC_UDP:
 		base = &p->cfg->udp;
 		p->rate_burst_set |= strcmp(name, "rate_burst") == 0;
+		break;
+	case SEC_STAMP:
+		base = &p->cfg->stamp;
+		p->stamp_burst_set |= strcmp(name, "rate_burst") == 0;
 		break;
 	case SEC_ICMP:
 		base = table == 0 ? (void *)&p->cfg->icmp : (void *)&p->cfg->icmp.defaults;
@@ -1168,6 +1240,8 @@ static int set_defaults(struct config *cfg)
 	cfg->daemon.log_level = LOG_INFO;
 	cfg->daemon.log_format = LOG_FMT_LOGFMT;
 	cfg->daemon.log_target = strdup("auto");
+	cfg->daemon.control_socket = strdup("/run/beacond/control.sock");
+	cfg->daemon.control_group = strdup("");
 	cfg->daemon.shutdown_timeout_ns = 10 * SEC;
 	cfg->daemon.stats_interval_ns = 60 * SEC;
 
@@ -1194,6 +1268,16 @@ static int set_defaults(struct config *cfg)
 	cfg->udp.rate_table_size = 4096;
 	cfg->udp.recv_buffer = 0;
 
+	cfg->stamp.enabled = false;
+	cfg->stamp.rate_limit = 100;
+	cfg->stamp.rate_burst = 200;
+	cfg->stamp.rate_table_size = 4096;
+	cfg->stamp.mode = STAMP_STATELESS;
+	cfg->stamp.sessions = 1024;
+	cfg->stamp.session_timeout_ns = 5 * MINUTE;
+	cfg->stamp.short_requests = STAMP_SHORT_REPLY;
+	cfg->stamp.class_of_service = STAMP_COS_KEEP;
+
 	cfg->icmp.socket = ICMP_SOCKET_AUTO;
 	cfg->icmp.defaults = (struct probe_opts){
 		.interval_ns = SEC,
@@ -1212,7 +1296,8 @@ static int set_defaults(struct config *cfg)
 	memcpy(cfg->icmp.rtt_buckets_ns, config_rtt_buckets_default_ns,
 	       sizeof config_rtt_buckets_default_ns);
 
-	if (cfg->daemon.log_target == NULL ||
+	if (cfg->daemon.log_target == NULL || cfg->daemon.control_socket == NULL ||
+	    cfg->daemon.control_group == NULL ||
 	    parse_endpoint_list(default_listen, &cfg->tcp.listen, &cfg->tcp.n_listen,
 				err, sizeof(err)) < 0 ||
 	    parse_endpoint_list(default_listen, &cfg->udp.listen, &cfg->udp.n_listen,
@@ -1224,6 +1309,10 @@ static int set_defaults(struct config *cfg)
 	    parse_endpoint_list(default_web_listen, &cfg->web.listen, &cfg->web.n_listen,
 				err, sizeof(err)) < 0 ||
 	    parse_cidr_list(default_web_allow, &cfg->web.allow.v, &cfg->web.allow.n,
+			    err, sizeof(err)) < 0 ||
+	    parse_endpoint_list(default_stamp_listen, &cfg->stamp.listen,
+				&cfg->stamp.n_listen, err, sizeof(err)) < 0 ||
+	    parse_cidr_list(default_allow, &cfg->stamp.allow.v, &cfg->stamp.allow.n,
 			    err, sizeof(err)) < 0)
 		return -1;
 	return 0;
@@ -1237,6 +1326,10 @@ static void finish(struct parser *p)
 	if (!p->rate_burst_set) {
 		uint64_t burst = 2 * (uint64_t)cfg->udp.rate_limit;
 		cfg->udp.rate_burst = burst < 1 ? 1 : (uint32_t)burst;
+	}
+	if (!p->stamp_burst_set) {
+		uint64_t burst = 2 * (uint64_t)cfg->stamp.rate_limit;
+		cfg->stamp.rate_burst = burst < 1 ? 1 : (uint32_t)burst;
 	}
 	/* Targets inherit every [icmp] value they do not set themselves, no
 	 * matter whether [icmp] came before or after them in the file. */
@@ -1288,6 +1381,9 @@ static void finish(struct parser *p)
 		fail(p, p->section_seen[SEC_TCP], "[tcp] listen: at least one address is required");
 	else if (cfg->udp.enabled && cfg->udp.n_listen == 0)
 		fail(p, p->section_seen[SEC_UDP], "[udp] listen: at least one address is required");
+	else if (cfg->stamp.enabled && cfg->stamp.n_listen == 0)
+		fail(p, p->section_seen[SEC_STAMP],
+		     "[stamp] listen: at least one address is required");
 }
 
 int config_parse_buffer(const char *buf, size_t len, const char *name,
@@ -1448,12 +1544,16 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->daemon.log_target);
 	free(cfg->daemon.dns_servers);
+	free(cfg->daemon.control_socket);
+	free(cfg->daemon.control_group);
 	free(cfg->tcp.listen);
 	free(cfg->tcp.allow.v);
 	free(cfg->udp.listen);
 	free(cfg->udp.allow.v);
 	free(cfg->web.listen);
 	free(cfg->web.allow.v);
+	free(cfg->stamp.listen);
+	free(cfg->stamp.allow.v);
 	config_drop_targets(cfg);
 	free(cfg);
 }
