@@ -269,7 +269,7 @@ class NotifyLifecycle(unittest.TestCase):
 
 def listen_config(tcp, udp):
     """A config whose [tcp] and [udp] listen on the given lists."""
-    return base_config(tcp={"listen": tcp}, udp={"listen": udp, "rate_limit": 0})
+    return base_config(tcp={"listen": tcp}, udp={"listen": udp, "rate_limit": 0}, web=None)
 
 
 @unittest.skipUnless(have("systemd-socket-activate"), "systemd-socket-activate not installed")
