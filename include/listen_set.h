@@ -47,16 +47,14 @@ struct listen_set {
 };
 
 struct listen_sock {
-	struct io io;            /* io.fd becomes -1 on loop_del; fd does not */
-	struct deferred defer;
+	struct io io;            /* owns the fd: io_fd(), io_watched() */
+	struct deferred defer;   /* the free after the batch, once closed */
 	struct listen_set *set;  /* the service's set: container_of gives the service */
 	const struct listen_ops *ops;  /* for the free after the batch */
-	int fd;
 	bool fresh;              /* opened by a prepare not committed yet */
 	bool inherited;          /* came from systemd (LISTEN_FDS) */
 	bool pinned;             /* inherited, named by no entry when adopted: kept */
 	bool claimed;            /* scratch: referenced by the plan being built */
-	bool in_loop;
 	struct endpoint want;    /* as configured (port may be 0), or bound if adopted */
 	struct endpoint bound;   /* getsockname */
 };
@@ -99,8 +97,15 @@ void listen_set_commit(struct listen_set *set, struct listen_plan *p);
 /* Close every committed socket. */
 void listen_set_close_all(struct listen_set *set);
 
-/* Watch a socket for EPOLLIN; on failure log listen_error and return -1. */
+/* Watch a socket for EPOLLIN (a no-op if it is watched); on failure log
+ * listen_error and return -1. */
 int listen_sock_add(struct listen_sock *ls);
+/* Stop watching a socket, keeping it open (accept back-off). */
+void listen_sock_pause(struct listen_sock *ls);
+static inline int listen_sock_fd(const struct listen_sock *ls)
+{
+	return io_fd(&ls->io);
+}
 /* An info line: event service= addr= inherited=. */
 void listen_sock_log(const struct listen_sock *ls, const char *event);
 

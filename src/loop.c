@@ -210,11 +210,17 @@ uint64_t loop_now_refresh(struct loop *loop)
 
 /* ---- deferred calls ---- */
 
-void loop_defer(struct loop *loop, struct deferred *d)
+void loop_free_later(struct loop *loop, struct deferred *d, deferred_fn fn)
 {
+	d->fn = fn;
 	d->next = NULL;
 	*loop->defer_tail = d;
 	loop->defer_tail = &d->next;
+}
+
+void loop_defer(struct loop *loop, struct deferred *d)
+{
+	loop_free_later(loop, d, d->fn);
 }
 
 static void run_deferred(struct loop *loop)
@@ -232,51 +238,74 @@ static void run_deferred(struct loop *loop)
 
 /* ---- fds ---- */
 
-static int epoll_op(struct loop *loop, int op, struct io *io, uint32_t events)
+int loop_watch(struct loop *loop, struct io *io, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = io };
 
-	return epoll_ctl(loop->epfd, op, io->fd, &ev);
+	if (io->fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	if (events & ~IO_EVENTS_MASK) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (io->watched) {
+		if (io->events == events)
+			return 0;
+		if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+			return -1;
+	} else if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0) {
+		return -1;
+	}
+	io->events = events & IO_EVENTS_MASK;
+	io->watched = 1;
+	return 0;
+}
+
+int loop_unwatch(struct loop *loop, struct io *io)
+{
+	int rc = 0;
+
+	if (!io->watched)
+		return 0;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0)
+		rc = -1;
+	/* Even if the kernel refused, pending events in this batch must be
+	 * skipped: the owner stopped listening. */
+	io->watched = 0;
+	io->events = 0;
+	return rc;
+}
+
+void loop_close(struct loop *loop, struct io *io)
+{
+	if (io->watched && io->private_fd) {
+		/* close() below removes it from the epoll set. */
+		io->watched = 0;
+		io->events = 0;
+	}
+	(void)loop_unwatch(loop, io);
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
 }
 
 int loop_add(struct loop *loop, struct io *io, uint32_t events)
 {
-	if (io->fd < 0) {
-		errno = EBADF;
-		return -1;
-	}
-	if (epoll_op(loop, EPOLL_CTL_ADD, io, events) < 0)
-		return -1;
-	io->events = events;
-	return 0;
+	return loop_watch(loop, io, events);
 }
 
 int loop_mod(struct loop *loop, struct io *io, uint32_t events)
 {
-	if (io->fd < 0) {
-		errno = EBADF;
-		return -1;
-	}
-	if (io->events == events)
-		return 0;
-	if (epoll_op(loop, EPOLL_CTL_MOD, io, events) < 0)
-		return -1;
-	io->events = events;
-	return 0;
+	return loop_watch(loop, io, events);
 }
 
 int loop_del(struct loop *loop, struct io *io)
 {
-	int rc = 0;
+	int rc = loop_unwatch(loop, io);
 
-	if (io->fd < 0)
-		return 0;
-	if (epoll_op(loop, EPOLL_CTL_DEL, io, 0) < 0)
-		rc = -1;
-	/* Even if the kernel refused (fd already closed), pending events in
-	 * this batch must be skipped: the owner is going away. */
 	io->fd = -1;
-	io->events = 0;
 	return rc;
 }
 
@@ -298,12 +327,10 @@ static int timerfd_enable(struct loop *loop)
 
 	if (fd < 0)
 		return -1;
-	loop->tfd_io.fd = fd;
-	loop->tfd_io.on_ready = timerfd_on_ready;
-	if (loop_add(loop, &loop->tfd_io, EPOLLIN) < 0) {
+	io_init(&loop->tfd_io, fd, timerfd_on_ready, IO_PRIVATE);
+	if (loop_watch(loop, &loop->tfd_io, EPOLLIN) < 0) {
 		int e = errno;
-		close(fd);
-		loop->tfd_io.fd = -1;
+		loop_close(loop, &loop->tfd_io);
 		errno = e;
 		return -1;
 	}
@@ -394,8 +421,9 @@ static int wait_and_dispatch(struct loop *loop)
 	for (int i = 0; i < n; i++) {
 		struct io *io = loop->events[i].data.ptr;
 
-		/* Removed by an earlier callback of this batch. */
-		if (io->fd < 0)
+		/* Unwatched or closed by an earlier callback of this batch
+		 * (its owner is freed only after the batch). */
+		if (!io->watched)
 			continue;
 		io->on_ready(io, loop->events[i].events);
 	}
@@ -442,7 +470,7 @@ static void signal_on_ready(struct io *io, uint32_t events)
 			loop->sig_fn(loop, (int)si[i].ssi_signo, loop->sig_arg);
 			/* The callback may have freed nothing of ours, but it may
 			 * have stopped listening; check before the next one. */
-			if (io->fd < 0)
+			if (!io->watched)
 				return;
 		}
 	}
@@ -483,12 +511,10 @@ int loop_signals(struct loop *loop, signal_fn fn, void *arg)
 		goto fail_pipe;
 	loop->sig_fn = fn;
 	loop->sig_arg = arg;
-	loop->sig_io.fd = fd;
-	loop->sig_io.on_ready = signal_on_ready;
-	if (loop_add(loop, &loop->sig_io, EPOLLIN) < 0) {
+	io_init(&loop->sig_io, fd, signal_on_ready, IO_PRIVATE);
+	if (loop_watch(loop, &loop->sig_io, EPOLLIN) < 0) {
 		e = errno;
-		close(fd);
-		loop->sig_io.fd = -1;
+		loop_close(loop, &loop->sig_io);
 		errno = e;
 		goto fail_pipe;
 	}
@@ -512,12 +538,12 @@ static void signals_close(struct loop *loop)
 
 	if (fd < 0)
 		return;
-	loop_del(loop, &loop->sig_io);
+	loop_unwatch(loop, &loop->sig_io);
 	/* Discard what is still pending so unblocking below cannot kill the
 	 * process on its way out with a signal we already chose to handle. */
 	while (read(fd, si, sizeof si) > 0)
 		;
-	close(fd);
+	loop_close(loop, &loop->sig_io);
 	sigaction(SIGPIPE, &loop->sig_old_pipe, NULL);
 	sigprocmask(SIG_SETMASK, &loop->sig_old_mask, NULL);
 }
@@ -539,8 +565,8 @@ struct loop *loop_new(void)
 	}
 	loop->use_pwait2 = true;
 	loop->defer_tail = &loop->defer_head;
-	loop->tfd_io.fd = -1;
-	loop->sig_io.fd = -1;
+	io_init(&loop->tfd_io, -1, timerfd_on_ready, IO_PRIVATE);
+	io_init(&loop->sig_io, -1, signal_on_ready, IO_PRIVATE);
 	loop_now_refresh(loop);
 	return loop;
 }
@@ -551,11 +577,7 @@ void loop_free(struct loop *loop)
 		return;
 	run_deferred(loop);
 	signals_close(loop);
-	if (loop->tfd_io.fd >= 0) {
-		int fd = loop->tfd_io.fd;
-		loop_del(loop, &loop->tfd_io);
-		close(fd);
-	}
+	loop_close(loop, &loop->tfd_io);
 	close(loop->epfd);
 	free(loop->heap);
 	free(loop);

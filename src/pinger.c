@@ -1970,35 +1970,12 @@ static void target_resolve_stop(struct pinger *p, struct target *t)
 	loop_timer_cancel(p->loop, &t->dns->timer);
 }
 
-struct resolver_grave {
-	struct deferred d;
-	struct resolver *r;
-};
-
-static void resolver_bury(struct deferred *d)
-{
-	struct resolver_grave *g = container_of(d, struct resolver_grave, d);
-
-	resolver_free(g->r);
-	free(g);
-}
-
 /* Free a resolver after the current batch: an event for one of its sockets
  * may be queued behind the reload that replaces it. */
 static void resolver_free_later(struct pinger *p, struct resolver *r)
 {
-	struct resolver_grave *g;
-
-	if (!r)
-		return;
-	g = malloc(sizeof *g);
-	if (!g) {
-		resolver_free(r);
-		return;
-	}
-	g->r = r;
-	g->d.fn = resolver_bury;
-	loop_defer(p->loop, &g->d);
+	(void)p;
+	resolver_close(r);
 }
 
 /* ---- configuration: resolve, plan, commit --------------------------------- */

@@ -356,7 +356,7 @@ static void udp_send_batch(struct udp_service *s, struct udp_sock *u, unsigned k
 	unsigned off = 0;
 
 	while (off < k) {
-		int r = sendmmsg(u->ls.fd, s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int r = sendmmsg(listen_sock_fd(&u->ls), s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
 			for (unsigned j = off; j < off + (unsigned)r; j++) {
 				s->counters.echoed++;
@@ -404,7 +404,7 @@ static void udp_on_ready(struct io *io, uint32_t events)
 			m->msg_controllen = u->pktinfo ? sizeof s->ctl_in[i].buf : 0;
 			m->msg_flags = 0;
 		}
-		int n = recvmmsg(u->ls.fd, s->in, nslots, MSG_DONTWAIT, NULL);
+		int n = recvmmsg(listen_sock_fd(&u->ls), s->in, nslots, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			int err = errno;
 			if (err == EINTR)
@@ -483,7 +483,7 @@ static bool endpoint_is_wildcard(const struct endpoint *ep)
 static int sock_setup(struct listen_sock *ls)
 {
 	struct udp_sock *u = container_of(ls, struct udp_sock, ls);
-	int fd = ls->fd;
+	int fd = listen_sock_fd(ls);
 
 	if (endpoint_is_wildcard(&ls->bound)) {
 		int one = 1;
@@ -519,12 +519,12 @@ static void sock_apply_rcvbuf(struct udp_sock *u, uint64_t want)
 		: want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
 	if (v <= 0)
 		return;
-	if (setsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
-	    setsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
+	if (setsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
+	    setsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
 		return;
 	int got = 0;
 	socklen_t len = sizeof got;
-	if (want && getsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	if (want && getsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
 	    got / 2 < v) {
 		char addr[NET_ENDPOINT_STRLEN];
 		struct logline *l = log_begin(LOG_WARNING, "recv_buffer");
