@@ -144,6 +144,10 @@ int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns);
 /* Disarm t if armed; safe from any callback, including t's own. */
 void loop_timer_cancel(struct loop *loop, struct timer *t);
 size_t loop_timer_count(const struct loop *loop);
+/* Make room for n armed timers in all, so that arming up to that many
+ * cannot fail (a reload's prepare reserves what its commit arms).  0, or
+ * -1 with errno. */
+int loop_timer_reserve(struct loop *loop, size_t n);
 
 /* Monotonic time cached after each epoll_wait (and refreshed before timers
  * run).  loop_now_refresh() reads the clock again. */

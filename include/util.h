@@ -55,6 +55,45 @@ struct endpoint {
 	socklen_t len;
 };
 
+/* An IPv4 or IPv6 socket address without the room for other families: 28
+ * bytes instead of an endpoint's 132, for what is stored per probe (the
+ * pinger keeps 10 000 of them).  Its family is sa.sa_family. */
+union inet_sa {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+};
+static inline socklen_t inet_sa_len(const union inet_sa *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof a->in6 : sizeof a->in4;
+}
+/* Same family and address (ports and scope are not compared). */
+bool inet_sa_same_addr(const union inet_sa *a, const union inet_sa *b);
+
+/* The one random source: n bytes from getrandom(), or (early at boot,
+ * without entropy) mixed from the clocks and the pid -- for hash seeds,
+ * idents and cookies, never for secrets. */
+void random_bytes(void *buf, size_t n);
+uint64_t random_u64(void);
+
+/* The one string index: an open-addressing hash (FNV-1a, linear probing)
+ * from a name to a position in the caller's array, which keeps the names.
+ * Slots hold position + 1 (0: empty); at most half full. */
+struct str_index {
+	uint32_t *slot;
+	size_t cap;              /* a power of two, or 0 */
+	const char *(*name_of)(const void *ctx, uint32_t pos);
+	const void *ctx;
+};
+uint64_t str_hash(const char *s);
+/* Room for n names (rehashing what is there); 0, or -1 when out of memory
+ * (the index is unchanged). */
+int str_index_reserve(struct str_index *ix, size_t n);
+/* The slot of name: *slot - 1 is its position, or *slot == 0 where it would
+ * go.  The index must have room (str_index_reserve). */
+uint32_t *str_index_slot(const struct str_index *ix, const char *name);
+void str_index_free(struct str_index *ix);
+
 /* Format a message into the caller's error buffer, as the functions that
  * take (err, errlen) do; nothing when err is NULL or errlen is 0. */
 void set_err(char *err, size_t errlen, const char *fmt, ...)

@@ -170,6 +170,24 @@ size_t loop_timer_count(const struct loop *loop)
 	return loop->heap_len;
 }
 
+int loop_timer_reserve(struct loop *loop, size_t n)
+{
+	struct timer **heap;
+
+	if (n <= loop->heap_cap)
+		return 0;
+	if (n > UINT32_MAX / 2) {
+		errno = ENOMEM;
+		return -1;
+	}
+	heap = realloc(loop->heap, n * sizeof *heap);
+	if (!heap)
+		return -1;
+	loop->heap = heap;
+	loop->heap_cap = (uint32_t)n;
+	return 0;
+}
+
 /*
  * Run every timer due at one snapshot of the clock, in (deadline, order)
  * order.  A timer armed during this pass has an order at or above `limit`;
