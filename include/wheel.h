@@ -43,14 +43,15 @@ static inline bool wheel_linked(const struct wheel_node *n)
 }
 /* Link n (not linked) to wake at wake_ns. */
 void wheel_add(struct wheel *w, struct wheel_node *n, uint64_t wake_ns);
-/* Unlink n if linked; safe on a node of the list wheel_run is walking. */
+/* Unlink n if linked (from wheel_run's fn: only fn's own node). */
 void wheel_del(struct wheel *w, struct wheel_node *n);
 /* When to run next: the earliest wake in the coming rotation (at least
  * now), a rotation later when every entry is further away, UINT64_MAX when
  * the wheel is empty. */
 uint64_t wheel_next(const struct wheel *w, uint64_t now_ns);
 /* Call fn for every entry whose wake is <= now, unlinked first (fn may
- * link it again, even into the slot being run: it is not seen twice).
+ * link it again, even into the slot being run: it is not seen twice; it
+ * must not unlink other nodes).
  * Every tick since the last run is visited, one rotation at most: after a
  * longer stall each slot is visited once, which covers every entry. */
 void wheel_run(struct wheel *w, uint64_t now_ns,
