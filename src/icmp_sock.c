@@ -390,54 +390,48 @@ void icmp_rx_install(struct icmp_rx *rx, uint8_t *buf, size_t slot, size_t n)
 	rx->n = n;
 }
 
-/* Kernel receive timestamps are CLOCK_REALTIME; they are converted to
- * CLOCK_MONOTONIC with the difference of both clocks read right after the
- * receive call (once per batch: the offset does not move within it). */
-struct clock_pair {
-	uint64_t mono, real;
-};
-
 /* Two reads of the monotonic clock further apart than this bracket a
  * preemption, not just the read of the other clock (a few tens of ns). */
 #define CLOCK_PAIR_GAP_NS (20 * NSEC_PER_USEC)
 
-/* The two clocks cannot be read at once.  The wall clock is read between
- * two reads of the monotonic one and paired with their midpoint, so the
- * pair is off by at most half the gap.  A thread preempted in between (a
- * busy host stops a vCPU for milliseconds) would put the whole stall into
- * every RTT of the batch -- seen: 1.5 ms short in the 20 ms delay test --
- * so a wide gap is read again, up to four times, keeping the tightest. */
-static void clock_pair_now(struct clock_pair *c)
+void icmp_clock_pair_pick(struct icmp_clock_pair *c, void (*read)(void *arg, uint64_t v[3]),
+			  void *arg)
 {
 	uint64_t best = UINT64_MAX;
 
 	for (int i = 0; i < 4 && best > CLOCK_PAIR_GAP_NS; i++) {
-		struct timespec m1, r, m2;
-		uint64_t a, b;
+		uint64_t v[3];
 
-		clock_gettime(CLOCK_MONOTONIC, &m1);
-		clock_gettime(CLOCK_REALTIME, &r);
-		clock_gettime(CLOCK_MONOTONIC, &m2);
-		a = timespec_to_ns(&m1);
-		b = timespec_to_ns(&m2);
-		if (b - a < best) {
-			best = b - a;
-			c->mono = a + (b - a) / 2;
-			c->real = timespec_to_ns(&r);
+		read(arg, v);
+		if (v[2] >= v[0] && v[2] - v[0] < best) {
+			best = v[2] - v[0];
+			c->mono = v[0] + best / 2;
+			c->real = v[1];
 		}
 	}
 }
 
-/* A kernel (CLOCK_REALTIME) time k on the monotonic clock, or 0 when it is
- * not usable (from the future: the clock was stepped). */
-static uint64_t to_mono(uint64_t k, const struct clock_pair *now)
+static void read_clocks(void *arg, uint64_t v[3])
+{
+	(void)arg;
+	v[0] = mono_ns();
+	v[1] = wall_ns();
+	v[2] = mono_ns();
+}
+
+static void clock_pair_now(struct icmp_clock_pair *c)
+{
+	icmp_clock_pair_pick(c, read_clocks, NULL);
+}
+
+uint64_t icmp_clock_to_mono(uint64_t k, const struct icmp_clock_pair *now)
 {
 	if (k == 0 || k > now->real || now->real - k >= now->mono)
 		return 0;
 	return now->mono - (now->real - k);
 }
 
-static uint64_t rx_time(struct msghdr *msg, const struct clock_pair *now)
+static uint64_t rx_time(struct msghdr *msg, const struct icmp_clock_pair *now)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		struct timespec kts;
@@ -447,7 +441,7 @@ static uint64_t rx_time(struct msghdr *msg, const struct clock_pair *now)
 		    c->cmsg_len < CMSG_LEN(sizeof kts))
 			continue;
 		memcpy(&kts, CMSG_DATA(c), sizeof kts);
-		k = to_mono(timespec_to_ns(&kts), now);
+		k = icmp_clock_to_mono(timespec_to_ns(&kts), now);
 		if (k)
 			return k;
 	}
@@ -518,7 +512,7 @@ static void errqueue_icmp(struct icmp_sock *s, const struct msghdr *h, size_t le
 /* A kernel transmit timestamp (SO_TIMESTAMPING, OPT_ID): the time the
  * request reached the device layer, for the request the key names. */
 static void errqueue_tx_stamp(struct icmp_sock *s, struct msghdr *h,
-			      const struct sock_extended_err *ee, const struct clock_pair *now)
+			      const struct sock_extended_err *ee, const struct icmp_clock_pair *now)
 {
 	const struct icmp_tx_slot *slot = &s->tx_ring[ee->ee_data & (TX_RING - 1)];
 	struct icmp_sock_event ev = { .kind = ICMP_EV_TX_STAMP };
@@ -534,13 +528,14 @@ static void errqueue_tx_stamp(struct icmp_sock *s, struct msghdr *h,
 			found = true;
 		}
 	}
-	if (!found || !(ev.tx_ns = to_mono(timespec_to_ns(&ts), now)))
+	if (!found || !(ev.tx_ns = icmp_clock_to_mono(timespec_to_ns(&ts), now)))
 		return;
 	ev.seq = slot->seq;
 	s->on_event(s, &ev);
 }
 
-static void errqueue_one(struct icmp_sock *s, struct mmsghdr *m, const struct clock_pair *now)
+static void errqueue_one(struct icmp_sock *s, struct mmsghdr *m,
+			 const struct icmp_clock_pair *now)
 {
 	struct msghdr *h = &m->msg_hdr;
 	const struct sock_extended_err *ee = NULL;
@@ -572,7 +567,7 @@ static void drain_errqueue(struct icmp_sock *s)
 	size_t total = 0;
 
 	while (total < RX_BATCH) {
-		struct clock_pair now;
+		struct icmp_clock_pair now;
 		int n;
 
 		rx_reset(rx);
@@ -600,7 +595,7 @@ static void on_ready(struct io *io, uint32_t events)
 	if (events & EPOLLERR)
 		drain_errqueue(s);
 	while ((events & EPOLLIN) && total < RX_BATCH) {
-		struct clock_pair now;
+		struct icmp_clock_pair now;
 		int n;
 
 		rx_reset(rx);
