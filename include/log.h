@@ -57,6 +57,22 @@ const char *log_level_name(enum log_level level);
  * message in err. */
 int log_setup(enum log_level level, enum log_format format, const char *target,
 	      char *err, size_t errlen);
+
+/* log_setup() in two steps, for a reload that applies whole or not at all:
+ * log_prepare() checks the settings and opens a file target (-1 with err,
+ * nothing changed), log_commit() switches to them and cannot fail (no
+ * allocation, no system call but closing the old file), log_abort() closes
+ * what the prepare opened.  target must stay valid until the commit. */
+struct log_plan {
+	enum log_level level;
+	enum log_format format;
+	const char *path;        /* NULL: stderr */
+	int fd;                  /* the opened file target, or -1 */
+};
+int log_prepare(struct log_plan *p, enum log_level level, enum log_format format,
+		const char *target, char *err, size_t errlen);
+void log_commit(struct log_plan *p);
+void log_abort(struct log_plan *p);
 /* Reopen a file target (SIGHUP, logrotate: the file may have been renamed
  * or deleted).  No-op for stderr.  Returns 0, or -1 with errno, in which
  * case logging goes on into the old file.  log_setup() with a file path

@@ -136,27 +136,56 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 	return udp_prepare(d->udp, &udp, &d->inherited, err, errlen);
 }
 
-/* Prepare every service for cfg, then commit all of them, or none. */
+/* Timers a commit outside the pinger may arm that were idle before: the
+ * stats timer and TCP's idle timer.  Reserved in the prepare so arming
+ * them cannot fail for want of heap room. */
+#define APPLY_TIMERS 2
+
+/*
+ * Prepare every part of the new configuration (log target and settings,
+ * listeners, targets), then commit all of them, or none.  Every prepare
+ * reserves what its commit needs -- sockets opened and watched, arrays
+ * allocated, timer heap room -- so the commits return void and allocate
+ * nothing: once the first commit runs, the whole configuration goes in.
+ */
 static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
-	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
-	if (!tcp)
+	struct log_plan logp;
+	enum log_level level = cfg->daemon.log_level;
+
+	if (d->opts->level_override >= 0)
+		level = (enum log_level)d->opts->level_override;
+	if (log_prepare(&logp, level, cfg->daemon.log_format, cfg->daemon.log_target,
+			err, errlen) < 0)
 		return -1;
+	if (loop_timer_reserve(d->loop, APPLY_TIMERS) < 0) {
+		set_err(err, errlen, "out of memory");
+		log_abort(&logp);
+		return -1;
+	}
+	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
+	if (!tcp) {
+		log_abort(&logp);
+		return -1;
+	}
 	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
 	if (!udp) {
 		tcp_abort(tcp);
+		log_abort(&logp);
 		return -1;
 	}
 	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
 	if (!ping) {
 		udp_abort(udp);
 		tcp_abort(tcp);
+		log_abort(&logp);
 		return -1;
 	}
 	tcp_commit(d->tcp, tcp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
+	log_commit(&logp);
 	return 0;
 }
 
@@ -314,9 +343,6 @@ static void daemon_reload(struct daemon *d)
 	d->cfg = cfg;
 	config_free(old);
 	heap_release();
-	if (daemon_log_setup(d, cfg, err, sizeof err) < 0)
-		log_msg(LOG_ERR, "log_setup_failed", "%s (keeping the previous log target)",
-			err);
 	stats_timer_arm(d);
 
 	struct logline *l = log_begin(LOG_NOTICE, "reloaded");

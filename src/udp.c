@@ -606,37 +606,6 @@ static int settings_from_config(struct udp_settings *set, const struct config_ud
 	return 0;
 }
 
-/* Datagram sockets passed by systemd that no listen entry names: the socket
- * unit is the authority on where to listen, so serve them, and keep them
- * across reloads (they could not be re-created without systemd).  Only IPv4
- * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on. */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (!inherited)
-		return 0;
-	for (size_t i = 0; i < inherited->n; i++) {
-		const struct sd_listen_fd *f = &inherited->v[i];
-		int family = f->addr.u.sa.sa_family;
-		if (f->taken || f->type != SOCK_DGRAM ||
-		    (family != AF_INET && family != AF_INET6))
-			continue;
-		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
-		if (fd < 0)
-			continue;
-		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
-		if (!ls) {
-			char addr[NET_ENDPOINT_STRLEN];
-			snprintf(err, errlen, "[udp] inherited socket %s: %s",
-				 net_endpoint_str(&f->addr, addr, sizeof addr), strerror(errno));
-			return -1;
-		}
-		if (listen_plan_pin(p, ls, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg,
 			     struct sd_listen_set *inherited, char *err, size_t errlen)
 {
@@ -656,8 +625,13 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
 					 errlen) < 0)
 			goto fail;
+	/* Datagram sockets systemd passed that no entry names: the socket
+	 * unit is the authority on where to listen, so serve them, and keep
+	 * them across reloads (they could not be re-created without it). */
 	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     plan_adopt(&p->socks, inherited, err, errlen) < 0))
+			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
+		goto fail;
+	if (listen_plan_watch(&p->socks, err, errlen) < 0)
 		goto fail;
 
 	/* The table keeps its sources across a reload unless its size changes
@@ -714,9 +688,8 @@ void udp_commit(struct udp_service *s, struct udp_plan *p)
 		sock_apply_rcvbuf(container_of(ls, struct udp_sock, ls), s->set.recv_buffer);
 		if (!ls->fresh)
 			continue;
-		ls->fresh = false;
-		if (listen_sock_add(ls) == 0)
-			listen_sock_log(ls, "listen");
+		ls->fresh = false;      /* watched by the prepare */
+		listen_sock_log(ls, "listen");
 	}
 	free(p);
 }
