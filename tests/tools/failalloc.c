@@ -19,7 +19,9 @@
  * before the real one is known: those few calls get memory from a static
  * arena, which free() recognises and ignores.
  *
- * Only raw system calls on the paths that run inside a window's bookkeeping
+ * Built without sanitizer instrumentation (its malloc runs before
+ * AddressSanitizer has set up its shadow memory).  Only raw system calls
+ * on the paths that run inside a window's bookkeeping
  * (no stdio, no allocation): the shim must not perturb what it counts.
  */
 #include <dlfcn.h>
@@ -45,8 +47,9 @@ static ssize_t (*real_read)(int, void *, size_t);
 static ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_signalfd)(int, const sigset_t *, int);
 
-/* For calloc calls made by dlsym() while resolving the real functions. */
-static _Alignas(16) unsigned char arena[4096];
+/* For the allocations made by dlsym() (and by AddressSanitizer's start-up,
+ * which runs before ours) while the real functions are being resolved. */
+static _Alignas(16) unsigned char arena[65536];
 static size_t arena_used;
 static bool resolving;
 
@@ -73,6 +76,16 @@ static void resolve(void)
 	real_write = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
 	real_signalfd = (int (*)(int, const sigset_t *, int))dlsym(RTLD_NEXT, "signalfd");
 	resolving = false;
+}
+
+static void *arena_alloc(size_t want)
+{
+	want = (want + 15) & ~(size_t)15;
+	if (want > sizeof arena - arena_used)
+		return NULL;
+	void *p = arena + arena_used;
+	arena_used += want;
+	return p;   /* static storage: already zero */
 }
 
 static bool in_arena(const void *p)
@@ -161,10 +174,8 @@ static void window_close(void)
 void *malloc(size_t n)
 {
 	resolve();
-	if (!real_malloc) {
-		errno = ENOMEM;
-		return NULL;
-	}
+	if (!real_malloc)
+		return arena_alloc(n);
 	if (should_fail()) {
 		errno = ENOMEM;
 		return NULL;
@@ -177,15 +188,9 @@ void *calloc(size_t n, size_t size)
 	resolve();
 	if (!real_calloc) {
 		/* dlsym asking for memory before calloc is known. */
-		size_t want = n * size;
-		if (size && want / size != n)
+		if (size && n > SIZE_MAX / size)
 			return NULL;
-		want = (want + 15) & ~(size_t)15;
-		if (want > sizeof arena - arena_used)
-			return NULL;
-		void *p = arena + arena_used;
-		arena_used += want;
-		return p;   /* static storage: already zero */
+		return arena_alloc(n * size);
 	}
 	if (should_fail()) {
 		errno = ENOMEM;
@@ -197,7 +202,9 @@ void *calloc(size_t n, size_t size)
 void *realloc(void *p, size_t n)
 {
 	resolve();
-	if (in_arena(p)) {
+	if (!real_realloc && !p)
+		return arena_alloc(n);
+	if (!real_realloc || in_arena(p)) {
 		errno = ENOMEM;
 		return NULL;
 	}
