@@ -227,7 +227,7 @@ static void conn_close(struct tcp_service *s, struct tcp_conn *c,
 
 	if (log_enabled(LOG_DEBUG)) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
+		peer.len = sizeof peer.u;
 		struct logline *l = log_begin(LOG_DEBUG, "conn_close");
 		log_str(l, "service", "tcp");
 		if (getpeername(fd, &peer.u.sa, &peer.len) == 0)
@@ -602,7 +602,7 @@ static void listener_on_ready(struct io *io, uint32_t events)
 	(void)events;
 	for (int i = 0; i < TCP_ACCEPTS_PER_WAKEUP; i++) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
+		peer.len = sizeof peer.u;
 		int fd = accept4(listen_sock_fd(l), &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			conn_accepted(s, fd, &peer);

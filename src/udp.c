@@ -565,21 +565,6 @@ const struct udp_counters *udp_counters(const struct udp_service *s)
 	return &s->counters;
 }
 
-/* The hash key of a new rate table.  getrandom() cannot fail this way on
- * a running system; the fallback only keeps a table usable if it does. */
-static void random_seed(uint8_t seed[RATELIMIT_SEED_LEN])
-{
-	if (getrandom(seed, RATELIMIT_SEED_LEN, GRND_NONBLOCK) == RATELIMIT_SEED_LEN)
-		return;
-	uint64_t mix[2] = { mono_ns(), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)seed };
-	uint8_t k[RATELIMIT_SEED_LEN] = { 0 };
-	uint64_t a = ratelimit_siphash(k, mix, sizeof mix);
-	mix[0] ^= a;
-	uint64_t b = ratelimit_siphash(k, mix, sizeof mix);
-	memcpy(seed, &a, 8);
-	memcpy(seed + 8, &b, 8);
-}
-
 static void settings_free(struct udp_settings *set)
 {
 	free(set->allow.v);
@@ -642,7 +627,7 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			p->rl = s->rl;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			random_seed(seed);
+			random_fill(seed, sizeof seed);
 			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
 			if (!p->rl) {
 				snprintf(err, errlen, "[udp] rate_table_size %u: %s",
