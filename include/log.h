@@ -107,10 +107,13 @@ void log_end(struct logline *l);
 
 /* A kind of line that may come in floods: the first in each period is
  * logged, with service= (when not NULL) and suppressed= (lines dropped
- * since the previous one, when any). */
+ * since the previous one, when any).  The one log-rate gate: 8 bytes, so
+ * every probe can carry a few.  Times are kept in milliseconds mod 2^32:
+ * periods are whole milliseconds (at most 49 days), and after a silence of
+ * a multiple of 49.7 days one line more may be held back. */
 struct log_rate {
-	uint64_t next_ns;         /* 0: nothing logged yet */
-	uint64_t suppressed;
+	uint32_t last_ms;         /* monotonic ms + 1 of the last line; 0: none yet */
+	uint32_t suppressed;      /* saturates */
 };
 /* The gate alone (pure), for lines built by hand: true when one is due at
  * now_ns, with *suppressed = the count skipped since the last one. */

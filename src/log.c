@@ -552,16 +552,21 @@ static const char *timestamp(void)
 bool log_rate_due(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 		  uint64_t *suppressed)
 {
-	if (r->next_ns != 0 && now_ns < r->next_ns) {
-		if (r->suppressed < UINT64_MAX)
+	uint32_t tick = (uint32_t)(now_ns / 1000000u) + 1;
+	uint64_t period_ms = period_ns / 1000000u;
+
+	if (tick == 0)
+		tick = 1;       /* 0 means "never logged" */
+	if (period_ms > UINT32_MAX)
+		period_ms = UINT32_MAX;
+	if (r->last_ms != 0 && (uint32_t)(tick - r->last_ms) < period_ms) {
+		if (r->suppressed < UINT32_MAX)
 			r->suppressed++;
 		return false;
 	}
 	*suppressed = r->suppressed;
 	r->suppressed = 0;
-	r->next_ns = now_ns + period_ns;
-	if (r->next_ns == 0)
-		r->next_ns = 1;
+	r->last_ms = tick;
 	return true;
 }
 

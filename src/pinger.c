@@ -86,9 +86,6 @@
 /* A repeated icmp_error / send_error line for one probe is logged at most
  * this often; the lines in between are counted in suppressed=. */
 #define ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
-/* ... measured in 100 ms ticks, so the time of the last line fits 32 bits
- * (13 years) in every probe. */
-#define ERR_LOG_TICK_NS (100 * NSEC_PER_MSEC)
 /* Sequence numbers stay reserved this long after their timeout, so a very
  * late reply is still recognised as late rather than matched to a newer
  * request that reused the number. */
@@ -188,8 +185,7 @@ struct probe {
 	bool resolved;
 	struct health health;
 	/* Rate limits of repeated send_error / icmp_error lines. */
-	uint32_t send_err_suppressed, icmp_err_suppressed;
-	uint32_t send_err_logged, icmp_err_logged;   /* ERR_LOG_TICK_NS units; 0: never */
+	struct log_rate send_err_rate, icmp_err_rate;
 	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	struct stats stats;
 };
@@ -617,25 +613,6 @@ static void probe_lost(struct probe *pr, uint64_t send_ns)
 	probe_outcome(pr, false, 0, send_ns);
 }
 
-/* Rate limit for a probe's repeated error lines: log_rate_due() in 8 bytes
- * instead of 16 (every probe carries two), with times in 100 ms ticks.
- * Returns true when this one should be logged, with *suppressed the count
- * of lines skipped since the last one. */
-static bool err_log_due(uint32_t *last, uint32_t *count, uint64_t now, uint32_t *suppressed)
-{
-	uint32_t tick = (uint32_t)(now / ERR_LOG_TICK_NS) + 1;
-
-	if (*last != 0 && tick - *last < ERR_LOG_PERIOD_NS / ERR_LOG_TICK_NS) {
-		if (*count < UINT32_MAX)
-			(*count)++;
-		return false;
-	}
-	*suppressed = *count;
-	*count = 0;
-	*last = tick;
-	return true;
-}
-
 /* ---- the send wheel --------------------------------------------------------- */
 
 /* When pr must next be looked at: its next send, or the timeout of its
@@ -725,13 +702,13 @@ static void settle_head(struct pinger *p, struct probe *pr)
 
 static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t now)
 {
-	uint32_t suppressed = 0;
+	uint64_t suppressed = 0;
 
 	stats_send_failed(&pr->stats);
 	probe_outcome(pr, false, 0, mono_ns());
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */
-	if (err_log_due(&pr->send_err_logged, &pr->send_err_suppressed, now, &suppressed)) {
+	if (log_rate_due(&pr->send_err_rate, now, ERR_LOG_PERIOD_NS, &suppressed)) {
 		struct logline *l = probe_log(pr, LOG_WARNING, "send_error");
 
 		log_errno(l, err);
@@ -967,10 +944,10 @@ static uint64_t rx_time(struct msghdr *msg, const struct clock_pair *now)
 static void log_icmp_error(struct probe *pr, const union sa *from, enum icmp_reason reason,
 			   uint16_t seq, uint32_t mtu, uint64_t now)
 {
-	uint32_t suppressed = 0;
+	uint64_t suppressed = 0;
 	struct logline *l;
 
-	if (!err_log_due(&pr->icmp_err_logged, &pr->icmp_err_suppressed, now, &suppressed))
+	if (!log_rate_due(&pr->icmp_err_rate, now, ERR_LOG_PERIOD_NS, &suppressed))
 		return;
 	l = probe_log(pr, LOG_WARNING, "icmp_error");
 	if (from)
