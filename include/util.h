@@ -61,6 +61,20 @@ struct endpoint {
 	socklen_t len;
 };
 
+/* One counter of a struct of uint64_t counters, for tables generated from
+ * a service's X-macro list (TCP_COUNTERS, UDP_COUNTERS): whoever prints
+ * counters (the stats log line, metrics) walks the table. */
+struct counter_desc {
+	const char *name;
+	const char *help;
+	size_t offset;
+};
+#define COUNTER_DESC(type, name, help) { #name, help, offsetof(type, name) },
+static inline uint64_t counter_get(const void *counters, const struct counter_desc *d)
+{
+	return *(const uint64_t *)(const void *)((const char *)counters + d->offset);
+}
+
 /* FNV-1a, 64 bits, of a NUL-terminated string (offset basis
  * 14695981039346656037, prime 1099511628211). */
 uint64_t str_hash(const char *s);

@@ -208,47 +208,22 @@ static void stats_timer_arm(struct daemon *d)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static void log_tcp_stats(const struct tcp_counters *c, const char *why)
+/* One stats line per service, its counters walked from the service's table. */
+static void log_counters(const char *service, const char *why, const void *counters,
+			 const struct counter_desc *descs, size_t n)
 {
 	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "tcp");
+	log_str(l, "service", service);
 	log_str(l, "why", why);
-	log_u64(l, "active", c->active);
-	log_u64(l, "accepted", c->accepted);
-	log_u64(l, "refused_limit", c->refused_limit);
-	log_u64(l, "refused_acl", c->refused_acl);
-	log_u64(l, "refused_fd", c->refused_fd);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "timeouts", c->timeouts);
-	log_u64(l, "errors", c->errors);
-	log_u64(l, "backpressure", c->backpressure);
-	log_end(l);
-}
-
-static void log_udp_stats(const struct udp_counters *c, const char *why)
-{
-	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "udp");
-	log_str(l, "why", why);
-	log_u64(l, "received", c->received);
-	log_u64(l, "echoed", c->echoed);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "drop_truncated", c->drop_truncated);
-	log_u64(l, "drop_port", c->drop_port);
-	log_u64(l, "drop_addr", c->drop_addr);
-	log_u64(l, "drop_acl", c->drop_acl);
-	log_u64(l, "drop_rate", c->drop_rate);
-	log_u64(l, "drop_send", c->drop_send);
-	log_u64(l, "rate_evictions", c->rate_evictions);
+	for (size_t i = 0; i < n; i++)
+		log_u64(l, descs[i].name, counter_get(counters, &descs[i]));
 	log_end(l);
 }
 
 static void daemon_log_stats(struct daemon *d, const char *why)
 {
-	log_tcp_stats(tcp_counters(d->tcp), why);
-	log_udp_stats(udp_counters(d->udp), why);
+	log_counters("tcp", why, tcp_counters(d->tcp), tcp_counter_descs, tcp_counter_count);
+	log_counters("udp", why, udp_counters(d->udp), udp_counter_descs, udp_counter_count);
 }
 
 static void on_stats_timer(struct timer *t)

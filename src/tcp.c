@@ -35,6 +35,11 @@
 #include "tcp.h"
 #include "util.h"
 
+#define TCP_DESC(name, help) COUNTER_DESC(struct tcp_counters, name, help)
+const struct counter_desc tcp_counter_descs[] = { TCP_COUNTERS(TCP_DESC) };
+const size_t tcp_counter_count = ARRAY_SIZE(tcp_counter_descs);
+#undef TCP_DESC
+
 /* Connections accepted per listener per wakeup before others get a turn. */
 #define TCP_ACCEPTS_PER_WAKEUP 64
 /* Bytes and reads per connection per wakeup, for the same reason. */

@@ -48,6 +48,11 @@
 #include "udp.h"
 #include "util.h"
 
+#define UDP_DESC(name, help) COUNTER_DESC(struct udp_counters, name, help)
+const struct counter_desc udp_counter_descs[] = { UDP_COUNTERS(UDP_DESC) };
+const size_t udp_counter_count = ARRAY_SIZE(udp_counter_descs);
+#undef UDP_DESC
+
 #define UDP_SLOT_SIZE     65536u  /* > 65 527, the largest UDP payload over IPv6 */
 #define UDP_BATCH         64u     /* datagrams per recvmmsg */
 #define UDP_ROUNDS        4u      /* recvmmsg batches per wakeup */

@@ -62,3 +62,30 @@ Test(util, random_fill_fills_and_differs)
 	cr_assert(memcmp(a, b, sizeof a) != 0);
 	cr_assert_neq(random_u64(), random_u64());
 }
+
+#include "tcp.h"
+#include "udp.h"
+
+/* The counter tables cover every field of their struct, once, in order,
+ * and counter_get() reads the field it names. */
+static void check_table(const struct counter_desc *d, size_t n, size_t struct_size)
+{
+	cr_assert_eq(n * sizeof(uint64_t), struct_size, "table and struct disagree");
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_eq(d[i].offset, i * sizeof(uint64_t), "%s", d[i].name);
+		cr_assert(d[i].name[0] && d[i].help[0]);
+	}
+}
+
+Test(util, counter_tables)
+{
+	check_table(tcp_counter_descs, tcp_counter_count, sizeof(struct tcp_counters));
+	check_table(udp_counter_descs, udp_counter_count, sizeof(struct udp_counters));
+	struct tcp_counters c = { .refused_acl = 7, .backpressure = 9 };
+	for (size_t i = 0; i < tcp_counter_count; i++) {
+		uint64_t want = !strcmp(tcp_counter_descs[i].name, "refused_acl") ? 7
+			: !strcmp(tcp_counter_descs[i].name, "backpressure") ? 9 : 0;
+		cr_assert_eq(counter_get(&c, &tcp_counter_descs[i]), want, "%s",
+			     tcp_counter_descs[i].name);
+	}
+}
