@@ -86,13 +86,24 @@ int listen_plan_keep_pinned(struct listen_plan *p, char *err, size_t errlen);
  * freed). */
 int listen_plan_pin(struct listen_plan *p, struct listen_sock *ls, char *err,
 		    size_t errlen);
+/* Adopt every inherited socket of the service's type that no entry named
+ * (IPv4/IPv6 only: see sd_listen_take_any()), pinned so later reloads keep
+ * it.  Returns 0, or -1 with err. */
+int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, char *err,
+		      size_t errlen);
+/* Watch every socket the plan opened, in the prepare: a watch that fails
+ * fails the prepare, and the commit then cannot.  No event is dispatched
+ * before the commit (both run in one callback); listen_plan_abort()
+ * closes them.  Returns 0, or -1 with err. */
+int listen_plan_watch(struct listen_plan *p, char *err, size_t errlen);
 /* Done building: the claimed marks are scratch for one prepare or commit. */
 void listen_plan_finish(struct listen_plan *p);
 /* Close and free what the plan opened; the committed set is untouched. */
 void listen_plan_abort(struct listen_plan *p);
 
 /* Close the committed sockets the plan does not keep and make the plan's
- * sockets the set (fresh ones stay fresh, for the service to add). */
+ * sockets the set (fresh ones stay fresh, for the service to log).
+ * Allocates nothing and cannot fail. */
 void listen_set_commit(struct listen_set *set, struct listen_plan *p);
 /* Close every committed socket. */
 void listen_set_close_all(struct listen_set *set);

@@ -141,13 +141,13 @@ static inline bool timer_armed(const struct timer *t)
 }
 /* Arm or re-arm t for the absolute monotonic deadline; O(log n). */
 int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns);
+/* Make room for n more armed timers than now, so that many loop_timer_arm()
+ * calls of idle timers cannot fail (a reload's prepare reserves what its
+ * commit arms).  Returns 0, or -1 with errno (ENOMEM). */
+int loop_timer_reserve(struct loop *loop, size_t n);
 /* Disarm t if armed; safe from any callback, including t's own. */
 void loop_timer_cancel(struct loop *loop, struct timer *t);
 size_t loop_timer_count(const struct loop *loop);
-/* Make room for n armed timers in all, so that arming up to that many
- * cannot fail (a reload's prepare reserves what its commit arms).  0, or
- * -1 with errno. */
-int loop_timer_reserve(struct loop *loop, size_t n);
 
 /* Monotonic time cached after each epoll_wait (and refreshed before timers
  * run).  loop_now_refresh() reads the clock again. */

@@ -37,8 +37,7 @@
  * request that reused the number. */
 #define PROBE_SEQ_HOLD_EXTRA_NS (2 * NSEC_PER_SEC)
 /* A repeated icmp_error / send_error line for one probe is logged at most
- * this often (one gate for both); the lines in between are counted in
- * suppressed=. */
+ * this often; the lines in between are counted in suppressed=. */
 #define PROBE_ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
 /* A transmit stamp later than this after the user-space send time is not
  * trusted.  It must cover a sender preempted between reading the clock and
@@ -69,13 +68,13 @@ struct probe {
 	struct probe_sock *sock;     /* NULL: degraded, every send fails */
 	struct seqmap_chain chain;   /* requests in flight, oldest first */
 	uint32_t id;                 /* index in probe_ctx.slots, seqmap's probe */
-	union inet_sa addr;          /* valid when resolved */
+	union sa addr;          /* valid when resolved */
 	uint8_t family;              /* 4 or 6; 0 until an auto name resolves */
 	/* False until the host name first resolved for this family: the probe
 	 * is off the send wheel and has no requests in flight. */
 	bool resolved;
 	struct health health;
-	struct log_rate err_rate;    /* icmp_error / send_error lines */
+	struct log_rate send_err_rate, icmp_err_rate;   /* their log lines */
 	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	struct stats stats;
 	/* What only the view reads (metrics, beaconctl, history). */
@@ -101,7 +100,7 @@ struct target {
 	/* RTT histogram: n_probes rows of probe_ctx.rtt_n + 1 per-bucket
 	 * counts; NULL when the histogram is off. */
 	uint64_t *hist;
-	union inet_sa *source;       /* NULL, or in the allocation's tail */
+	union sa *source;       /* NULL, or in the allocation's tail */
 	struct target_dns *dns;      /* NULL for an IP literal */
 	const struct probe_opts *opts;   /* shared */
 	uint64_t window_start_ns;
@@ -143,7 +142,7 @@ struct probe_ctx {
 
 /* A fresh probe of t (not on the wheel, no socket, no id). */
 void probe_init(struct probe *pr, struct target *t, uint8_t family,
-		const union inet_sa *addr, bool resolved);
+		const union sa *addr, bool resolved);
 /* The common head of every per-probe line: target, family, addr. */
 struct logline *probe_log(const struct probe *pr, enum log_level lvl, const char *event);
 const char *probe_sock_kind(const struct probe_sock *s);
@@ -160,11 +159,11 @@ void probe_run(struct probe_ctx *c, uint64_t now);
 /* One datagram read from s at rx_ns (CLOCK_MONOTONIC): a reply, an ICMP
  * error (raw sockets see those in the normal queue) or something ignored. */
 void probe_on_datagram(struct probe_ctx *c, struct probe_sock *s, const uint8_t *buf,
-		       size_t len, const union inet_sa *from, uint64_t rx_ns);
+		       size_t len, const union sa *from, uint64_t rx_ns);
 /* An ICMP error about request (ident, seq) sent to orig_dst (4 or 16
  * bytes); from is the router, or NULL. */
 void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, uint16_t seq,
-		    const uint8_t *orig_dst, const union inet_sa *from,
+		    const uint8_t *orig_dst, const union sa *from,
 		    enum icmp_reason reason, uint32_t mtu);
 /* The kernel's transmit time of request seq: replaces the user-space send
  * time when it follows it closely. */

@@ -17,18 +17,29 @@
 #include "loop.h"
 #include "sd.h"
 
+/* The counters, as one list: the struct, the stats log line and any other
+ * reader (metrics) are generated from it, in this order. */
+#define TCP_COUNTERS(X) \
+	X(active, "connections open now") \
+	X(accepted, "connections accepted and served") \
+	X(refused_limit, "connections closed at once: max_connections") \
+	X(refused_acl, "connections closed at once: not in allow") \
+	X(refused_fd, "accepts that failed with EMFILE/ENFILE") \
+	X(bytes_in, "bytes received") \
+	X(bytes_out, "bytes echoed") \
+	X(timeouts, "connections closed by idle_timeout") \
+	X(errors, "resets and other peer errors") \
+	X(backpressure, "times a connection hit max_pending")
+
 struct tcp_counters {
-	uint64_t accepted;       /* connections accepted and served */
-	uint64_t active;         /* open now */
-	uint64_t refused_limit;  /* closed at once: max_connections */
-	uint64_t refused_acl;    /* closed at once: not in allow */
-	uint64_t refused_fd;     /* accept failed with EMFILE/ENFILE */
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	uint64_t timeouts;       /* closed by idle_timeout */
-	uint64_t errors;         /* resets and other peer errors */
-	uint64_t backpressure;   /* times a connection hit max_pending */
+#define TCP_COUNTER_FIELD(name, help) uint64_t name;
+	TCP_COUNTERS(TCP_COUNTER_FIELD)
+#undef TCP_COUNTER_FIELD
 };
+
+/* The table of TCP_COUNTERS: name, help, offset in struct tcp_counters. */
+extern const struct counter_desc tcp_counter_descs[];
+extern const size_t tcp_counter_count;
 
 struct tcp_service;
 struct tcp_plan;

@@ -136,27 +136,56 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 	return udp_prepare(d->udp, &udp, &d->inherited, err, errlen);
 }
 
-/* Prepare every service for cfg, then commit all of them, or none. */
+/* Timers a commit outside the pinger may arm that were idle before: the
+ * stats timer and TCP's idle timer.  Reserved in the prepare so arming
+ * them cannot fail for want of heap room. */
+#define APPLY_TIMERS 2
+
+/*
+ * Prepare every part of the new configuration (log target and settings,
+ * listeners, targets), then commit all of them, or none.  Every prepare
+ * reserves what its commit needs -- sockets opened and watched, arrays
+ * allocated, timer heap room -- so the commits return void and allocate
+ * nothing: once the first commit runs, the whole configuration goes in.
+ */
 static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
-	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
-	if (!tcp)
+	struct log_plan logp;
+	enum log_level level = cfg->daemon.log_level;
+
+	if (d->opts->level_override >= 0)
+		level = (enum log_level)d->opts->level_override;
+	if (log_prepare(&logp, level, cfg->daemon.log_format, cfg->daemon.log_target,
+			err, errlen) < 0)
 		return -1;
+	if (loop_timer_reserve(d->loop, APPLY_TIMERS) < 0) {
+		set_err(err, errlen, "out of memory");
+		log_abort(&logp);
+		return -1;
+	}
+	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
+	if (!tcp) {
+		log_abort(&logp);
+		return -1;
+	}
 	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
 	if (!udp) {
 		tcp_abort(tcp);
+		log_abort(&logp);
 		return -1;
 	}
 	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
 	if (!ping) {
 		udp_abort(udp);
 		tcp_abort(tcp);
+		log_abort(&logp);
 		return -1;
 	}
 	tcp_commit(d->tcp, tcp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
+	log_commit(&logp);
 	return 0;
 }
 
@@ -179,47 +208,22 @@ static void stats_timer_arm(struct daemon *d)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static void log_tcp_stats(const struct tcp_counters *c, const char *why)
+/* One stats line per service, its counters walked from the service's table. */
+static void log_counters(const char *service, const char *why, const void *counters,
+			 const struct counter_desc *descs, size_t n)
 {
 	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "tcp");
+	log_str(l, "service", service);
 	log_str(l, "why", why);
-	log_u64(l, "active", c->active);
-	log_u64(l, "accepted", c->accepted);
-	log_u64(l, "refused_limit", c->refused_limit);
-	log_u64(l, "refused_acl", c->refused_acl);
-	log_u64(l, "refused_fd", c->refused_fd);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "timeouts", c->timeouts);
-	log_u64(l, "errors", c->errors);
-	log_u64(l, "backpressure", c->backpressure);
-	log_end(l);
-}
-
-static void log_udp_stats(const struct udp_counters *c, const char *why)
-{
-	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "udp");
-	log_str(l, "why", why);
-	log_u64(l, "received", c->received);
-	log_u64(l, "echoed", c->echoed);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "drop_truncated", c->drop_truncated);
-	log_u64(l, "drop_port", c->drop_port);
-	log_u64(l, "drop_addr", c->drop_addr);
-	log_u64(l, "drop_acl", c->drop_acl);
-	log_u64(l, "drop_rate", c->drop_rate);
-	log_u64(l, "drop_send", c->drop_send);
-	log_u64(l, "rate_evictions", c->rate_evictions);
+	for (size_t i = 0; i < n; i++)
+		log_u64(l, descs[i].name, counter_get(counters, &descs[i]));
 	log_end(l);
 }
 
 static void daemon_log_stats(struct daemon *d, const char *why)
 {
-	log_tcp_stats(tcp_counters(d->tcp), why);
-	log_udp_stats(udp_counters(d->udp), why);
+	log_counters("tcp", why, tcp_counters(d->tcp), tcp_counter_descs, tcp_counter_count);
+	log_counters("udp", why, udp_counters(d->udp), udp_counter_descs, udp_counter_count);
 }
 
 static void on_stats_timer(struct timer *t)
@@ -314,9 +318,6 @@ static void daemon_reload(struct daemon *d)
 	d->cfg = cfg;
 	config_free(old);
 	heap_release();
-	if (daemon_log_setup(d, cfg, err, sizeof err) < 0)
-		log_msg(LOG_ERR, "log_setup_failed", "%s (keeping the previous log target)",
-			err);
 	stats_timer_arm(d);
 
 	struct logline *l = log_begin(LOG_NOTICE, "reloaded");

@@ -33,7 +33,7 @@ bool icmp_sock_key_equal(const struct icmp_sock_key *a, const struct icmp_sock_k
 {
 	return a->family == b->family && a->kind == b->kind && a->ttl == b->ttl &&
 	       a->tos == b->tos && a->df == b->df && a->has_source == b->has_source &&
-	       (!a->has_source || inet_sa_same_addr(&a->source, &b->source)) &&
+	       (!a->has_source || sa_addr_equal(&a->source, &b->source)) &&
 	       strcmp(a->ifname, b->ifname) == 0;
 }
 
@@ -221,7 +221,7 @@ static const char *sock_identify(struct icmp_sock *s, int fd, uint16_t raw_ident
 	int one = 1;
 
 	if (!s->raw || k->has_source) {
-		union inet_sa b;
+		union sa b;
 
 		if (k->has_source) {
 			b = k->source;
@@ -233,7 +233,7 @@ static const char *sock_identify(struct icmp_sock *s, int fd, uint16_t raw_ident
 			b.in6.sin6_port = 0;
 		else
 			b.in4.sin_port = 0;
-		if (bind(fd, &b.sa, inet_sa_len(&b)) < 0)
+		if (bind(fd, &b.sa, sa_socklen(&b)) < 0)
 			return "bind";
 	}
 	if (s->raw) {
@@ -245,7 +245,7 @@ static const char *sock_identify(struct icmp_sock *s, int fd, uint16_t raw_ident
 		return NULL;
 	}
 	{
-		union inet_sa local;
+		union sa local;
 		socklen_t ln = sizeof local;
 
 		if (getsockname(fd, &local.sa, &ln) < 0)
@@ -338,11 +338,11 @@ void icmp_sock_release(struct icmp_sock *s)
 
 /* ---- sending -------------------------------------------------------------- */
 
-int icmp_sock_send(struct icmp_sock *s, const void *buf, size_t len, const union inet_sa *to,
+int icmp_sock_send(struct icmp_sock *s, const void *buf, size_t len, const union sa *to,
 		   uint16_t seq)
 {
 	ssize_t n = sendto(s->io.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, &to->sa,
-			   inet_sa_len(to));
+			   sa_socklen(to));
 
 	if (n != (ssize_t)len) {
 		int err = n < 0 ? errno : EMSGSIZE;
@@ -474,10 +474,10 @@ static void rx_reset(struct icmp_rx *rx)
 static void errqueue_icmp(struct icmp_sock *s, const struct msghdr *h, size_t len,
 			  const struct sock_extended_err *ee)
 {
-	const union inet_sa *dst = h->msg_name;
+	const union sa *dst = h->msg_name;
 	const uint8_t *req = ((const struct iovec *)h->msg_iov)->iov_base;
 	struct icmp_sock_event ev = { .kind = ICMP_EV_ERROR };
-	union inet_sa from;
+	union sa from;
 	/* SO_EE_OFFENDER casts away const, which clang -Wcast-qual rejects. */
 	const struct sockaddr *off = (const struct sockaddr *)(const void *)(ee + 1);
 

@@ -174,6 +174,42 @@ int listen_plan_pin(struct listen_plan *p, struct listen_sock *ls, char *err,
 	return 0;
 }
 
+int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, char *err,
+		      size_t errlen)
+{
+	const struct listen_ops *ops = p->set->ops;
+	int fd;
+
+	if (!inherited)
+		return 0;
+	while ((fd = sd_listen_take_any(inherited, ops->type, NULL)) >= 0) {
+		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
+		if (ls == NULL) {
+			set_err(err, errlen, "[%s] inherited socket: %s", ops->service,
+				strerror(errno));
+			return -1;
+		}
+		if (listen_plan_pin(p, ls, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int listen_plan_watch(struct listen_plan *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct listen_sock *ls = p->v[i];
+		char addr[NET_ENDPOINT_STRLEN];
+
+		if (!ls->fresh || loop_watch(p->set->loop, &ls->io, EPOLLIN) == 0)
+			continue;
+		set_err(err, errlen, "[%s] watch %s: %s", p->set->ops->service,
+			net_endpoint_str(&ls->bound, addr, sizeof addr), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 void listen_plan_finish(struct listen_plan *p)
 {
 	for (size_t i = 0; i < p->n; i++)

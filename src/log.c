@@ -161,44 +161,71 @@ static int open_log_file(const char *path)
 	return fd;
 }
 
-int log_setup(enum log_level level, enum log_format format, const char *target,
-	      char *err, size_t errlen)
+int log_prepare(struct log_plan *p, enum log_level level, enum log_format format,
+		const char *target, char *err, size_t errlen)
 {
+	p->level = level;
+	p->format = format;
+	p->path = NULL;
+	p->fd = -1;
 	if ((unsigned)level > LOG_ERR || (unsigned)format > LOG_FMT_JSON) {
 		snprintf(err, errlen, "invalid log level or format");
 		errno = EINVAL;
 		return -1;
 	}
-	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr")) {
+	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr"))
+		return 0;
+	if (strlen(target) >= sizeof g.path) {
+		snprintf(err, errlen, "log file path too long");
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	p->fd = open_log_file(target);
+	if (p->fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(e));
+		errno = e;
+		return -1;
+	}
+	p->path = target;
+	return 0;
+}
+
+void log_commit(struct log_plan *p)
+{
+	if (!p->path) {
 		use_stderr();
 		stderr_nonblocking();
 	} else {
-		size_t n = strlen(target);
-		int fd;
-
-		if (n >= sizeof g.path) {
-			snprintf(err, errlen, "log file path too long");
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		fd = open_log_file(target);
-		if (fd < 0) {
-			int e = errno;
-			snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(e));
-			errno = e;
-			return -1;
-		}
 		if (g.own_fd)
 			close(g.fd);
-		g.fd = fd;
+		g.fd = p->fd;
 		g.own_fd = true;
 		g.is_file = true;
 		g.journal = false;
-		memcpy(g.path, target, n + 1);
+		memcpy(g.path, p->path, strlen(p->path) + 1);
 		g.ready = true;
 	}
-	g.level = level;
-	g.format = format;
+	g.level = p->level;
+	g.format = p->format;
+	p->fd = -1;
+}
+
+void log_abort(struct log_plan *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+int log_setup(enum log_level level, enum log_format format, const char *target,
+	      char *err, size_t errlen)
+{
+	struct log_plan p;
+
+	if (log_prepare(&p, level, format, target, err, errlen) < 0)
+		return -1;
+	log_commit(&p);
 	return 0;
 }
 
@@ -525,16 +552,21 @@ static const char *timestamp(void)
 bool log_rate_due(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 		  uint64_t *suppressed)
 {
-	if (r->next_ns != 0 && now_ns < r->next_ns) {
-		if (r->suppressed < UINT64_MAX)
+	uint32_t tick = (uint32_t)(now_ns / 1000000u) + 1;
+	uint64_t period_ms = period_ns / 1000000u;
+
+	if (tick == 0)
+		tick = 1;       /* 0 means "never logged" */
+	if (period_ms > UINT32_MAX)
+		period_ms = UINT32_MAX;
+	if (r->last_ms != 0 && (uint32_t)(tick - r->last_ms) < period_ms) {
+		if (r->suppressed < UINT32_MAX)
 			r->suppressed++;
 		return false;
 	}
 	*suppressed = r->suppressed;
 	r->suppressed = 0;
-	r->next_ns = now_ns + period_ns;
-	if (r->next_ns == 0)
-		r->next_ns = 1;
+	r->last_ms = tick;
 	return true;
 }
 

@@ -127,6 +127,33 @@ static void heap_remove(struct loop *loop, struct timer *t)
 	}
 }
 
+/* Grow the heap to hold at least want timers (doubling). */
+static int heap_grow(struct loop *loop, size_t want)
+{
+	uint32_t cap = loop->heap_cap ? loop->heap_cap : HEAP_MIN_CAP;
+	struct timer **heap;
+
+	if (want <= loop->heap_cap)
+		return 0;
+	if (want > UINT32_MAX / 2) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (cap < want)
+		cap *= 2;
+	heap = realloc(loop->heap, (size_t)cap * sizeof *heap);
+	if (!heap)
+		return -1;
+	loop->heap = heap;
+	loop->heap_cap = cap;
+	return 0;
+}
+
+int loop_timer_reserve(struct loop *loop, size_t n)
+{
+	return heap_grow(loop, (size_t)loop->heap_len + n);
+}
+
 int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns)
 {
 	t->deadline = deadline_ns;
@@ -139,20 +166,9 @@ int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns)
 		heap_fix(loop, t->slot);
 		return 0;
 	}
-	if (loop->heap_len == loop->heap_cap) {
-		uint32_t cap = loop->heap_cap ? loop->heap_cap * 2 : HEAP_MIN_CAP;
-		struct timer **heap;
-
-		if (cap <= loop->heap_cap) {
-			errno = ENOMEM;
-			return -1;
-		}
-		heap = realloc(loop->heap, (size_t)cap * sizeof *heap);
-		if (!heap)
-			return -1;
-		loop->heap = heap;
-		loop->heap_cap = cap;
-	}
+	if (loop->heap_len == loop->heap_cap &&
+	    heap_grow(loop, (size_t)loop->heap_len + 1) < 0)
+		return -1;
 	loop->heap[loop->heap_len] = t;
 	t->slot = loop->heap_len++;
 	heap_sift_up(loop, t->slot);
@@ -168,24 +184,6 @@ void loop_timer_cancel(struct loop *loop, struct timer *t)
 size_t loop_timer_count(const struct loop *loop)
 {
 	return loop->heap_len;
-}
-
-int loop_timer_reserve(struct loop *loop, size_t n)
-{
-	struct timer **heap;
-
-	if (n <= loop->heap_cap)
-		return 0;
-	if (n > UINT32_MAX / 2) {
-		errno = ENOMEM;
-		return -1;
-	}
-	heap = realloc(loop->heap, n * sizeof *heap);
-	if (!heap)
-		return -1;
-	loop->heap = heap;
-	loop->heap_cap = (uint32_t)n;
-	return 0;
 }
 
 /*

@@ -101,7 +101,7 @@ void on_resolve_timer(struct timer *tm)
 }
 
 /* The first address of the wanted family (4, 6, or 0 for any) in res. */
-static bool pick_addr(const struct resolver_result *res, uint8_t family, union inet_sa *out)
+static bool pick_addr(const struct resolver_result *res, uint8_t family, union sa *out)
 {
 	for (size_t i = 0; i < res->n_addrs; i++) {
 		const struct sockaddr *sa = &res->addrs[i].u.sa;
@@ -122,7 +122,7 @@ static bool pick_addr(const struct resolver_result *res, uint8_t family, union i
 
 /* A probe's first address: take a socket (an auto name picks its family's
  * now), log event=resolved and start sending. */
-static void probe_first_addr(struct pinger *p, struct probe *pr, const union inet_sa *a,
+static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa *a,
 			     uint32_t ttl_s, uint64_t now)
 {
 	struct target *t = pr->t;
@@ -164,9 +164,9 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union ine
 /* A new address for a probe that has one: its statistics and state carry
  * on.  Requests in flight to the old address are not matched any more
  * (their replies fail the source check) and expire as lost, once each. */
-static void probe_move(struct probe *pr, const union inet_sa *a)
+static void probe_move(struct probe *pr, const union sa *a)
 {
-	union inet_sa old = pr->addr;
+	union sa old = pr->addr;
 	struct logline *l;
 
 	pr->addr = *a;
@@ -192,7 +192,7 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 	}
 	for (uint32_t i = 0; i < t->n_probes; i++) {
 		struct probe *pr = &t->probes[i];
-		union inet_sa a;
+		union sa a;
 
 		if (!pick_addr(res, pr->family, &a)) {
 			/* family = both and the name lacks one family (or an
@@ -215,7 +215,7 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 		}
 		if (!pr->resolved)
 			probe_first_addr(p, pr, &a, res->ttl_s, now);
-		else if (!inet_sa_same_addr(&pr->addr, &a))
+		else if (!sa_addr_equal(&pr->addr, &a))
 			probe_move(pr, &a);
 	}
 	if (incomplete) {

@@ -30,7 +30,7 @@
 struct resolved {
 	uint32_t n;
 	uint8_t family[2];           /* 0: auto name, family known once resolved */
-	union inet_sa addr[2];       /* literals only */
+	union sa addr[2];       /* literals only */
 	const char *missing[2];      /* why probe i has no address (both) */
 	bool named;
 	/* Sockets prepare opens: normally one per probe (sock_family[i] for
@@ -96,8 +96,8 @@ static void resolve_named(const struct config_target *ct, int want, struct resol
 /* An IP literal, converted at once (AI_NUMERICHOST: never DNS, never
  * blocking).  a4/a6 get the first address of each family; the family of
  * the very first one is returned (0: none). */
-static int resolve_literal(const struct config_target *ct, int want, union inet_sa *a4,
-			   union inet_sa *a6, bool got[2], char *err, size_t errlen)
+static int resolve_literal(const struct config_target *ct, int want, union sa *a4,
+			   union sa *a6, bool got[2], char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST };
 	struct addrinfo *res = NULL;
@@ -137,7 +137,7 @@ static int resolve_target(const struct config_target *ct, struct resolved *out, 
 {
 	int want = AF_UNSPEC, first_af;
 	bool got[2] = { false, false };
-	union inet_sa a4, a6;
+	union sa a4, a6;
 
 	memset(out, 0, sizeof *out);
 	if (ct->family == FAMILY_4)
@@ -227,7 +227,7 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 	size_t ll = ct->labels ? strlen(ct->labels) + 1 : 0;
 	size_t dns_at = sizeof(struct target) + r->n * sizeof(struct probe);
 	size_t src_at = dns_at + (r->named ? sizeof(struct target_dns) : 0);
-	size_t str_at = src_at + (ct->has_source ? sizeof(union inet_sa) : 0);
+	size_t str_at = src_at + (ct->has_source ? sizeof(union sa) : 0);
 	struct target *t = calloc(1, str_at + nl + hl + il + ll);
 	char *tail;
 
@@ -251,7 +251,7 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 		timer_init(&t->dns->timer, on_resolve_timer);
 	}
 	if (ct->has_source) {
-		t->source = (union inet_sa *)(void *)((char *)t + src_at);
+		t->source = (union sa *)(void *)((char *)t + src_at);
 		memcpy(t->source, &ct->source.u, sizeof *t->source);
 	}
 	t->n_probes = (uint8_t)r->n;
@@ -293,7 +293,7 @@ static bool target_same(const struct target *old, const struct config_target *ct
 		/* A degraded probe is retried from scratch on every reload.  A
 		 * name's address is the resolver's business, not the config's. */
 		if (pr->sock == NULL || pr->sock != &socks[i]->ps || pr->family != r->family[i] ||
-		    (!r->named && !inet_sa_same_addr(&pr->addr, &r->addr[i])))
+		    (!r->named && !sa_addr_equal(&pr->addr, &r->addr[i])))
 			return false;
 	}
 	return true;
@@ -515,8 +515,9 @@ static int plan_reserve(struct pinger_plan *plan)
 	if (reserve_slots(p, plan->n_new_probes) < 0 || reserve_groups(plan, &n_groups) < 0 ||
 	    icmp_rx_prepare(&p->rx, max_payload, &plan->rxbuf, &plan->rx_slot, &plan->rx_n) < 0)
 		return -1;
-	/* Every timer the pinger owns after the commit, on top of the others'. */
-	return loop_timer_reserve(p->loop, loop_timer_count(p->loop) + n_timers + n_groups);
+	/* Every timer the pinger may arm at commit (more than it needs: those
+	 * already armed are counted again). */
+	return loop_timer_reserve(p->loop, n_timers + n_groups);
 }
 
 static const char *name_of_target(const void *ctx, uint32_t pos)
@@ -552,9 +553,10 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 				   char *err, size_t errlen)
 {
 	struct pinger_plan *plan = plan_new(p, cfg);
-	struct str_index ix = { NULL, 0, name_of_target, p };
+	struct str_index ix;
 	bool any_named = false;
 
+	str_index_init(&ix, name_of_target, p);
 	if (!plan || str_index_reserve(&ix, p->n_targets) < 0) {
 		if (plan)
 			pinger_abort(plan);

@@ -5,7 +5,7 @@
 #include "probe.h"
 
 void probe_init(struct probe *pr, struct target *t, uint8_t family,
-		const union inet_sa *addr, bool resolved)
+		const union sa *addr, bool resolved)
 {
 	memset(pr, 0, sizeof *pr);
 	pr->t = t;
@@ -248,7 +248,7 @@ static void send_failed(struct probe_ctx *c, struct probe *pr, int err, uint64_t
 	probe_notify(c, pr, STATS_NO_RTT);
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */
-	if (log_rate_due(&pr->err_rate, t0, PROBE_ERR_LOG_PERIOD_NS, &suppressed)) {
+	if (log_rate_due(&pr->send_err_rate, t0, PROBE_ERR_LOG_PERIOD_NS, &suppressed)) {
 		struct logline *l = probe_log(pr, LOG_WARNING, "send_error");
 
 		log_errno(l, err);
@@ -359,13 +359,13 @@ static struct probe *probe_of(struct probe_ctx *c, struct probe_sock *s, uint16_
 	return pr;
 }
 
-static void log_icmp_error(struct probe *pr, const union inet_sa *from,
+static void log_icmp_error(struct probe *pr, const union sa *from,
 			   enum icmp_reason reason, uint16_t seq, uint32_t mtu, uint64_t now)
 {
 	uint64_t suppressed = 0;
 	struct logline *l;
 
-	if (!log_rate_due(&pr->err_rate, now, PROBE_ERR_LOG_PERIOD_NS, &suppressed))
+	if (!log_rate_due(&pr->icmp_err_rate, now, PROBE_ERR_LOG_PERIOD_NS, &suppressed))
 		return;
 	l = probe_log(pr, LOG_WARNING, "icmp_error");
 	if (from)
@@ -379,7 +379,7 @@ static void log_icmp_error(struct probe *pr, const union inet_sa *from,
 }
 
 /* Does raw address bytes (4 or 16) name the probe's target? */
-static bool addr_bytes_equal(const union inet_sa *a, const uint8_t *bytes)
+static bool addr_bytes_equal(const union sa *a, const uint8_t *bytes)
 {
 	if (a->sa.sa_family == AF_INET)
 		return memcmp(&a->in4.sin_addr, bytes, 4) == 0;
@@ -387,7 +387,7 @@ static bool addr_bytes_equal(const union inet_sa *a, const uint8_t *bytes)
 }
 
 void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, uint16_t seq,
-		    const uint8_t *orig_dst, const union inet_sa *from,
+		    const uint8_t *orig_dst, const union sa *from,
 		    enum icmp_reason reason, uint32_t mtu)
 {
 	struct seqmap_info e;
@@ -436,7 +436,7 @@ static void reply_after(struct probe_ctx *c, struct probe *pr, uint16_t seq,
 }
 
 static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const struct icmp_msg *m,
-			   const union inet_sa *from, uint64_t rx_ns)
+			   const union sa *from, uint64_t rx_ns)
 {
 	struct seqmap_info e;
 	struct probe *pr = probe_of(c, s, m->ident, m->seq, &e, NULL);
@@ -445,7 +445,7 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 
 	if (!pr)
 		return;
-	if (!inet_sa_same_addr(&pr->addr, from)) {
+	if (!sa_addr_equal(&pr->addr, from)) {
 		probe_ignored(c, VIEW_IGN_SOURCE, NULL);
 		return;
 	}
@@ -484,7 +484,7 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 }
 
 void probe_on_datagram(struct probe_ctx *c, struct probe_sock *s, const uint8_t *buf,
-		       size_t len, const union inet_sa *from, uint64_t rx_ns)
+		       size_t len, const union sa *from, uint64_t rx_ns)
 {
 	struct icmp_msg m;
 	enum icmp_status st;

@@ -196,10 +196,10 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
 		     n && res.n_addrs < RESOLVER_MAX_ADDRS; n = n->ai_next) {
 			struct endpoint *ep = &addrs[res.n_addrs];
 			if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
-			    n->ai_addrlen > sizeof ep->u.ss)
+			    n->ai_addrlen > sizeof ep->u)
 				continue;
 			memset(ep, 0, sizeof *ep);
-			memcpy(&ep->u.ss, n->ai_addr, n->ai_addrlen);
+			memcpy(&ep->u, n->ai_addr, n->ai_addrlen);
 			ep->len = n->ai_addrlen;
 			res.n_addrs++;
 			if (n->ai_ttl > 0 && (uint32_t)n->ai_ttl < ttl)

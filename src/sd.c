@@ -385,7 +385,8 @@ int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name)
 
 	for (size_t i = 0; i < set->n; i++) {
 		struct sd_listen_fd *lf = &set->v[i];
-		if (!usable(lf, type))
+		int family = lf->addr.u.sa.sa_family;
+		if (!usable(lf, type) || (family != AF_INET && family != AF_INET6))
 			continue;
 		if (by_name && strcmp(lf->name, name) != 0)
 			continue;

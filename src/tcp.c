@@ -35,6 +35,11 @@
 #include "tcp.h"
 #include "util.h"
 
+#define TCP_DESC(name, help) COUNTER_DESC(struct tcp_counters, name, help)
+const struct counter_desc tcp_counter_descs[] = { TCP_COUNTERS(TCP_DESC) };
+const size_t tcp_counter_count = ARRAY_SIZE(tcp_counter_descs);
+#undef TCP_DESC
+
 /* Connections accepted per listener per wakeup before others get a turn. */
 #define TCP_ACCEPTS_PER_WAKEUP 64
 /* Bytes and reads per connection per wakeup, for the same reason. */
@@ -227,7 +232,7 @@ static void conn_close(struct tcp_service *s, struct tcp_conn *c,
 
 	if (log_enabled(LOG_DEBUG)) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
+		peer.len = sizeof peer.u;
 		struct logline *l = log_begin(LOG_DEBUG, "conn_close");
 		log_str(l, "service", "tcp");
 		if (getpeername(fd, &peer.u.sa, &peer.len) == 0)
@@ -602,7 +607,7 @@ static void listener_on_ready(struct io *io, uint32_t events)
 	(void)events;
 	for (int i = 0; i < TCP_ACCEPTS_PER_WAKEUP; i++) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
+		peer.len = sizeof peer.u;
 		int fd = accept4(listen_sock_fd(l), &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			conn_accepted(s, fd, &peer);
@@ -678,27 +683,6 @@ static void settings_from_config(struct tcp_settings *set, const struct config_t
 	set->allow.n = 0;
 }
 
-/* Inherited stream sockets no config entry names: the socket unit is the
- * authority on what to listen on, so serve them, and keep them across
- * reloads (they could not be re-created without systemd anyway). */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (inherited == NULL || inherited->n == 0)
-		return 0;
-	int fd;
-	while ((fd = sd_listen_take_any(inherited, SOCK_STREAM, NULL)) >= 0) {
-		struct listen_sock *l = listen_sock_new(p->set, fd, true, NULL);
-		if (l == NULL) {
-			snprintf(err, errlen, "[tcp] out of memory");
-			return -1;
-		}
-		if (listen_plan_pin(p, l, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 void tcp_abort(struct tcp_plan *p)
 {
 	if (p == NULL)
@@ -734,8 +718,13 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 		if (listen_plan_endpoint(&p->listeners, &cfg->listen[i], (int)p->set.backlog,
 					 inherited, err, errlen) < 0)
 			goto fail;
+	/* Stream sockets systemd passed that no entry names are served too
+	 * (kept across reloads: they could not be re-created without it). */
 	if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
-	    plan_adopt(&p->listeners, inherited, err, errlen) < 0)
+	    listen_plan_adopt(&p->listeners, inherited, err, errlen) < 0)
+		goto fail;
+	/* While accept() is paused the resume timer watches them all. */
+	if (!s->accept_paused && listen_plan_watch(&p->listeners, err, errlen) < 0)
 		goto fail;
 	listen_plan_finish(&p->listeners);
 	return p;
@@ -752,9 +741,8 @@ void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 		struct listen_sock *l = s->listeners.v[i];
 		listener_apply_options(l, &p->set);
 		if (l->fresh) {
+			/* Watched by the prepare (or by the accept resume). */
 			l->fresh = false;
-			if (!s->accept_paused)
-				listen_sock_add(l);
 			listen_sock_log(l, "listen");
 		} else if (!l->inherited && p->set.backlog != s->set.backlog) {
 			/* listen() again on a listening socket changes its

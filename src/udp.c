@@ -48,6 +48,11 @@
 #include "udp.h"
 #include "util.h"
 
+#define UDP_DESC(name, help) COUNTER_DESC(struct udp_counters, name, help)
+const struct counter_desc udp_counter_descs[] = { UDP_COUNTERS(UDP_DESC) };
+const size_t udp_counter_count = ARRAY_SIZE(udp_counter_descs);
+#undef UDP_DESC
+
 #define UDP_SLOT_SIZE     65536u  /* > 65 527, the largest UDP payload over IPv6 */
 #define UDP_BATCH         64u     /* datagrams per recvmmsg */
 #define UDP_ROUNDS        4u      /* recvmmsg batches per wakeup */
@@ -565,21 +570,6 @@ const struct udp_counters *udp_counters(const struct udp_service *s)
 	return &s->counters;
 }
 
-/* The hash key of a new rate table.  getrandom() cannot fail this way on
- * a running system; the fallback only keeps a table usable if it does. */
-static void random_seed(uint8_t seed[RATELIMIT_SEED_LEN])
-{
-	if (getrandom(seed, RATELIMIT_SEED_LEN, GRND_NONBLOCK) == RATELIMIT_SEED_LEN)
-		return;
-	uint64_t mix[2] = { mono_ns(), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)seed };
-	uint8_t k[RATELIMIT_SEED_LEN] = { 0 };
-	uint64_t a = ratelimit_siphash(k, mix, sizeof mix);
-	mix[0] ^= a;
-	uint64_t b = ratelimit_siphash(k, mix, sizeof mix);
-	memcpy(seed, &a, 8);
-	memcpy(seed + 8, &b, 8);
-}
-
 static void settings_free(struct udp_settings *set)
 {
 	free(set->allow.v);
@@ -606,37 +596,6 @@ static int settings_from_config(struct udp_settings *set, const struct config_ud
 	return 0;
 }
 
-/* Datagram sockets passed by systemd that no listen entry names: the socket
- * unit is the authority on where to listen, so serve them, and keep them
- * across reloads (they could not be re-created without systemd).  Only IPv4
- * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on. */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (!inherited)
-		return 0;
-	for (size_t i = 0; i < inherited->n; i++) {
-		const struct sd_listen_fd *f = &inherited->v[i];
-		int family = f->addr.u.sa.sa_family;
-		if (f->taken || f->type != SOCK_DGRAM ||
-		    (family != AF_INET && family != AF_INET6))
-			continue;
-		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
-		if (fd < 0)
-			continue;
-		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
-		if (!ls) {
-			char addr[NET_ENDPOINT_STRLEN];
-			snprintf(err, errlen, "[udp] inherited socket %s: %s",
-				 net_endpoint_str(&f->addr, addr, sizeof addr), strerror(errno));
-			return -1;
-		}
-		if (listen_plan_pin(p, ls, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg,
 			     struct sd_listen_set *inherited, char *err, size_t errlen)
 {
@@ -656,8 +615,13 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
 					 errlen) < 0)
 			goto fail;
+	/* Datagram sockets systemd passed that no entry names: the socket
+	 * unit is the authority on where to listen, so serve them, and keep
+	 * them across reloads (they could not be re-created without it). */
 	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     plan_adopt(&p->socks, inherited, err, errlen) < 0))
+			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
+		goto fail;
+	if (listen_plan_watch(&p->socks, err, errlen) < 0)
 		goto fail;
 
 	/* The table keeps its sources across a reload unless its size changes
@@ -668,7 +632,7 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			p->rl = s->rl;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			random_seed(seed);
+			random_fill(seed, sizeof seed);
 			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
 			if (!p->rl) {
 				snprintf(err, errlen, "[udp] rate_table_size %u: %s",
@@ -714,9 +678,8 @@ void udp_commit(struct udp_service *s, struct udp_plan *p)
 		sock_apply_rcvbuf(container_of(ls, struct udp_sock, ls), s->set.recv_buffer);
 		if (!ls->fresh)
 			continue;
-		ls->fresh = false;
-		if (listen_sock_add(ls) == 0)
-			listen_sock_log(ls, "listen");
+		ls->fresh = false;      /* watched by the prepare */
+		listen_sock_log(ls, "listen");
 	}
 	free(p);
 }
