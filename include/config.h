@@ -24,6 +24,7 @@
 #include "log.h"
 #include "parse.h"
 #include "util.h"
+#include "view.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/beacond/beacond.ini"
 
@@ -83,9 +84,20 @@ struct probe_opts {
 					  * the record TTL when shorter, >= 1s) */
 };
 
+/* The RTT histogram's default bounds ("fine"): 0.1, 0.2, 0.5, 1, 2, 5, 10,
+ * 20, 50, 100, 200, 500, 1000, 2000 ms.  Filled into config_icmp at load;
+ * the histogram is still off until n_rtt_buckets is set. */
+#define CONFIG_RTT_BUCKETS_DEFAULT_N 14
+extern const uint64_t config_rtt_buckets_default_ns[CONFIG_RTT_BUCKETS_DEFAULT_N];
+
 struct config_icmp {
 	enum icmp_socket_kind socket;    /* auto (global, not per target) */
 	struct probe_opts defaults;
+	/* RTT histogram (metrics): n finite upper bounds in ns, ascending; 0 =
+	 * off (the default: no per-probe buckets are allocated).  The bounds
+	 * default to config_rtt_buckets_default_ns. */
+	uint32_t n_rtt_buckets;
+	uint64_t rtt_buckets_ns[VIEW_RTT_BUCKETS_MAX];
 };
 
 struct config_target {
@@ -95,6 +107,7 @@ struct config_target {
 	bool has_source;
 	struct endpoint source;          /* source address (port 0) */
 	char *interface;                 /* NULL or an interface name (<16 chars) */
+	char *labels;                    /* NULL or "k=v,k=v" (metrics labels) */
 	struct probe_opts opts;          /* [icmp] defaults with this target's overrides */
 	unsigned line;                   /* line of the section header, for messages */
 };

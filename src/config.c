@@ -185,6 +185,13 @@ static const struct key_def probe_keys[] = {
 _Static_assert(ARRAY_SIZE(probe_keys) == PROBE_KEYS + 1 && PROBE_KEYS <= 16,
 	       "probe key mask is a uint16_t");
 
+const uint64_t config_rtt_buckets_default_ns[CONFIG_RTT_BUCKETS_DEFAULT_N] = {
+	100 * NSEC_PER_USEC, 200 * NSEC_PER_USEC, 500 * NSEC_PER_USEC,
+	1 * NSEC_PER_MSEC, 2 * NSEC_PER_MSEC, 5 * NSEC_PER_MSEC, 10 * NSEC_PER_MSEC,
+	20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC, 100 * NSEC_PER_MSEC, 200 * NSEC_PER_MSEC,
+	500 * NSEC_PER_MSEC, 1000 * NSEC_PER_MSEC, 2000 * NSEC_PER_MSEC,
+};
+
 #define G(f) offsetof(struct config_target, f)
 enum { TKEY_HOST, TKEY_FAMILY, TKEY_SOURCE, TKEY_INTERFACE };
 static const struct key_def target_keys[] = {
@@ -1054,6 +1061,9 @@ static int set_defaults(struct config *cfg)
 		.log_replies = false,
 		.resolve_interval_ns = 5 * MINUTE,
 	};
+	cfg->icmp.n_rtt_buckets = 0;
+	memcpy(cfg->icmp.rtt_buckets_ns, config_rtt_buckets_default_ns,
+	       sizeof config_rtt_buckets_default_ns);
 
 	if (cfg->daemon.log_target == NULL ||
 	    parse_endpoint_list(default_listen, &cfg->tcp.listen, &cfg->tcp.n_listen,
@@ -1281,6 +1291,7 @@ void config_drop_targets(struct config *cfg)
 		free(cfg->targets[i].name);
 		free(cfg->targets[i].host);
 		free(cfg->targets[i].interface);
+		free(cfg->targets[i].labels);
 	}
 	free(cfg->targets);
 	cfg->targets = NULL;

@@ -152,7 +152,11 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
 	struct log_plan logp;
+	struct tcp_plan *tcp = NULL;
+	struct udp_plan *udp = NULL;
+	struct pinger_plan *ping = NULL;
 	enum log_level level = cfg->daemon.log_level;
+	int rc = -1;
 
 	if (d->opts->level_override >= 0)
 		level = (enum log_level)d->opts->level_override;
@@ -161,32 +165,27 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 		return -1;
 	if (loop_timer_reserve(d->loop, APPLY_TIMERS) < 0) {
 		set_err(err, errlen, "out of memory");
-		log_abort(&logp);
-		return -1;
+		goto out;
 	}
-	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
-	if (!tcp) {
-		log_abort(&logp);
-		return -1;
-	}
-	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
-	if (!udp) {
-		tcp_abort(tcp);
-		log_abort(&logp);
-		return -1;
-	}
-	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
-	if (!ping) {
-		udp_abort(udp);
-		tcp_abort(tcp);
-		log_abort(&logp);
-		return -1;
-	}
+	if (!(tcp = prepare_tcp(d, cfg, err, errlen)) ||
+	    !(udp = prepare_udp(d, cfg, err, errlen)) ||
+	    !(ping = pinger_prepare(d->pinger, cfg, err, errlen)))
+		goto out;
 	tcp_commit(d->tcp, tcp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
 	log_commit(&logp);
-	return 0;
+	tcp = NULL;
+	udp = NULL;
+	rc = 0;
+out:
+	if (rc < 0) {
+		udp_abort(udp);
+		tcp_abort(tcp);
+		log_abort(&logp);
+	}
+	loop_timer_reserve_end(d->loop);
+	return rc;
 }
 
 /* Parsing a big configuration (and replacing the running one) frees

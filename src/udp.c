@@ -632,7 +632,7 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			p->rl = s->rl;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			random_fill(seed, sizeof seed);
+			random_bytes(seed, sizeof seed);
 			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
 			if (!p->rl) {
 				snprintf(err, errlen, "[udp] rate_table_size %u: %s",
