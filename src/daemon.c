@@ -434,6 +434,49 @@ static void daemon_free(struct daemon *d)
 	config_free(d->cfg);
 }
 
+/* The loop, its signals, the shared read buffer and the services, with
+ * nothing configured yet.  Returns 0, or -1 (logged). */
+static int daemon_create(struct daemon *d)
+{
+	d->iobuf = malloc(IOBUF_SIZE);
+	d->loop = loop_new();
+	if (!d->iobuf || !d->loop) {
+		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
+			strerror(errno));
+		return -1;
+	}
+	if (loop_signals(d->loop, on_signal, d) < 0) {
+		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
+		return -1;
+	}
+	d->tcp = tcp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->udp = udp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->pinger = pinger_new(d->loop);
+	if (!d->tcp || !d->udp || !d->pinger) {
+		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* STATUS= refreshes when systemd listens, and the watchdog pings. */
+static void systemd_timers_arm(struct daemon *d)
+{
+	uint64_t now = loop_now_refresh(d->loop);
+	uint64_t wd_usec = sd_watchdog_usec();
+
+	d->notify = getenv("NOTIFY_SOCKET") != NULL;
+	if (d->notify)
+		loop_timer_arm(d->loop, &d->status_timer, now + STATUS_PERIOD_NS);
+	if (wd_usec) {
+		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
+		 * loop timer so a stuck loop stops the pings and gets restarted. */
+		d->watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
+		loop_timer_arm(d->loop, &d->watchdog_timer, now);
+	}
+}
+
 int daemon_main(const struct daemon_options *opts, struct config *cfg)
 {
 	struct daemon d = { .cfg = cfg, .opts = opts, .last_reload_ok = true };
@@ -455,25 +498,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	timer_init(&d.watchdog_timer, on_watchdog_timer);
 	timer_init(&d.drain_timer, on_drain_timer);
 
-	d.iobuf = malloc(IOBUF_SIZE);
-	d.loop = loop_new();
-	if (!d.iobuf || !d.loop) {
-		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
-			strerror(errno));
+	if (daemon_create(&d) < 0)
 		goto out;
-	}
-	if (loop_signals(d.loop, on_signal, &d) < 0) {
-		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
-		goto out;
-	}
-	d.tcp = tcp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.pinger = pinger_new(d.loop);
-	if (!d.tcp || !d.udp || !d.pinger) {
-		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
-			strerror(errno));
-		goto out;
-	}
 
 	struct logline *cl = log_begin(LOG_DEBUG, "config");
 	log_str(cl, "path", opts->config_path);
@@ -500,17 +526,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	heap_release();
 
 	stats_timer_arm(&d);
-	uint64_t now = loop_now_refresh(d.loop);
-	d.notify = getenv("NOTIFY_SOCKET") != NULL;
-	if (d.notify)
-		loop_timer_arm(d.loop, &d.status_timer, now + STATUS_PERIOD_NS);
-	uint64_t wd_usec = sd_watchdog_usec();
-	if (wd_usec) {
-		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
-		 * loop timer so a stuck loop stops the pings and gets restarted. */
-		d.watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
-		loop_timer_arm(d.loop, &d.watchdog_timer, now);
-	}
+	systemd_timers_arm(&d);
 
 	struct logline *l = log_begin(LOG_NOTICE, "ready");
 	log_str(l, "version", BEACOND_VERSION);
