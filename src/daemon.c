@@ -10,8 +10,11 @@
  *           connections up to shutdown_timeout -> final summaries -> exit 0
  *
  * Preparing every service before committing any makes a reload all or
- * nothing: a new listener that cannot be bound leaves the old configuration
- * running untouched.
+ * nothing: a new listener that cannot be bound, a log file that cannot be
+ * opened or an allocation that fails leaves the old configuration running
+ * untouched.  Every prepare reserves what its commit needs, so the commits
+ * return void and allocate nothing (tests/integration/test_failalloc.py
+ * fails each allocation of a reload in turn to hold them to it).
  */
 #include <errno.h>
 #include <malloc.h>
