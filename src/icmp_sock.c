@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "icmp_sock.h"
+#include "kstamp.h"
 
 /* Datagrams read per socket per wakeup: enough to keep up with 10 000
  * targets, small enough that one busy socket cannot starve the loop. */
@@ -431,17 +432,12 @@ uint64_t icmp_clock_to_mono(uint64_t k, const struct icmp_clock_pair *now)
 	return now->mono - (now->real - k);
 }
 
+/* The receive stamp (kstamp.c, shared with the STAMP reflector) on the
+ * monotonic clock, or now when there is none usable. */
 static uint64_t rx_time(struct msghdr *msg, const struct icmp_clock_pair *now)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
-		struct timespec kts;
-		uint64_t k;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
-		    c->cmsg_len < CMSG_LEN(sizeof kts))
-			continue;
-		memcpy(&kts, CMSG_DATA(c), sizeof kts);
-		k = icmp_clock_to_mono(timespec_to_ns(&kts), now);
+		uint64_t k = icmp_clock_to_mono(kstamp_cmsg_rx_ns(c), now);
 		if (k)
 			return k;
 	}
@@ -516,19 +512,10 @@ static void errqueue_tx_stamp(struct icmp_sock *s, struct msghdr *h,
 {
 	const struct icmp_tx_slot *slot = &s->tx_ring[ee->ee_data & (TX_RING - 1)];
 	struct icmp_sock_event ev = { .kind = ICMP_EV_TX_STAMP };
-	struct timespec ts;
-	bool found = false;
 
 	if (ee->ee_info != SCM_TSTAMP_SCHED || slot->key != ee->ee_data)
 		return;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
-			memcpy(&ts, CMSG_DATA(c), sizeof ts); /* ts[0]: software */
-			found = true;
-		}
-	}
-	if (!found || !(ev.tx_ns = icmp_clock_to_mono(timespec_to_ns(&ts), now)))
+	if (!(ev.tx_ns = icmp_clock_to_mono(kstamp_tx_ns(h), now)))
 		return;
 	ev.seq = slot->seq;
 	s->on_event(s, &ev);
