@@ -509,6 +509,40 @@ static bool number_value(struct parser *p, const struct key_def *k, const char *
 }
 
 /* Parse value into the field k describes inside base. */
+static void set_endpoints(struct parser *p, const struct key_def *k, void *base,
+			  const char *value)
+{
+	char lerr[256];
+	struct endpoint *list;
+	size_t n;
+
+	if (parse_endpoint_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
+		fail_key(p, k, "%s%s", lerr, value[0] == '\0'
+			 ? " (set enabled = no to turn the service off)" : "");
+		return;
+	}
+	free(*(struct endpoint **)field(base, k->off));
+	*(struct endpoint **)field(base, k->off) = list;
+	*(size_t *)field(base, k->off_n) = n;
+}
+
+static void set_cidrs(struct parser *p, const struct key_def *k, void *base,
+		      const char *value)
+{
+	char lerr[256];
+	struct acl *acl = field(base, k->off);
+	struct cidr *list;
+	size_t n;
+
+	if (parse_cidr_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
+		fail_key(p, k, "%s", lerr);
+		return;
+	}
+	free(acl->v);
+	acl->v = list;
+	acl->n = n;
+}
+
 static void set_value(struct parser *p, const struct key_def *k, void *base,
 		      const char *value)
 {
@@ -558,34 +592,12 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		}
 		replace_string(p, (char **)field(base, k->off), value);
 		return;
-	case K_ENDPOINTS: {
-		struct endpoint *list;
-		size_t n;
-
-		if (parse_endpoint_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
-			fail_key(p, k, "%s%s", lerr, value[0] == '\0'
-				 ? " (set enabled = no to turn the service off)" : "");
-			return;
-		}
-		free(*(struct endpoint **)field(base, k->off));
-		*(struct endpoint **)field(base, k->off) = list;
-		*(size_t *)field(base, k->off_n) = n;
+	case K_ENDPOINTS:
+		set_endpoints(p, k, base, value);
 		return;
-	}
-	case K_CIDRS: {
-		struct acl *acl = field(base, k->off);
-		struct cidr *list;
-		size_t n;
-
-		if (parse_cidr_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
-			fail_key(p, k, "%s", lerr);
-			return;
-		}
-		free(acl->v);
-		acl->v = list;
-		acl->n = n;
+	case K_CIDRS:
+		set_cidrs(p, k, base, value);
 		return;
-	}
 	case K_HOST:
 		if (!parse_is_hostname(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an IP address or a valid host name",

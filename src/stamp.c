@@ -340,8 +340,11 @@ static size_t reply_class(char *at, const struct sockaddr *peer, uint8_t dscp)
 
 /* Decide on datagram i and build its reply in place; true when there is
  * one, with its control data in ctl_out[k], length *ctllen. */
-static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
-			size_t *ctllen, uint64_t now)
+/* The checks a request passes before it is answered, in order (each drop
+ * counted with its reason); *ctllen is the reply-source control message
+ * on a wildcard socket, *kind what the packet is. */
+static bool stamp_check(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
+			size_t *ctllen, uint64_t now, enum stamp_kind *kind_out)
 {
 	struct msghdr *m = &s->in[i].msg_hdr;
 	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
@@ -379,7 +382,7 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 		count_drop(s, DROP_PORT, peer);
 		return false;
 	}
-	enum stamp_kind kind = stamp_classify(pkt, len);
+	enum stamp_kind kind = *kind_out = stamp_classify(pkt, len);
 	if (kind == STAMP_RUNT) {
 		count_drop(s, DROP_RUNT, peer);
 		return false;
@@ -400,6 +403,20 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 		}
 	}
 
+	return true;
+}
+
+static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
+			size_t *ctllen, uint64_t now)
+{
+	struct msghdr *m = &s->in[i].msg_hdr;
+	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
+	uint8_t *pkt = s->iov[i].iov_base;
+	size_t len = s->in[i].msg_len;
+	enum stamp_kind kind;
+
+	if (!stamp_check(s, u, i, k, ctllen, now, &kind))
+		return false;
 	struct rx_info ri;
 	rx_parse(m, &ri);
 	struct stamp_reflect_info info = {
