@@ -35,7 +35,7 @@ struct icmp_sock_key {
 	uint8_t ttl, tos;
 	bool df;                     /* dont_fragment */
 	bool has_source;
-	union sa source;
+	union inet_sa source;
 	char ifname[IF_NAMESIZE];
 };
 bool icmp_sock_key_equal(const struct icmp_sock_key *a, const struct icmp_sock_key *b);
@@ -46,7 +46,7 @@ struct icmp_rx {
 	size_t slot, n;
 	struct mmsghdr msgs[ICMP_RX_MMSG];
 	struct iovec iov[ICMP_RX_MMSG];
-	union sa from[ICMP_RX_MMSG];
+	union inet_sa from[ICMP_RX_MMSG];
 	char ctrl[ICMP_RX_MMSG][ICMP_RX_CTRL] __attribute__((aligned(8)));
 };
 /* A buffer for payloads up to max_payload, or NULL when rx already has the
@@ -68,7 +68,7 @@ struct icmp_sock_event {
 	enum icmp_sock_ev kind;
 	const uint8_t *buf;
 	size_t len;
-	const union sa *from;   /* the peer; for errors the router, or NULL */
+	const union inet_sa *from;   /* the peer; for errors the router, or NULL */
 	uint64_t rx_ns;
 	/* ICMP_EV_ERROR: the request it quotes. */
 	uint16_t ident, seq;
@@ -135,7 +135,7 @@ int icmp_sock_open(struct icmp_sock *s, struct loop *loop, const struct icmp_soc
 		   uint16_t raw_ident, struct icmp_rx *rx, icmp_sock_fn on_event,
 		   char *err, size_t errlen, enum icmp_open_fail *why);
 /* Send one request (seq for the transmit stamp).  0 or the errno. */
-int icmp_sock_send(struct icmp_sock *s, const void *buf, size_t len, const union sa *to,
+int icmp_sock_send(struct icmp_sock *s, const void *buf, size_t len, const union inet_sa *to,
 		   uint16_t seq);
 /* Ask for a receive buffer of want bytes (best effort). */
 void icmp_sock_rcvbuf(struct icmp_sock *s, size_t want);

@@ -30,6 +30,11 @@ struct listen_sock;
 struct listen_ops {
 	const char *service;     /* "tcp", "udp": in errors and log lines */
 	int type;                /* SOCK_STREAM or SOCK_DGRAM */
+	/* Which unnamed-by-config sockets from systemd listen_plan_adopt()
+	 * takes (see sd_listen_adopt()): only those with this LISTEN_FDNAMES
+	 * name, and never those with that one (NULL: no condition). */
+	const char *adopt_only;
+	const char *adopt_except;
 	io_fn on_ready;
 	/* Optional, for a listen_sock embedded in a larger object: allocate
 	 * it zeroed and free it; setup() prepares a new socket and returns 0,
@@ -87,8 +92,9 @@ int listen_plan_keep_pinned(struct listen_plan *p, char *err, size_t errlen);
 int listen_plan_pin(struct listen_plan *p, struct listen_sock *ls, char *err,
 		    size_t errlen);
 /* Adopt every inherited socket of the service's type that no entry named
- * (IPv4/IPv6 only: see sd_listen_take_any()), pinned so later reloads keep
- * it.  Returns 0, or -1 with err. */
+ * and ops->adopt_only/adopt_except allow (IPv4/IPv6 only: see
+ * sd_listen_adopt()), pinned so later reloads keep it.  Returns 0, or -1
+ * with err. */
 int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, char *err,
 		      size_t errlen);
 /* Watch every socket the plan opened, in the prepare: a watch that fails

@@ -121,12 +121,6 @@ int loop_unwatch(struct loop *loop, struct io *io);
  * Pending events of this batch are skipped.  Never fails. */
 void loop_close(struct loop *loop, struct io *io);
 
-/* Transition wrappers for src/pinger.c, to be removed once it uses the API
- * above: loop_add/loop_mod are loop_watch; loop_del unwatches and forgets
- * the fd (io->fd = -1) without closing it. */
-int loop_add(struct loop *loop, struct io *io, uint32_t events);
-int loop_mod(struct loop *loop, struct io *io, uint32_t events);
-int loop_del(struct loop *loop, struct io *io);
 
 static inline void timer_init(struct timer *t, timer_fn fn)
 {
@@ -141,10 +135,14 @@ static inline bool timer_armed(const struct timer *t)
 }
 /* Arm or re-arm t for the absolute monotonic deadline; O(log n). */
 int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns);
-/* Make room for n more armed timers than now, so that many loop_timer_arm()
- * calls of idle timers cannot fail (a reload's prepare reserves what its
- * commit arms).  Returns 0, or -1 with errno (ENOMEM). */
+/* Make room for n more armed timers than now, on top of what the earlier
+ * reservations since loop_timer_reserve_end() asked for, so that many
+ * loop_timer_arm() calls of idle timers cannot fail: each prepare of a
+ * reload reserves what its own commit arms, and together they hold.
+ * Returns 0, or -1 with errno (ENOMEM; the reservation is not counted). */
 int loop_timer_reserve(struct loop *loop, size_t n);
+/* The commits (or aborts) are done: later reservations start afresh. */
+void loop_timer_reserve_end(struct loop *loop);
 /* Disarm t if armed; safe from any callback, including t's own. */
 void loop_timer_cancel(struct loop *loop, struct timer *t);
 size_t loop_timer_count(const struct loop *loop);
@@ -158,8 +156,6 @@ uint64_t loop_now_refresh(struct loop *loop);
  * loop_free().  d must stay valid until then; fn may free d's owner.  This
  * is the one way an owner is freed once it has been in the loop. */
 void loop_free_later(struct loop *loop, struct deferred *d, deferred_fn fn);
-/* Transition wrapper (src/pinger.c): loop_free_later(loop, d, d->fn). */
-void loop_defer(struct loop *loop, struct deferred *d);
 
 /* Block SIGTERM, SIGINT, SIGHUP, SIGUSR1 (and SIGUSR2), read them via
  * signalfd and call fn once per signal received.  SIGPIPE is ignored.

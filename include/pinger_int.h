@@ -89,11 +89,11 @@ static inline struct target_dns *target_dns(const struct target *t)
 {
 	return t->flags & TARGET_DNS ? target_dns_of(t) : NULL;
 }
-static inline const union sa *target_source(const struct target *t)
+static inline const union inet_sa *target_source(const struct target *t)
 {
 	if (!(t->flags & TARGET_SOURCE))
 		return NULL;
-	return (const union sa *)(const void *)((const char *)t + target_dns_at(t) +
+	return (const union inet_sa *)(const void *)((const char *)t + target_dns_at(t) +
 		(t->flags & TARGET_DNS ? sizeof(struct target_dns) : 0));
 }
 

@@ -69,7 +69,7 @@ struct probe {
 	struct probe_sock *sock;     /* NULL: degraded, every send fails */
 	struct seqmap_chain chain;   /* requests in flight, oldest first */
 	uint32_t id;                 /* index in probe_ctx.slots, seqmap's probe */
-	union sa addr;          /* valid when resolved */
+	union inet_sa addr;          /* valid when resolved */
 	uint8_t family;              /* 4 or 6; 0 until an auto name resolves */
 	uint8_t index;               /* in its target's probes[] */
 	struct health health;
@@ -93,7 +93,7 @@ struct probe {
  * address only when it has them, in a single allocation (target_new in
  * pinger_plan.c): the struct, its probes, the strings name, host,
  * interface and labels (the last two when set), then (8-byte aligned)
- * struct target_dns for a host name and a union sa for a source address.
+ * struct target_dns for a host name and a union inet_sa for a source address.
  * Where each part sits follows from n_probes, flags and the strings, so
  * the target stores no pointer to them: 10 000 targets save 48 bytes
  * each.  Its probe settings are one copy shared by every target with the
@@ -179,7 +179,7 @@ struct probe_ctx {
 
 /* A fresh probe t->probes[index] (not on the wheel, no socket, no id);
  * addr NULL or AF_UNSPEC: not resolved yet. */
-void probe_init(struct target *t, uint8_t index, uint8_t family, const union sa *addr);
+void probe_init(struct target *t, uint8_t index, uint8_t family, const union inet_sa *addr);
 /* The common head of every per-probe line: target, family, addr. */
 struct logline *probe_log(const struct probe *pr, enum log_level lvl, const char *event);
 const char *probe_sock_kind(const struct probe_sock *s);
@@ -196,11 +196,11 @@ void probe_run(struct probe_ctx *c, uint64_t now);
 /* One datagram read from s at rx_ns (CLOCK_MONOTONIC): a reply, an ICMP
  * error (raw sockets see those in the normal queue) or something ignored. */
 void probe_on_datagram(struct probe_ctx *c, struct probe_sock *s, const uint8_t *buf,
-		       size_t len, const union sa *from, uint64_t rx_ns);
+		       size_t len, const union inet_sa *from, uint64_t rx_ns);
 /* An ICMP error about request (ident, seq) sent to orig_dst (4 or 16
  * bytes); from is the router, or NULL. */
 void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, uint16_t seq,
-		    const uint8_t *orig_dst, const union sa *from,
+		    const uint8_t *orig_dst, const union inet_sa *from,
 		    enum icmp_reason reason, uint32_t mtu);
 /* The kernel's transmit time of request seq: replaces the user-space send
  * time when it follows it closely. */

@@ -6,7 +6,9 @@
  * Configuration changes are two-phase so a reload either applies whole or
  * not at all: tcp_prepare() opens whatever new listeners the config needs
  * (reusing open ones with the same address, then inherited sockets, then
- * binding), tcp_commit() swaps them in, tcp_abort() undoes a prepare.
+ * binding) and watches them, copies the allow-list; tcp_commit() swaps
+ * them in, allocates nothing and cannot fail (the daemon reserves the timer
+ * room it arms); tcp_abort() undoes a prepare.
  */
 #ifndef BEACOND_TCP_H
 #define BEACOND_TCP_H

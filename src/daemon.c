@@ -1,5 +1,5 @@
 /*
- * daemon: lifecycle around the services.
+ * daemon: lifecycle around the services (tcp, udp, stamp, the pinger).
  *
  *   start:  inherit sockets (LISTEN_FDS) -> prepare every service -> commit
  *           -> READY=1 -> loop_run
@@ -10,8 +10,11 @@
  *           connections up to shutdown_timeout -> final summaries -> exit 0
  *
  * Preparing every service before committing any makes a reload all or
- * nothing: a new listener that cannot be bound leaves the old configuration
- * running untouched.
+ * nothing: a new listener that cannot be bound, a log file that cannot be
+ * opened or an allocation that fails leaves the old configuration running
+ * untouched.  Every prepare reserves what its commit needs, so the commits
+ * return void and allocate nothing (tests/integration/test_failalloc.py
+ * fails each allocation of a reload in turn to hold them to it).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -27,6 +30,7 @@
 #include "net.h"
 #include "pinger.h"
 #include "sd.h"
+#include "stamp.h"
 #include "tcp.h"
 #include "udp.h"
 #include "view.h"
@@ -47,6 +51,7 @@ struct daemon {
 
 	struct tcp_service *tcp;
 	struct udp_service *udp;
+	struct stamp_service *stamp;
 	struct pinger *pinger;
 	struct sd_listen_set inherited;
 
@@ -85,6 +90,7 @@ void daemon_view(const struct daemon *d, struct view_daemon *out)
 		.last_reload_error = d->last_reload_error,
 		.tcp = d->tcp ? tcp_counters(d->tcp) : NULL,
 		.udp = d->udp ? udp_counters(d->udp) : NULL,
+		.stamp = d->stamp ? stamp_counters(d->stamp) : NULL,
 		.pinger = d->pinger,
 	};
 }
@@ -136,6 +142,15 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 	return udp_prepare(d->udp, &udp, &d->inherited, err, errlen);
 }
 
+static struct stamp_plan *prepare_stamp(struct daemon *d, const struct config *cfg,
+					char *err, size_t errlen)
+{
+	struct config_stamp stamp = cfg->stamp;
+	if (!stamp.enabled)
+		stamp.n_listen = 0;
+	return stamp_prepare(d->stamp, &stamp, &d->inherited, err, errlen);
+}
+
 /* Timers a commit outside the pinger may arm that were idle before: the
  * stats timer and TCP's idle timer.  Reserved in the prepare so arming
  * them cannot fail for want of heap room. */
@@ -147,12 +162,20 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
  * reserves what its commit needs -- sockets opened and watched, arrays
  * allocated, timer heap room -- so the commits return void and allocate
  * nothing: once the first commit runs, the whole configuration goes in.
+ * STAMP goes before UDP: the UDP echo adopts every unnamed datagram socket
+ * systemd passed that no entry took, so the STAMP listen addresses must
+ * have taken theirs first.
  */
 static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
 	struct log_plan logp;
+	struct tcp_plan *tcp = NULL;
+	struct stamp_plan *stamp = NULL;
+	struct udp_plan *udp = NULL;
+	struct pinger_plan *ping = NULL;
 	enum log_level level = cfg->daemon.log_level;
+	int rc = -1;
 
 	if (d->opts->level_override >= 0)
 		level = (enum log_level)d->opts->level_override;
@@ -161,32 +184,31 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 		return -1;
 	if (loop_timer_reserve(d->loop, APPLY_TIMERS) < 0) {
 		set_err(err, errlen, "out of memory");
-		log_abort(&logp);
-		return -1;
+		goto out;
 	}
-	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
-	if (!tcp) {
-		log_abort(&logp);
-		return -1;
-	}
-	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
-	if (!udp) {
-		tcp_abort(tcp);
-		log_abort(&logp);
-		return -1;
-	}
-	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
-	if (!ping) {
-		udp_abort(udp);
-		tcp_abort(tcp);
-		log_abort(&logp);
-		return -1;
-	}
+	if (!(tcp = prepare_tcp(d, cfg, err, errlen)) ||
+	    !(stamp = prepare_stamp(d, cfg, err, errlen)) ||
+	    !(udp = prepare_udp(d, cfg, err, errlen)) ||
+	    !(ping = pinger_prepare(d->pinger, cfg, err, errlen)))
+		goto out;
 	tcp_commit(d->tcp, tcp);
+	stamp_commit(d->stamp, stamp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
 	log_commit(&logp);
-	return 0;
+	tcp = NULL;
+	stamp = NULL;
+	udp = NULL;
+	rc = 0;
+out:
+	if (rc < 0) {
+		udp_abort(udp);
+		stamp_abort(stamp);
+		tcp_abort(tcp);
+		log_abort(&logp);
+	}
+	loop_timer_reserve_end(d->loop);
+	return rc;
 }
 
 /* Parsing a big configuration (and replacing the running one) frees
@@ -208,22 +230,36 @@ static void stats_timer_arm(struct daemon *d)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-/* One stats line per service, its counters walked from the service's table. */
-static void log_counters(const char *service, const char *why, const void *counters,
-			 const struct counter_desc *descs, size_t n)
+/* One stats line per service, its counters walked from the service's
+ * table; the caller may add state fields and ends the line. */
+static struct logline *log_counters(const char *service, const char *why,
+				    const void *counters, const struct counter_desc *descs,
+				    size_t n)
 {
 	struct logline *l = log_begin(LOG_INFO, "stats");
 	log_str(l, "service", service);
 	log_str(l, "why", why);
 	for (size_t i = 0; i < n; i++)
 		log_u64(l, descs[i].name, counter_get(counters, &descs[i]));
-	log_end(l);
+	return l;
 }
 
 static void daemon_log_stats(struct daemon *d, const char *why)
 {
-	log_counters("tcp", why, tcp_counters(d->tcp), tcp_counter_descs, tcp_counter_count);
-	log_counters("udp", why, udp_counters(d->udp), udp_counter_descs, udp_counter_count);
+	log_end(log_counters("tcp", why, tcp_counters(d->tcp), tcp_counter_descs,
+			     tcp_counter_count));
+	log_end(log_counters("udp", why, udp_counters(d->udp), udp_counter_descs,
+			     udp_counter_count));
+	/* Only for a reflector that is, or was, serving: a disabled one would
+	 * add a line of zeros to every interval. */
+	const struct stamp_counters *sc = stamp_counters(d->stamp);
+	if (d->cfg->stamp.enabled || sc->received) {
+		struct logline *l = log_counters("stamp", why, sc, stamp_counter_descs,
+						 stamp_counter_count);
+		log_bool(l, "clock_synced", sc->clock_synced);
+		log_u64(l, "clock_error_ns", sc->clock_error_ns);
+		log_end(l);
+	}
 }
 
 static void on_stats_timer(struct timer *t)
@@ -366,6 +402,7 @@ static void daemon_stop(struct daemon *d, int signo)
 	 * listeners being gone. */
 	tcp_stop_accepting(d->tcp);
 	udp_stop(d->udp);
+	stamp_stop(d->stamp);
 	pinger_stop(d->pinger);
 	loop_timer_cancel(d->loop, &d->stats_timer);
 
@@ -426,6 +463,8 @@ static void daemon_free(struct daemon *d)
 		tcp_free(d->tcp);
 	if (d->udp)
 		udp_free(d->udp);
+	if (d->stamp)
+		stamp_free(d->stamp);
 	if (d->pinger)
 		pinger_free(d->pinger);
 	if (d->loop)
@@ -433,6 +472,50 @@ static void daemon_free(struct daemon *d)
 	sd_listen_release(&d->inherited);
 	free(d->iobuf);
 	config_free(d->cfg);
+}
+
+/* The loop, its signals, the shared read buffer and the services, with
+ * nothing configured yet.  Returns 0, or -1 (logged). */
+static int daemon_create(struct daemon *d)
+{
+	d->iobuf = malloc(IOBUF_SIZE);
+	d->loop = loop_new();
+	if (!d->iobuf || !d->loop) {
+		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
+			strerror(errno));
+		return -1;
+	}
+	if (loop_signals(d->loop, on_signal, d) < 0) {
+		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
+		return -1;
+	}
+	d->tcp = tcp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->udp = udp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->stamp = stamp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->pinger = pinger_new(d->loop);
+	if (!d->tcp || !d->udp || !d->stamp || !d->pinger) {
+		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* STATUS= refreshes when systemd listens, and the watchdog pings. */
+static void systemd_timers_arm(struct daemon *d)
+{
+	uint64_t now = loop_now_refresh(d->loop);
+	uint64_t wd_usec = sd_watchdog_usec();
+
+	d->notify = getenv("NOTIFY_SOCKET") != NULL;
+	if (d->notify)
+		loop_timer_arm(d->loop, &d->status_timer, now + STATUS_PERIOD_NS);
+	if (wd_usec) {
+		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
+		 * loop timer so a stuck loop stops the pings and gets restarted. */
+		d->watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
+		loop_timer_arm(d->loop, &d->watchdog_timer, now);
+	}
 }
 
 int daemon_main(const struct daemon_options *opts, struct config *cfg)
@@ -456,30 +539,14 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	timer_init(&d.watchdog_timer, on_watchdog_timer);
 	timer_init(&d.drain_timer, on_drain_timer);
 
-	d.iobuf = malloc(IOBUF_SIZE);
-	d.loop = loop_new();
-	if (!d.iobuf || !d.loop) {
-		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
-			strerror(errno));
+	if (daemon_create(&d) < 0)
 		goto out;
-	}
-	if (loop_signals(d.loop, on_signal, &d) < 0) {
-		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
-		goto out;
-	}
-	d.tcp = tcp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.pinger = pinger_new(d.loop);
-	if (!d.tcp || !d.udp || !d.pinger) {
-		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
-			strerror(errno));
-		goto out;
-	}
 
 	struct logline *cl = log_begin(LOG_DEBUG, "config");
 	log_str(cl, "path", opts->config_path);
 	log_u64(cl, "tcp_listen", cfg->tcp.enabled ? cfg->tcp.n_listen : 0);
 	log_u64(cl, "udp_listen", cfg->udp.enabled ? cfg->udp.n_listen : 0);
+	log_u64(cl, "stamp_listen", cfg->stamp.enabled ? cfg->stamp.n_listen : 0);
 	log_u64(cl, "targets", cfg->n_targets);
 	log_end(cl);
 
@@ -501,23 +568,14 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	heap_release();
 
 	stats_timer_arm(&d);
-	uint64_t now = loop_now_refresh(d.loop);
-	d.notify = getenv("NOTIFY_SOCKET") != NULL;
-	if (d.notify)
-		loop_timer_arm(d.loop, &d.status_timer, now + STATUS_PERIOD_NS);
-	uint64_t wd_usec = sd_watchdog_usec();
-	if (wd_usec) {
-		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
-		 * loop timer so a stuck loop stops the pings and gets restarted. */
-		d.watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
-		loop_timer_arm(d.loop, &d.watchdog_timer, now);
-	}
+	systemd_timers_arm(&d);
 
 	struct logline *l = log_begin(LOG_NOTICE, "ready");
 	log_str(l, "version", BEACOND_VERSION);
 	log_str(l, "config", opts->config_path);
 	log_bool(l, "tcp", cfg->tcp.enabled);
 	log_bool(l, "udp", cfg->udp.enabled);
+	log_bool(l, "stamp", cfg->stamp.enabled);
 	log_u64(l, "targets", n_targets);
 	log_end(l);
 	notify_ready(&d);

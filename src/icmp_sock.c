@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "icmp_sock.h"
+#include "kstamp.h"
 
 /* Datagrams read per socket per wakeup: enough to keep up with 10 000
  * targets, small enough that one busy socket cannot starve the loop. */
@@ -33,7 +34,7 @@ bool icmp_sock_key_equal(const struct icmp_sock_key *a, const struct icmp_sock_k
 {
 	return a->family == b->family && a->kind == b->kind && a->ttl == b->ttl &&
 	       a->tos == b->tos && a->df == b->df && a->has_source == b->has_source &&
-	       (!a->has_source || sa_addr_equal(&a->source, &b->source)) &&
+	       (!a->has_source || inet_sa_same_addr(&a->source, &b->source)) &&
 	       strcmp(a->ifname, b->ifname) == 0;
 }
 
@@ -221,7 +222,7 @@ static const char *sock_identify(struct icmp_sock *s, int fd, uint16_t raw_ident
 	int one = 1;
 
 	if (!s->raw || k->has_source) {
-		union sa b;
+		union inet_sa b;
 
 		if (k->has_source) {
 			b = k->source;
@@ -233,7 +234,7 @@ static const char *sock_identify(struct icmp_sock *s, int fd, uint16_t raw_ident
 			b.in6.sin6_port = 0;
 		else
 			b.in4.sin_port = 0;
-		if (bind(fd, &b.sa, sa_socklen(&b)) < 0)
+		if (bind(fd, &b.sa, inet_sa_len(&b)) < 0)
 			return "bind";
 	}
 	if (s->raw) {
@@ -245,7 +246,7 @@ static const char *sock_identify(struct icmp_sock *s, int fd, uint16_t raw_ident
 		return NULL;
 	}
 	{
-		union sa local;
+		union inet_sa local;
 		socklen_t ln = sizeof local;
 
 		if (getsockname(fd, &local.sa, &ln) < 0)
@@ -338,11 +339,11 @@ void icmp_sock_release(struct icmp_sock *s)
 
 /* ---- sending -------------------------------------------------------------- */
 
-int icmp_sock_send(struct icmp_sock *s, const void *buf, size_t len, const union sa *to,
+int icmp_sock_send(struct icmp_sock *s, const void *buf, size_t len, const union inet_sa *to,
 		   uint16_t seq)
 {
 	ssize_t n = sendto(s->io.fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL, &to->sa,
-			   sa_socklen(to));
+			   inet_sa_len(to));
 
 	if (n != (ssize_t)len) {
 		int err = n < 0 ? errno : EMSGSIZE;
@@ -431,17 +432,12 @@ uint64_t icmp_clock_to_mono(uint64_t k, const struct icmp_clock_pair *now)
 	return now->mono - (now->real - k);
 }
 
+/* The receive stamp (kstamp.c, shared with the STAMP reflector) on the
+ * monotonic clock, or now when there is none usable. */
 static uint64_t rx_time(struct msghdr *msg, const struct icmp_clock_pair *now)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
-		struct timespec kts;
-		uint64_t k;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
-		    c->cmsg_len < CMSG_LEN(sizeof kts))
-			continue;
-		memcpy(&kts, CMSG_DATA(c), sizeof kts);
-		k = icmp_clock_to_mono(timespec_to_ns(&kts), now);
+		uint64_t k = icmp_clock_to_mono(kstamp_cmsg_rx_ns(c), now);
 		if (k)
 			return k;
 	}
@@ -474,10 +470,10 @@ static void rx_reset(struct icmp_rx *rx)
 static void errqueue_icmp(struct icmp_sock *s, const struct msghdr *h, size_t len,
 			  const struct sock_extended_err *ee)
 {
-	const union sa *dst = h->msg_name;
+	const union inet_sa *dst = h->msg_name;
 	const uint8_t *req = ((const struct iovec *)h->msg_iov)->iov_base;
 	struct icmp_sock_event ev = { .kind = ICMP_EV_ERROR };
-	union sa from;
+	union inet_sa from;
 	/* SO_EE_OFFENDER casts away const, which clang -Wcast-qual rejects. */
 	const struct sockaddr *off = (const struct sockaddr *)(const void *)(ee + 1);
 
@@ -516,19 +512,10 @@ static void errqueue_tx_stamp(struct icmp_sock *s, struct msghdr *h,
 {
 	const struct icmp_tx_slot *slot = &s->tx_ring[ee->ee_data & (TX_RING - 1)];
 	struct icmp_sock_event ev = { .kind = ICMP_EV_TX_STAMP };
-	struct timespec ts;
-	bool found = false;
 
 	if (ee->ee_info != SCM_TSTAMP_SCHED || slot->key != ee->ee_data)
 		return;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
-			memcpy(&ts, CMSG_DATA(c), sizeof ts); /* ts[0]: software */
-			found = true;
-		}
-	}
-	if (!found || !(ev.tx_ns = icmp_clock_to_mono(timespec_to_ns(&ts), now)))
+	if (!(ev.tx_ns = icmp_clock_to_mono(kstamp_tx_ns(h), now)))
 		return;
 	ev.seq = slot->seq;
 	s->on_event(s, &ev);

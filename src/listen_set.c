@@ -182,7 +182,8 @@ int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, ch
 
 	if (!inherited)
 		return 0;
-	while ((fd = sd_listen_take_any(inherited, ops->type, NULL)) >= 0) {
+	while ((fd = sd_listen_adopt(inherited, ops->type, ops->adopt_only,
+				     ops->adopt_except)) >= 0) {
 		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
 		if (ls == NULL) {
 			set_err(err, errlen, "[%s] inherited socket: %s", ops->service,

@@ -38,6 +38,7 @@ struct loop {
 	uint32_t heap_len;
 	uint32_t heap_cap;
 	uint64_t next_order;
+	size_t timer_reserved;     /* loop_timer_reserve() since the last _end() */
 
 	/* FIFO of deferred calls; tail points at the last next pointer. */
 	struct deferred *defer_head;
@@ -151,7 +152,15 @@ static int heap_grow(struct loop *loop, size_t want)
 
 int loop_timer_reserve(struct loop *loop, size_t n)
 {
-	return heap_grow(loop, (size_t)loop->heap_len + n);
+	if (n > UINT32_MAX || heap_grow(loop, (size_t)loop->heap_len + loop->timer_reserved + n) < 0)
+		return -1;
+	loop->timer_reserved += n;
+	return 0;
+}
+
+void loop_timer_reserve_end(struct loop *loop)
+{
+	loop->timer_reserved = 0;
 }
 
 int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns)
@@ -185,6 +194,7 @@ size_t loop_timer_count(const struct loop *loop)
 {
 	return loop->heap_len;
 }
+
 
 /*
  * Run every timer due at one snapshot of the clock, in (deadline, order)
@@ -232,11 +242,6 @@ void loop_free_later(struct loop *loop, struct deferred *d, deferred_fn fn)
 	d->next = NULL;
 	*loop->defer_tail = d;
 	loop->defer_tail = &d->next;
-}
-
-void loop_defer(struct loop *loop, struct deferred *d)
-{
-	loop_free_later(loop, d, d->fn);
 }
 
 static void run_deferred(struct loop *loop)
@@ -305,24 +310,6 @@ void loop_close(struct loop *loop, struct io *io)
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = -1;
-}
-
-int loop_add(struct loop *loop, struct io *io, uint32_t events)
-{
-	return loop_watch(loop, io, events);
-}
-
-int loop_mod(struct loop *loop, struct io *io, uint32_t events)
-{
-	return loop_watch(loop, io, events);
-}
-
-int loop_del(struct loop *loop, struct io *io)
-{
-	int rc = loop_unwatch(loop, io);
-
-	io->fd = -1;
-	return rc;
 }
 
 /* ---- timerfd fallback ---- */

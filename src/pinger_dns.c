@@ -35,7 +35,7 @@ static int lookup_family(const struct target *t)
 	if (t->family_cfg == FAMILY_AUTO) {
 		if (probe_resolved(&t->probes[0]))
 			return (t->probes[0].family == 6 ? AF_INET6 : AF_INET);
-		const union sa *src = target_source(t);
+		const union inet_sa *src = target_source(t);
 
 		if (src)
 			return src->sa.sa_family;
@@ -103,7 +103,7 @@ void on_resolve_timer(struct timer *tm)
 }
 
 /* The first address of the wanted family (4, 6, or 0 for any) in res. */
-static bool pick_addr(const struct resolver_result *res, uint8_t family, union sa *out)
+static bool pick_addr(const struct resolver_result *res, uint8_t family, union inet_sa *out)
 {
 	for (size_t i = 0; i < res->n_addrs; i++) {
 		const struct sockaddr *sa = &res->addrs[i].u.sa;
@@ -124,7 +124,7 @@ static bool pick_addr(const struct resolver_result *res, uint8_t family, union s
 
 /* A probe's first address: take a socket (an auto name picks its family's
  * now), log event=resolved and start sending. */
-static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa *a,
+static void probe_first_addr(struct pinger *p, struct probe *pr, const union inet_sa *a,
 			     uint32_t ttl_s, uint64_t now)
 {
 	struct target *t = probe_target(pr);
@@ -165,9 +165,9 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union sa 
 /* A new address for a probe that has one: its statistics and state carry
  * on.  Requests in flight to the old address are not matched any more
  * (their replies fail the source check) and expire as lost, once each. */
-static void probe_move(struct probe *pr, const union sa *a)
+static void probe_move(struct probe *pr, const union inet_sa *a)
 {
-	union sa old = pr->addr;
+	union inet_sa old = pr->addr;
 	struct logline *l;
 
 	pr->addr = *a;
@@ -193,7 +193,7 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 	}
 	for (uint32_t i = 0; i < t->n_probes; i++) {
 		struct probe *pr = &t->probes[i];
-		union sa a;
+		union inet_sa a;
 
 		if (!pick_addr(res, pr->family, &a)) {
 			/* family = both and the name lacks one family (or an
@@ -216,7 +216,7 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 		}
 		if (!probe_resolved(pr))
 			probe_first_addr(p, pr, &a, res->ttl_s, now);
-		else if (!sa_addr_equal(&pr->addr, &a))
+		else if (!inet_sa_same_addr(&pr->addr, &a))
 			probe_move(pr, &a);
 	}
 	if (incomplete) {

@@ -30,7 +30,7 @@
 struct resolved {
 	uint32_t n;
 	uint8_t family[2];           /* 0: auto name, family known once resolved */
-	union sa addr[2];       /* literals only */
+	union inet_sa addr[2];       /* literals only */
 	const char *missing[2];      /* why probe i has no address (both) */
 	bool named;
 	/* Sockets prepare opens: normally one per probe (sock_family[i] for
@@ -96,8 +96,8 @@ static void resolve_named(const struct config_target *ct, int want, struct resol
 /* An IP literal, converted at once (AI_NUMERICHOST: never DNS, never
  * blocking).  a4/a6 get the first address of each family; the family of
  * the very first one is returned (0: none). */
-static int resolve_literal(const struct config_target *ct, int want, union sa *a4,
-			   union sa *a6, bool got[2], char *err, size_t errlen)
+static int resolve_literal(const struct config_target *ct, int want, union inet_sa *a4,
+			   union inet_sa *a6, bool got[2], char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICHOST };
 	struct addrinfo *res = NULL;
@@ -137,7 +137,7 @@ static int resolve_target(const struct config_target *ct, struct resolved *out, 
 {
 	int want = AF_UNSPEC, first_af;
 	bool got[2] = { false, false };
-	union sa a4, a6;
+	union inet_sa a4, a6;
 
 	memset(out, 0, sizeof *out);
 	if (ct->family == FAMILY_4)
@@ -228,7 +228,7 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 	size_t str_at = target_strings_at(r->n);
 	size_t dns_at = (str_at + nl + hl + il + ll + 7) & ~(size_t)7;
 	size_t src_at = dns_at + (r->named ? sizeof(struct target_dns) : 0);
-	size_t size = src_at + (ct->has_source ? sizeof(union sa) : 0);
+	size_t size = src_at + (ct->has_source ? sizeof(union inet_sa) : 0);
 	struct target *t = calloc(1, size);
 	char *tail;
 
@@ -258,7 +258,7 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 		timer_init(&d->timer, on_resolve_timer);
 	}
 	if (ct->has_source)
-		memcpy((char *)t + src_at, &ct->source.u, sizeof(union sa));
+		memcpy((char *)t + src_at, &ct->source.u, sizeof(union inet_sa));
 	for (uint32_t i = 0; i < r->n; i++)
 		probe_init(t, (uint8_t)i, r->family[i], &r->addr[i]);
 	return t;
@@ -276,7 +276,7 @@ static bool target_same(const struct target *old, const struct config_target *ct
 	if (strcmp(target_host(old), ct->host) != 0 || old->family_cfg != ct->family ||
 	    (target_source(old) != NULL) != ct->has_source || old->n_probes != r->n)
 		return false;
-	if (ct->has_source && memcmp(target_source(old), &ct->source.u, sizeof(union sa)) != 0)
+	if (ct->has_source && memcmp(target_source(old), &ct->source.u, sizeof(union inet_sa)) != 0)
 		return false;
 	/* Other labels are another metric series: the target starts afresh. */
 	if (!str_same(target_ifname(old), ct->interface) || !str_same(target_labels(old), ct->labels))
@@ -297,7 +297,7 @@ static bool target_same(const struct target *old, const struct config_target *ct
 		/* A degraded probe is retried from scratch on every reload.  A
 		 * name's address is the resolver's business, not the config's. */
 		if (pr->sock == NULL || pr->sock != &socks[i]->ps || pr->family != r->family[i] ||
-		    (!r->named && !sa_addr_equal(&pr->addr, &r->addr[i])))
+		    (!r->named && !inet_sa_same_addr(&pr->addr, &r->addr[i])))
 			return false;
 	}
 	return true;

@@ -93,7 +93,7 @@ static void view_fill(const struct pinger *p, const struct target *t, uint32_t j
 	out->family = pr->family;
 	out->resolved = probe_resolved(pr);
 	if (probe_resolved(pr))
-		memcpy(&out->addr, &pr->addr, sa_socklen(&pr->addr));
+		memcpy(&out->addr, &pr->addr, inet_sa_len(&pr->addr));
 	out->socket = pr->sock ? probe_sock_kind(pr->sock) : "none";
 	out->index = t->first + j;
 	out->interval_ns = o->interval_ns;

@@ -39,7 +39,7 @@ size_t target_strings_end(const struct target *t)
 	return (size_t)(last - (const char *)t) + strlen(last) + 1;
 }
 
-void probe_init(struct target *t, uint8_t index, uint8_t family, const union sa *addr)
+void probe_init(struct target *t, uint8_t index, uint8_t family, const union inet_sa *addr)
 {
 	struct probe *pr = &t->probes[index];
 
@@ -408,7 +408,7 @@ static struct probe *probe_of(struct probe_ctx *c, struct probe_sock *s, uint16_
 	return pr;
 }
 
-static void log_icmp_error(struct probe *pr, const union sa *from,
+static void log_icmp_error(struct probe *pr, const union inet_sa *from,
 			   enum icmp_reason reason, uint16_t seq, uint32_t mtu, uint64_t now)
 {
 	uint64_t suppressed = 0;
@@ -428,7 +428,7 @@ static void log_icmp_error(struct probe *pr, const union sa *from,
 }
 
 /* Does raw address bytes (4 or 16) name the probe's target? */
-static bool addr_bytes_equal(const union sa *a, const uint8_t *bytes)
+static bool addr_bytes_equal(const union inet_sa *a, const uint8_t *bytes)
 {
 	if (a->sa.sa_family == AF_INET)
 		return memcmp(&a->in4.sin_addr, bytes, 4) == 0;
@@ -436,7 +436,7 @@ static bool addr_bytes_equal(const union sa *a, const uint8_t *bytes)
 }
 
 void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, uint16_t seq,
-		    const uint8_t *orig_dst, const union sa *from,
+		    const uint8_t *orig_dst, const union inet_sa *from,
 		    enum icmp_reason reason, uint32_t mtu)
 {
 	struct seqmap_info e;
@@ -486,7 +486,7 @@ static void reply_after(struct probe_ctx *c, struct probe *pr, uint16_t seq,
 }
 
 static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const struct icmp_msg *m,
-			   const union sa *from, uint64_t rx_ns)
+			   const union inet_sa *from, uint64_t rx_ns)
 {
 	struct seqmap_info e;
 	struct probe *pr = probe_of(c, s, m->ident, m->seq, &e, NULL);
@@ -495,7 +495,7 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 
 	if (!pr)
 		return;
-	if (!sa_addr_equal(&pr->addr, from)) {
+	if (!inet_sa_same_addr(&pr->addr, from)) {
 		probe_ignored(c, VIEW_IGN_SOURCE, NULL);
 		return;
 	}
@@ -534,7 +534,7 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 }
 
 void probe_on_datagram(struct probe_ctx *c, struct probe_sock *s, const uint8_t *buf,
-		       size_t len, const union sa *from, uint64_t rx_ns)
+		       size_t len, const union inet_sa *from, uint64_t rx_ns)
 {
 	struct icmp_msg m;
 	enum icmp_status st;

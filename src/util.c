@@ -20,31 +20,43 @@ void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+bool inet_sa_same_addr(const union inet_sa *a, const union inet_sa *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return false;
+	if (a->sa.sa_family == AF_INET)
+		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+	if (a->sa.sa_family == AF_INET6)
+		return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
+	return false;
+}
+
 /* ---- the string index ---- */
 
 uint64_t str_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = 14695981039346656037ULL;   /* FNV-1a 64-bit offset basis */
 
 	for (; *s != '\0'; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h;
 }
 
-void str_index_init(struct str_index *ix, str_index_key_fn key, const void *ctx)
+void str_index_init(struct str_index *ix, const char *(*name_of)(const void *ctx, uint32_t pos),
+		    const void *ctx)
 {
 	ix->slot = NULL;
 	ix->cap = 0;
-	ix->key = key;
+	ix->name_of = name_of;
 	ix->ctx = ctx;
 }
 
-static uint32_t *probe(uint32_t *slot, size_t cap, const char *name,
-		       str_index_key_fn key, const void *ctx)
+static uint32_t *probe_slot(uint32_t *slot, size_t cap, const char *name,
+			    const struct str_index *ix)
 {
 	size_t mask = cap - 1, i = (size_t)str_hash(name) & mask;
 
-	while (slot[i] != 0 && strcmp(key(ctx, slot[i] - 1), name) != 0)
+	while (slot[i] != 0 && strcmp(ix->name_of(ix->ctx, slot[i] - 1), name) != 0)
 		i = (i + 1) & mask;
 	return &slot[i];
 }
@@ -67,7 +79,7 @@ int str_index_reserve(struct str_index *ix, size_t n)
 		return -1;
 	for (size_t i = 0; i < ix->cap; i++)
 		if (ix->slot[i] != 0)
-			*probe(slot, cap, ix->key(ix->ctx, ix->slot[i] - 1), ix->key, ix->ctx) =
+			*probe_slot(slot, cap, ix->name_of(ix->ctx, ix->slot[i] - 1), ix) =
 				ix->slot[i];
 	free(ix->slot);
 	ix->slot = slot;
@@ -77,7 +89,7 @@ int str_index_reserve(struct str_index *ix, size_t n)
 
 uint32_t *str_index_slot(const struct str_index *ix, const char *name)
 {
-	return probe(ix->slot, ix->cap, name, ix->key, ix->ctx);
+	return probe_slot(ix->slot, ix->cap, name, ix);
 }
 
 int64_t str_index_find(const struct str_index *ix, const char *name)
@@ -106,7 +118,7 @@ static uint64_t splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-void random_fill(void *buf, size_t n)
+void random_bytes(void *buf, size_t n)
 {
 	static uint64_t state;
 	unsigned char *p = buf;
@@ -125,17 +137,6 @@ uint64_t random_u64(void)
 {
 	uint64_t v;
 
-	random_fill(&v, sizeof v);
+	random_bytes(&v, sizeof v);
 	return v;
-}
-
-bool sa_addr_equal(const union sa *a, const union sa *b)
-{
-	if (a->sa.sa_family != b->sa.sa_family)
-		return false;
-	if (a->sa.sa_family == AF_INET)
-		return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
-	if (a->sa.sa_family == AF_INET6)
-		return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
-	return false;
 }

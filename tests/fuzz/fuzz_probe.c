@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct probe_sock sock = { .ident = 0x1234, .family = 4 };
 	struct fz *f = calloc(1, sizeof *f);
 	struct target *t = calloc(1, target_strings_at(1) + sizeof names);
-	union sa addr, other;
+	union inet_sa addr, other;
 	struct probe *pr;
 	size_t i = 0;
 

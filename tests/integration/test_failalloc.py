@@ -9,7 +9,9 @@ and checks that the daemon is alive and that exactly one of A and B is in
 force, entirely:
 
   * listeners: every TCP port of the configuration in force echoes, every
-    port of the other one refuses; the same for UDP;
+    port of the other one refuses; the same for UDP and for the STAMP
+    reflector (enabled in B only, stateful, so a reload also builds its
+    session table);
   * targets: the SIGUSR1 summaries name exactly its targets;
   * log settings: A logs logfmt, B logs JSON; the outcome line and the
     summaries are in the format of the configuration in force.
@@ -26,6 +28,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import sys
 import time
 import unittest
@@ -58,15 +61,21 @@ def parse_line(line):
 
 
 class Config:
-    def __init__(self, name, tcp, udp, targets, fmt):
-        self.name, self.tcp, self.udp, self.targets, self.fmt = name, tcp, udp, targets, fmt
+    def __init__(self, name, tcp, udp, stamp, targets, fmt):
+        self.name, self.tcp, self.udp, self.stamp = name, tcp, udp, stamp
+        self.targets, self.fmt = targets, fmt
 
     def text(self):
+        stamp = "\n[stamp]\nenabled = no\n"
+        if self.stamp:
+            stamp = ("\n[stamp]\nenabled = yes\nmode = stateful\nrate_limit = 0\n"
+                     "listen = " + ", ".join(f"127.0.0.1:{p}" for p in self.stamp) + "\n")
         return harness.base_config(
             tcp={"listen": ", ".join(f"127.0.0.1:{p}" for p in self.tcp)},
             udp={"listen": ", ".join(f"127.0.0.1:{p}" for p in self.udp), "rate_limit": 0},
             daemon={"log_format": self.fmt, "stats_interval": "0"},
-            targets={t: {"host": h, "interval": "1s"} for t, h in self.targets.items()})
+            targets={t: {"host": h, "interval": "1s"} for t, h in self.targets.items()},
+            extra=stamp)
 
 
 @unittest.skipUnless(harness.is_root(), "needs root (ICMP sockets for the targets)")
@@ -74,9 +83,10 @@ class Config:
 class FailAlloc(unittest.TestCase):
     def setUp(self):
         tcp = [free_port(socket.SOCK_STREAM) for _ in range(3)]
-        udp = [free_port(socket.SOCK_DGRAM) for _ in range(2)]
-        self.a = Config("A", tcp[:1], udp[:1], {"a1": "127.0.0.1"}, "logfmt")
-        self.b = Config("B", tcp[1:], udp[1:], {"b1": "127.0.0.1", "b2": "::1"}, "json")
+        udp = [free_port(socket.SOCK_DGRAM) for _ in range(3)]
+        self.a = Config("A", tcp[:1], udp[:1], [], {"a1": "127.0.0.1"}, "logfmt")
+        self.b = Config("B", tcp[1:], udp[1:2], udp[2:], {"b1": "127.0.0.1", "b2": "::1"},
+                        "json")
 
     # -- the daemon's log, in either format --------------------------------
     def wait_line(self, d, pred, since, timeout=20):
@@ -120,15 +130,25 @@ class FailAlloc(unittest.TestCase):
         except ConnectionRefusedError:
             return False
 
-    def udp_echoes(self, port):
+    def udp_answers(self, port, msg, check):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.settimeout(5)
             u.connect(("127.0.0.1", port))
-            u.send(b"ping")
+            u.send(msg)
             try:
-                return u.recv(16) == b"ping"
+                return check(u.recv(2048))
             except ConnectionRefusedError:   # ICMP port unreachable
                 return False
+
+    def udp_echoes(self, port):
+        return self.udp_answers(port, b"ping", lambda r: r == b"ping")
+
+    def stamp_reflects(self, port):
+        """A 44-byte unauthenticated STAMP test packet (sequence 7) comes
+        back as a 44-byte reflector packet carrying it as the sender's
+        sequence number (bytes 24..27, RFC 8762 4.3)."""
+        req = struct.pack("!IQHH28x", 7, 0, 0, 0)
+        return self.udp_answers(port, req, lambda r: len(r) == 44 and r[24:28] == req[:4])
 
     def targets(self, d):
         since = len(d.lines)
@@ -154,6 +174,10 @@ class FailAlloc(unittest.TestCase):
             self.assertTrue(self.udp_echoes(p), f"{what}: udp {p} of {cfg.name} not serving")
         for p in other.udp:
             self.assertFalse(self.udp_echoes(p), f"{what}: udp {p} of {other.name} open")
+        for p in cfg.stamp:
+            self.assertTrue(self.stamp_reflects(p), f"{what}: stamp {p} of {cfg.name} silent")
+        for p in other.stamp:
+            self.assertFalse(self.stamp_reflects(p), f"{what}: stamp {p} of {other.name} open")
         names, fmts = self.targets(d)
         self.assertEqual(names, set(cfg.targets), f"{what}: targets are not {cfg.name}'s")
         self.assertEqual(fmts, {cfg.fmt}, f"{what}: summaries not in {cfg.name}'s format")

@@ -77,7 +77,7 @@ static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
 	f->last_rtt = rtt_ns;
 }
 
-static void addr4(union sa *a, const char *ip)
+static void addr4(union inet_sa *a, const char *ip)
 {
 	memset(a, 0, sizeof *a);
 	a->in4.sin_family = AF_INET;
@@ -87,7 +87,7 @@ static void addr4(union sa *a, const char *ip)
 static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 {
 	struct fx *f = calloc(1, sizeof *f);
-	union sa a;
+	union inet_sa a;
 
 	f->devnull = open("/dev/null", O_WRONLY);
 	log_setup(LOG_DEBUG, LOG_FMT_LOGFMT, "stderr", NULL, 0);
@@ -158,7 +158,7 @@ static size_t reply(uint8_t *buf, uint16_t ident, uint16_t seq, uint64_t cookie,
 static void answer(struct fx *f, uint16_t seq, const char *from, uint64_t rx_ns)
 {
 	uint8_t buf[2048];
-	union sa a;
+	union inet_sa a;
 	size_t n = reply(buf, IDENT, seq, COOKIE, 56);
 
 	addr4(&a, from);
@@ -264,7 +264,7 @@ Test(probe, replies_that_match_nothing_are_ignored)
 	struct fx *f = fx_new(3, 2);
 	uint16_t seq = send_one(f);
 	uint8_t buf[2048];
-	union sa a;
+	union inet_sa a;
 	size_t n;
 
 	answer(f, seq, "192.0.2.9", f->now + 1 * MS);
@@ -300,7 +300,7 @@ Test(probe, icmp_error_attribution)
 	struct fx *f = fx_new(3, 2);
 	uint16_t seq = send_one(f);
 	uint8_t dst[16] = { 192, 0, 2, 1 }, other[16] = { 192, 0, 2, 7 };
-	union sa router;
+	union inet_sa router;
 
 	addr4(&router, "198.51.100.1");
 	probe_on_error(&f->c, &f->sock, IDENT + 1, seq, dst, &router,
