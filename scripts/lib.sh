@@ -7,6 +7,10 @@ TEST_PKGS=(libcriterion-dev python3 iproute2 nftables socat netcat-openbsd
 	clang libclang-rt-14-dev dnsmasq-base valgrind man-db groff-base
 	tshark)
 
+# What scripts/package needs besides the build dependencies in debian/control
+# (which it installs with mk-build-deps from equivs).
+PACKAGE_PKGS=(dpkg-dev debhelper devscripts equivs fakeroot lintian)
+
 # What the benchmarks compare against, and capture with (bench/ only).
 BENCH_PKGS=(xinetd socat fping oping tcpdump nftables iproute2 util-linux)
 
