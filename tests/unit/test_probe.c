@@ -573,3 +573,27 @@ Test(probe, log_head_kind_and_target_parts)
 	log_end(probe_log(f->pr, LOG_INFO, "test"));
 	fx_free(f);
 }
+
+Test(probe, target_parts_with_interface_and_labels)
+{
+	static const char strings[] = "gw\0" "gw.example\0" "eth0\0" "site=lab";
+	struct target *t = calloc(1, target_strings_at(2) + sizeof strings);
+
+	t->n_probes = 2;
+	memcpy((char *)t + target_strings_at(2), strings, sizeof strings);
+	t->flags = TARGET_IFNAME | TARGET_LABELS;
+	probe_init(t, 1, 6, NULL);
+	cr_assert_str_eq(target_name(t), "gw");
+	cr_assert_str_eq(target_host(t), "gw.example");
+	cr_assert_str_eq(target_ifname(t), "eth0");
+	cr_assert_str_eq(target_labels(t), "site=lab");
+	cr_assert_eq(target_strings_end(t), target_strings_at(2) + sizeof strings);
+	cr_assert_eq(probe_target(&t->probes[1]), t);
+	cr_assert_not(probe_resolved(&t->probes[1]));
+	/* Labels without an interface follow the host. */
+	memcpy((char *)t + target_strings_at(2), "gw\0" "gw.example\0" "a=b", sizeof "gw\0gw.example\0a=b");
+	t->flags = TARGET_LABELS;
+	cr_assert_null(target_ifname(t));
+	cr_assert_str_eq(target_labels(t), "a=b");
+	free(t);
+}
