@@ -52,6 +52,8 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 			     struct sd_listen_set *inherited, char *err, size_t errlen);
 void tcp_commit(struct tcp_service *s, struct tcp_plan *plan);
 void tcp_abort(struct tcp_plan *plan);
+/* How many listeners the service has once plan is committed. */
+size_t tcp_plan_listeners(const struct tcp_plan *plan);
 
 /* Graceful stop: close listeners; connections keep being served. */
 void tcp_stop_accepting(struct tcp_service *s);
@@ -61,5 +63,8 @@ void tcp_close_all(struct tcp_service *s);
 void tcp_free(struct tcp_service *s);
 
 const struct tcp_counters *tcp_counters(const struct tcp_service *s);
+/* The bound addresses of the listeners in force (the real port when the
+ * configuration said 0): fills up to n, returns how many there are. */
+size_t tcp_listen_addrs(const struct tcp_service *s, struct endpoint *out, size_t n);
 
 #endif

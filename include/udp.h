@@ -44,9 +44,13 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			     struct sd_listen_set *inherited, char *err, size_t errlen);
 void udp_commit(struct udp_service *s, struct udp_plan *plan);
 void udp_abort(struct udp_plan *plan);
+/* How many listeners the service has once plan is committed. */
+size_t udp_plan_listeners(const struct udp_plan *plan);
 void udp_stop(struct udp_service *s);
 void udp_free(struct udp_service *s);
 
 const struct udp_counters *udp_counters(const struct udp_service *s);
+/* As tcp_listen_addrs. */
+size_t udp_listen_addrs(const struct udp_service *s, struct endpoint *out, size_t n);
 
 #endif

@@ -26,9 +26,11 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 
+#include "json.h"
 #include "log.h"
 
 #define LOG_LINE_MAX 4096
@@ -36,10 +38,19 @@
  * a closing quote, ",\"truncated\":true", "}" and "\n". */
 #define LOG_LINE_RESERVE 32
 
+/* The native journal fields of a line: every key again as BEACOND_KEY=,
+ * with its raw (unescaped) value.  Fields that do not fit are left out of
+ * the datagram; MESSAGE= still carries them. */
+#define LOG_JOURNAL_MAX (2 * LOG_LINE_MAX)
+
 struct logline {
 	size_t len;
 	bool truncated;
 	char buf[LOG_LINE_MAX];
+	enum log_level level;
+	const char *event;
+	size_t jlen;
+	char jbuf[LOG_JOURNAL_MAX];
 };
 
 static struct {
@@ -49,14 +60,21 @@ static struct {
 	int fd;
 	bool own_fd;             /* fd is our file target, ours to close */
 	bool is_file;
-	bool journal;            /* "<N>" prefixes, no ts */
+	bool journal;            /* the journal reads us: no ts */
+	bool native;             /* ... through its datagram socket (jfd),
+				  * else through the stream, "<N>" prefixes */
+	int jfd;
 	uint64_t dropped;
 	char path[4096];
 } g = {
 	.level = LOG_INFO,
 	.format = LOG_FMT_LOGFMT,
 	.fd = 2,
+	.jfd = -1,
 };
+
+/* Tests may point the native protocol elsewhere (a socket of their own). */
+#define JOURNAL_SOCKET_DEFAULT "/run/systemd/journal/socket"
 
 static struct logline line;
 /* Scratch for log_strf/log_msg formatting. */
@@ -113,16 +131,70 @@ static bool stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-static void use_stderr(void)
+static void journal_close(void)
+{
+	if (g.jfd >= 0)
+		close(g.jfd);
+	g.jfd = -1;
+	g.native = false;
+}
+
+/* Connect a datagram socket to journald's native socket.  Returns 0, or
+ * -1 with the reason in err. */
+static int journal_open(char *err, size_t errlen)
+{
+	const char *path = getenv("BEACOND_JOURNAL_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || !*path)
+		path = JOURNAL_SOCKET_DEFAULT;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	journal_close();
+	g.jfd = fd;
+	g.native = true;
+	return 0;
+}
+
+static void use_stderr_as(bool journal)
 {
 	if (g.own_fd)
 		close(g.fd);
 	g.fd = STDERR_FILENO;
 	g.own_fd = false;
 	g.is_file = false;
-	g.journal = stderr_is_journal();
+	g.journal = journal;
 	g.path[0] = '\0';
 	g.ready = true;
+}
+
+/* Why the native socket could not be used when stderr is the journal
+ * (log_setup logs it). */
+static char auto_jerr[200];
+
+static void use_stderr(void)
+{
+	use_stderr_as(stderr_is_journal());
+	/* The journal reads our stderr: talk to it natively instead, so every
+	 * key becomes a field.  Without its socket, stay on the stream. */
+	if (g.journal && !g.native && journal_open(auto_jerr, sizeof auto_jerr) == 0)
+		auto_jerr[0] = '\0';
+	if (!g.journal)
+		journal_close();
 }
 
 /* A pipe or socket on stderr (the journal stream, a supervisor's pipe) is
@@ -166,6 +238,7 @@ int log_prepare(struct log_plan *p, enum log_level level, enum log_format format
 {
 	p->level = level;
 	p->format = format;
+	p->target = target;
 	p->path = NULL;
 	p->fd = -1;
 	if ((unsigned)level > LOG_ERR || (unsigned)format > LOG_FMT_JSON) {
@@ -173,7 +246,8 @@ int log_prepare(struct log_plan *p, enum log_level level, enum log_format format
 		errno = EINVAL;
 		return -1;
 	}
-	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr"))
+	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr") ||
+	    !strcmp(target, "journal"))
 		return 0;
 	if (strlen(target) >= sizeof g.path) {
 		snprintf(err, errlen, "log file path too long");
@@ -191,24 +265,53 @@ int log_prepare(struct log_plan *p, enum log_level level, enum log_format format
 	return 0;
 }
 
+/* Switch to the prepared target.  The journal's socket is opened here, not
+ * in the prepare: when it cannot be, logging falls back to the stream and
+ * says why, which is a degraded target, never a half-applied reload. */
 void log_commit(struct log_plan *p)
 {
-	if (!p->path) {
-		use_stderr();
-		stderr_nonblocking();
-	} else {
+	const char *target = p->target;
+	char jerr[200] = "";
+
+	if (p->path) {
 		if (g.own_fd)
 			close(g.fd);
 		g.fd = p->fd;
 		g.own_fd = true;
 		g.is_file = true;
 		g.journal = false;
+		journal_close();
 		memcpy(g.path, p->path, strlen(p->path) + 1);
 		g.ready = true;
+	} else if (target && !strcmp(target, "journal")) {
+		/* Without the socket, fall back to the stream (and say why
+		 * once the new level and format are in place). */
+		use_stderr_as(true);
+		if (!g.native)
+			(void)journal_open(jerr, sizeof jerr);
+		stderr_nonblocking();
+	} else if (target && !strcmp(target, "stderr")) {
+		/* Explicitly the stream: "<N>" prefixes when it is the journal. */
+		journal_close();
+		use_stderr_as(stderr_is_journal());
+		stderr_nonblocking();
+	} else {
+		use_stderr();
+		stderr_nonblocking();
+		if (auto_jerr[0]) {
+			snprintf(jerr, sizeof jerr, "%s", auto_jerr);
+			auto_jerr[0] = '\0';
+		}
 	}
 	g.level = p->level;
 	g.format = p->format;
 	p->fd = -1;
+	if (jerr[0]) {
+		struct logline *l = log_begin(LOG_WARNING, "journal_unavailable");
+		log_str(l, "reason", jerr);
+		log_str(l, "msg", "logging to the journal through stderr instead");
+		log_end(l);
+	}
 }
 
 void log_abort(struct log_plan *p)
@@ -249,7 +352,8 @@ void log_close(void)
 {
 	int saved = errno;
 
-	use_stderr();
+	journal_close();
+	use_stderr_as(false);
 	errno = saved;
 }
 
@@ -257,12 +361,18 @@ void log_set_fd(int fd)
 {
 	if (g.own_fd)
 		close(g.fd);
+	journal_close();
 	g.fd = fd;
 	g.own_fd = false;
 	g.is_file = false;
 	g.journal = false;
 	g.path[0] = '\0';
 	g.ready = true;
+}
+
+bool log_native_journal(void)
+{
+	return g.native;
 }
 
 uint64_t log_dropped(void)
@@ -313,48 +423,6 @@ static void put_reserved(struct logline *l, const char *s, size_t n)
 	}
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s (1 to 4), or 0 when the
- * byte at s does not start one (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF).
- */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2)
-		return 0;
-	if (c < 0xe0) {
-		len = 2;
-	} else if (c < 0xf0) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c < 0xf5) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 static bool logfmt_needs_quotes(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -367,80 +435,12 @@ static bool logfmt_needs_quotes(const char *s, size_t n)
 
 		if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f)
 			return true;
-		u = utf8_len(p + i, n - i);
+		u = json_utf8_len(p + i, n - i);
 		if (u == 0)
 			return true;
 		i += u;
 	}
 	return false;
-}
-
-/*
- * Escape one unit (a byte or a whole UTF-8 sequence) at s into out; return
- * how many input bytes it used and set *outlen.
- */
-static size_t escape_unit(const unsigned char *s, size_t n, bool json, char *out,
-			  size_t *outlen)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char c = s[0];
-	size_t u;
-
-	switch (c) {
-	case '"':
-	case '\\':
-		out[0] = '\\';
-		out[1] = (char)c;
-		*outlen = 2;
-		return 1;
-	case '\n':
-		memcpy(out, "\\n", 2);
-		*outlen = 2;
-		return 1;
-	case '\t':
-		memcpy(out, "\\t", 2);
-		*outlen = 2;
-		return 1;
-	case '\r':
-		memcpy(out, "\\r", 2);
-		*outlen = 2;
-		return 1;
-	default:
-		break;
-	}
-	if (c < 0x20 || c == 0x7f) {
-		if (json) {
-			memcpy(out, "\\u00", 4);
-			out[4] = hex[c >> 4];
-			out[5] = hex[c & 15];
-			*outlen = 6;
-		} else {
-			out[0] = '\\';
-			out[1] = 'x';
-			out[2] = hex[c >> 4];
-			out[3] = hex[c & 15];
-			*outlen = 4;
-		}
-		return 1;
-	}
-	u = utf8_len(s, n);
-	if (u == 0) {
-		/* Not UTF-8: JSON gets U+FFFD, logfmt keeps the byte's value. */
-		if (json) {
-			memcpy(out, "\\ufffd", 6);
-			*outlen = 6;
-		} else {
-			out[0] = '\\';
-			out[1] = 'x';
-			out[2] = hex[c >> 4];
-			out[3] = hex[c & 15];
-			*outlen = 4;
-		}
-		return 1;
-	}
-	memcpy(out, s, u);
-	*outlen = u;
-	return u;
 }
 
 /* Append an escaped string inside quotes; cut at a unit boundary when the
@@ -454,7 +454,7 @@ static bool put_quoted(struct logline *l, const char *s, size_t n, bool json)
 	if (!put(l, "\"", 1))
 		return false;
 	for (size_t i = 0; i < n;) {
-		size_t used = escape_unit(p + i, n - i, json, unit, &ulen);
+		size_t used = json_escape_unit(p + i, n - i, json, unit, &ulen);
 		if (!put(l, unit, ulen))
 			break;
 		i += used;
@@ -494,12 +494,85 @@ static bool put_string_value(struct logline *l, const char *s, size_t n)
 	/* Plain logfmt value: copy what fits, cut between UTF-8 sequences. */
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
-		size_t u = utf8_len(p + i, n - i);
+		size_t u = json_utf8_len(p + i, n - i);
 		if (!put(l, s + i, u))
 			return i > 0;
 		i += u;
 	}
 	return true;
+}
+
+/*
+ * The journal's native protocol (systemd.journal-fields(7), "Native
+ * Journal Protocol"): a datagram of FIELD=value lines; a value with a
+ * newline is sent as FIELD, LF, its length as 64-bit little endian, the
+ * bytes, LF.  Field names are upper case, digits and '_', so "rtt_ms"
+ * becomes BEACOND_RTT_MS.
+ */
+static void jput(struct logline *l, const void *p, size_t n)
+{
+	memcpy(l->jbuf + l->jlen, p, n);
+	l->jlen += n;
+}
+
+static void jfield_named(struct logline *l, const char *name, size_t nlen, const char *v,
+			 size_t n)
+{
+	bool binary = memchr(v, '\n', n) != NULL;
+	size_t need = nlen + 1 + (binary ? 8 : 0) + n + 1;
+
+	if (l->jlen + need > sizeof l->jbuf)
+		return;
+	jput(l, name, nlen);
+	if (binary) {
+		uint64_t le = 0;
+		for (int i = 0; i < 8; i++)
+			((unsigned char *)&le)[i] = (unsigned char)((uint64_t)n >> (8 * i));
+		jput(l, "\n", 1);
+		jput(l, &le, 8);
+	} else {
+		jput(l, "=", 1);
+	}
+	jput(l, v, n);
+	jput(l, "\n", 1);
+}
+
+static void jfield(struct logline *l, const char *key, const char *v, size_t n)
+{
+	char name[72] = "BEACOND_";
+	size_t k = 8;
+
+	if (!g.native)
+		return;
+	for (const char *p = key; *p && k < sizeof name - 1; p++) {
+		char c = *p;
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			c = '_';
+		name[k++] = c;
+	}
+	jfield_named(l, name, k, v, n);
+}
+
+/* A stable MESSAGE_ID per event type (sd-id128 style, 32 hex digits):
+ * two FNV-1a hashes of "beacond:" EVENT.  The same event name always gives
+ * the same id, across restarts, hosts and versions. */
+void log_message_id(const char *event, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t h[2] = { 0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL };
+	const char *pfx = "beacond:";
+
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = pfx; *p; p++)
+			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ULL;
+		for (const char *p = event; *p; p++)
+			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ULL;
+	}
+	for (int i = 0; i < 32; i++)
+		out[i] = hex[(h[i / 16] >> (60 - 4 * (i % 16))) & 15];
+	out[32] = '\0';
 }
 
 static void field_strn(struct logline *l, const char *key, const char *s, size_t n)
@@ -514,6 +587,8 @@ static void field_strn(struct logline *l, const char *key, const char *s, size_t
 	/* A key without a value would break JSON; drop the whole field. */
 	if (!put_string_value(l, s, n))
 		l->len = start;
+	else
+		jfield(l, key, s, n);
 }
 
 /* A field whose value is a token that is never quoted (numbers, booleans,
@@ -529,6 +604,8 @@ static void field_raw(struct logline *l, const char *key, const char *v)
 		return;
 	if (!puts_(l, v))
 		l->len = start;
+	else
+		jfield(l, key, v, strlen(v));
 }
 
 static const char *timestamp(void)
@@ -598,7 +675,12 @@ struct logline *log_begin(enum log_level level, const char *event)
 	json = g.format == LOG_FMT_JSON;
 	l->len = 0;
 	l->truncated = false;
-	if (g.journal) {
+	l->level = level;
+	l->event = event;
+	l->jlen = 0;
+	if (g.native)
+		jfield(l, "level", log_level_name(level), strlen(log_level_name(level)));
+	if (g.journal && !g.native) {
 		char prio[3] = { '<', '6', '>' };
 		if ((unsigned)level <= LOG_ERR)
 			prio[1] = level_prio[level];
@@ -662,36 +744,16 @@ void log_u64(struct logline *l, const char *key, uint64_t value)
 	field_raw(l, key, buf);
 }
 
-/*
- * value / scale with `decimals` digits, rounded half up, in integers only:
- * q = round(value * 10^decimals / scale), then split q at the decimal
- * point.  128-bit intermediates keep value * 10^decimals exact for every
- * 64-bit value and up to 18 decimals.
- */
+/* Formatted by json.c, so log lines and control replies print numbers
+ * the same way. */
 void log_fixed(struct logline *l, const char *key, uint64_t value, uint64_t scale,
 	       int decimals)
 {
-	unsigned __int128 q;
-	uint64_t pow10 = 1, ip, fp;
-	char buf[64];
+	char buf[48];
 
 	if (!l)
 		return;
-	if (scale == 0)
-		scale = 1;
-	if (decimals < 0)
-		decimals = 0;
-	if (decimals > 18)
-		decimals = 18;
-	for (int i = 0; i < decimals; i++)
-		pow10 *= 10;
-	q = ((unsigned __int128)value * pow10 + scale / 2) / scale;
-	ip = (uint64_t)(q / pow10);
-	fp = (uint64_t)(q % pow10);
-	if (decimals > 0)
-		snprintf(buf, sizeof buf, "%" PRIu64 ".%0*" PRIu64, ip, decimals, fp);
-	else
-		snprintf(buf, sizeof buf, "%" PRIu64, ip);
+	json_fmt_fixed(buf, value, scale, decimals);
 	field_raw(l, key, buf);
 }
 
@@ -841,6 +903,35 @@ static void emit(const char *buf, size_t n)
 	}
 }
 
+/* One datagram: MESSAGE= (the line as the stream would carry it),
+ * PRIORITY=, SYSLOG_IDENTIFIER=, MESSAGE_ID=, then the BEACOND_ fields. */
+static void emit_native(struct logline *l)
+{
+	char head[160], id[33];
+	unsigned prio = (unsigned)l->level <= LOG_ERR ? (unsigned)(level_prio[l->level] - '0') : 6;
+	size_t msglen = l->len > 0 ? l->len - 1 : 0;   /* without the LF */
+	int hn;
+
+	log_message_id(l->event ? l->event : "", id);
+	hn = snprintf(head, sizeof head, "PRIORITY=%u\nSYSLOG_IDENTIFIER=beacond\nMESSAGE_ID=%s\n",
+		      prio, id);
+	struct iovec iov[] = {
+		{ .iov_base = (void *)(uintptr_t)"MESSAGE=", .iov_len = 8 },
+		{ .iov_base = l->buf, .iov_len = msglen },
+		{ .iov_base = (void *)(uintptr_t)"\n", .iov_len = 1 },
+		{ .iov_base = head, .iov_len = (size_t)hn },
+		{ .iov_base = l->jbuf, .iov_len = l->jlen },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = sizeof iov / sizeof iov[0] };
+	ssize_t w;
+
+	do
+		w = sendmsg(g.jfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		g.dropped++;
+}
+
 void log_end(struct logline *l)
 {
 	int saved = errno;
@@ -856,7 +947,10 @@ void log_end(struct logline *l)
 	if (g.format == LOG_FMT_JSON)
 		put_reserved(l, "}", 1);
 	put_reserved(l, "\n", 1);
-	emit(l->buf, l->len);
+	if (g.native)
+		emit_native(l);
+	else
+		emit(l->buf, l->len);
 	l->len = 0;
 	errno = saved;
 }

@@ -734,6 +734,11 @@ fail:
 	return NULL;
 }
 
+size_t tcp_plan_listeners(const struct tcp_plan *p)
+{
+	return p->listeners.n;
+}
+
 void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 {
 	listen_set_commit(&s->listeners, &p->listeners);
@@ -795,4 +800,11 @@ void tcp_free(struct tcp_service *s)
 const struct tcp_counters *tcp_counters(const struct tcp_service *s)
 {
 	return &s->counters;
+}
+
+size_t tcp_listen_addrs(const struct tcp_service *s, struct endpoint *out, size_t n)
+{
+	for (size_t i = 0; i < s->listeners.n && i < n; i++)
+		out[i] = s->listeners.v[i]->bound;
+	return s->listeners.n;
 }

@@ -526,6 +526,11 @@ void udp_abort(struct udp_plan *p)
 	free(p);
 }
 
+size_t udp_plan_listeners(const struct udp_plan *p)
+{
+	return p->socks.n;
+}
+
 void udp_commit(struct udp_service *s, struct udp_plan *p)
 {
 	listen_set_commit(&s->socks, &p->socks);
@@ -564,4 +569,11 @@ void udp_free(struct udp_service *s)
 	ratelimit_free(s->rl);
 	settings_free(&s->set);
 	free(s);
+}
+
+size_t udp_listen_addrs(const struct udp_service *s, struct endpoint *out, size_t n)
+{
+	for (size_t i = 0; i < s->socks.n && i < n; i++)
+		out[i] = s->socks.v[i]->bound;
+	return s->socks.n;
 }
