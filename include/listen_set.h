@@ -30,6 +30,11 @@ struct listen_sock;
 struct listen_ops {
 	const char *service;     /* "tcp", "udp": in errors and log lines */
 	int type;                /* SOCK_STREAM or SOCK_DGRAM */
+	/* Which unnamed-by-config sockets from systemd listen_plan_adopt()
+	 * takes (see sd_listen_adopt()): only those with this LISTEN_FDNAMES
+	 * name, and never those with that one (NULL: no condition). */
+	const char *adopt_only;
+	const char *adopt_except;
 	io_fn on_ready;
 	/* Optional, for a listen_sock embedded in a larger object: allocate
 	 * it zeroed and free it; setup() prepares a new socket and returns 0,
@@ -47,16 +52,14 @@ struct listen_set {
 };
 
 struct listen_sock {
-	struct io io;            /* io.fd becomes -1 on loop_del; fd does not */
-	struct deferred defer;
+	struct io io;            /* owns the fd: io_fd(), io_watched() */
+	struct deferred defer;   /* the free after the batch, once closed */
 	struct listen_set *set;  /* the service's set: container_of gives the service */
 	const struct listen_ops *ops;  /* for the free after the batch */
-	int fd;
 	bool fresh;              /* opened by a prepare not committed yet */
 	bool inherited;          /* came from systemd (LISTEN_FDS) */
 	bool pinned;             /* inherited, named by no entry when adopted: kept */
 	bool claimed;            /* scratch: referenced by the plan being built */
-	bool in_loop;
 	struct endpoint want;    /* as configured (port may be 0), or bound if adopted */
 	struct endpoint bound;   /* getsockname */
 };
@@ -88,19 +91,38 @@ int listen_plan_keep_pinned(struct listen_plan *p, char *err, size_t errlen);
  * freed). */
 int listen_plan_pin(struct listen_plan *p, struct listen_sock *ls, char *err,
 		    size_t errlen);
+/* Adopt every inherited socket of the service's type that no entry named
+ * and ops->adopt_only/adopt_except allow (IPv4/IPv6 only: see
+ * sd_listen_adopt()), pinned so later reloads keep it.  Returns 0, or -1
+ * with err. */
+int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, char *err,
+		      size_t errlen);
+/* Watch every socket the plan opened, in the prepare: a watch that fails
+ * fails the prepare, and the commit then cannot.  No event is dispatched
+ * before the commit (both run in one callback); listen_plan_abort()
+ * closes them.  Returns 0, or -1 with err. */
+int listen_plan_watch(struct listen_plan *p, char *err, size_t errlen);
 /* Done building: the claimed marks are scratch for one prepare or commit. */
 void listen_plan_finish(struct listen_plan *p);
 /* Close and free what the plan opened; the committed set is untouched. */
 void listen_plan_abort(struct listen_plan *p);
 
 /* Close the committed sockets the plan does not keep and make the plan's
- * sockets the set (fresh ones stay fresh, for the service to add). */
+ * sockets the set (fresh ones stay fresh, for the service to log).
+ * Allocates nothing and cannot fail. */
 void listen_set_commit(struct listen_set *set, struct listen_plan *p);
 /* Close every committed socket. */
 void listen_set_close_all(struct listen_set *set);
 
-/* Watch a socket for EPOLLIN; on failure log listen_error and return -1. */
+/* Watch a socket for EPOLLIN (a no-op if it is watched); on failure log
+ * listen_error and return -1. */
 int listen_sock_add(struct listen_sock *ls);
+/* Stop watching a socket, keeping it open (accept back-off). */
+void listen_sock_pause(struct listen_sock *ls);
+static inline int listen_sock_fd(const struct listen_sock *ls)
+{
+	return io_fd(&ls->io);
+}
 /* An info line: event service= addr= inherited=. */
 void listen_sock_log(const struct listen_sock *ls, const char *event);
 

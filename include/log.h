@@ -61,6 +61,23 @@ const char *log_level_name(enum log_level level);
  * message in err. */
 int log_setup(enum log_level level, enum log_format format, const char *target,
 	      char *err, size_t errlen);
+
+/* log_setup() in two steps, for a reload that applies whole or not at all:
+ * log_prepare() checks the settings and opens a file target (-1 with err,
+ * nothing changed), log_commit() switches to them and cannot fail (no
+ * allocation, no system call but closing the old file), log_abort() closes
+ * what the prepare opened.  target must stay valid until the commit. */
+struct log_plan {
+	enum log_level level;
+	enum log_format format;
+	const char *target;      /* as configured: auto, stderr, journal, a path */
+	const char *path;        /* the file target, or NULL */
+	int fd;                  /* the opened file target, or -1 */
+};
+int log_prepare(struct log_plan *p, enum log_level level, enum log_format format,
+		const char *target, char *err, size_t errlen);
+void log_commit(struct log_plan *p);
+void log_abort(struct log_plan *p);
 /* Reopen a file target (SIGHUP, logrotate: the file may have been renamed
  * or deleted).  No-op for stderr.  Returns 0, or -1 with errno, in which
  * case logging goes on into the old file.  log_setup() with a file path
@@ -95,10 +112,13 @@ void log_end(struct logline *l);
 
 /* A kind of line that may come in floods: the first in each period is
  * logged, with service= (when not NULL) and suppressed= (lines dropped
- * since the previous one, when any). */
+ * since the previous one, when any).  The one log-rate gate: 8 bytes, so
+ * every probe can carry a few.  Times are kept in milliseconds mod 2^32:
+ * periods are whole milliseconds (at most 49 days), and after a silence of
+ * a multiple of 49.7 days one line more may be held back. */
 struct log_rate {
-	uint64_t next_ns;         /* 0: nothing logged yet */
-	uint64_t suppressed;
+	uint32_t last_ms;         /* monotonic ms + 1 of the last line; 0: none yet */
+	uint32_t suppressed;      /* saturates */
 };
 /* The gate alone (pure), for lines built by hand: true when one is due at
  * now_ns, with *suppressed = the count skipped since the last one. */

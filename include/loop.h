@@ -6,10 +6,21 @@
  * data.ptr points at that io and dispatch is one indirect call.  Owners get
  * themselves back with container_of().
  *
+ * The fd lifetime API, the only code that writes struct io's fields:
+ *   io_init()      the io takes the fd (not watched yet);
+ *   loop_watch()   register it, or change the mask of a registered one;
+ *   loop_unwatch() deregister, keep the fd open (pausing a listener, or a
+ *                  socket someone else closes, like c-ares');
+ *   loop_close()   deregister if needed and close the fd.
+ * After loop_unwatch() or loop_close(), events still pending for the io in
+ * the current batch are skipped.  Owners read the fd with io_fd().
+ *
  * Lifetime rule: never free an object from inside its own callback while
- * events for it may still be pending in the current batch.  Call loop_del()
- * (which sets io->fd to -1 so pending events are skipped) and hand the
- * object to loop_defer(); the loop calls the free function after the batch.
+ * events for it may still be pending in the current batch.  Every owner
+ * embeds one struct deferred and hands it to loop_free_later() after
+ * loop_close(); the loop calls the free function after the batch.  Nothing
+ * on that path allocates, so an object can always be retired, even when
+ * memory is short.
  */
 #ifndef BEACOND_LOOP_H
 #define BEACOND_LOOP_H
@@ -23,11 +34,28 @@ struct io;
 
 typedef void (*io_fn)(struct io *io, uint32_t events);
 
+/* Written only by the functions below (owners read io_fd()).  16 bytes:
+ * a TCP connection's size depends on it. */
 struct io {
-	int fd;            /* -1 once removed: pending events are skipped */
-	uint32_t events;   /* the epoll mask currently registered */
+	int fd;                  /* -1 once closed */
+	uint32_t events : 24;    /* the mask registered while watched */
+	uint32_t watched : 1;    /* in the epoll set: its events are dispatched */
+	uint32_t private_fd : 1; /* IO_PRIVATE: see io_init() */
 	io_fn on_ready;
 };
+
+/* The event bits a watcher may ask for: level-triggered readiness only
+ * (EPOLLET, EPOLLONESHOT, EPOLLEXCLUSIVE and EPOLLWAKEUP are refused). */
+#define IO_EVENTS_MASK 0xffffffu
+
+/* io_init() flags.  IO_PRIVATE: the fd is never duplicated, inherited or
+ * passed on (an accepted connection), so close() alone removes it from the
+ * epoll set and loop_close() saves the EPOLL_CTL_DEL.  Without it (a socket
+ * from systemd, whose copy stays open in PID 1, or one a library may dup),
+ * loop_close() deregisters first: epoll forgets an fd only when the last
+ * descriptor of its open file is closed, and a stale registration would
+ * deliver events to a freed owner. */
+#define IO_PRIVATE 1u
 
 struct timer;
 typedef void (*timer_fn)(struct timer *t);
@@ -42,9 +70,13 @@ struct timer {
 };
 #define TIMER_IDLE UINT32_MAX
 
+struct deferred;
+typedef void (*deferred_fn)(struct deferred *d);
+
+/* Embedded in its owner; queueing it never allocates. */
 struct deferred {
 	struct deferred *next;
-	void (*fn)(struct deferred *d);
+	deferred_fn fn;
 };
 
 /* Called for SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 (with the signal
@@ -54,11 +86,41 @@ typedef void (*signal_fn)(struct loop *loop, int signo, void *arg);
 struct loop *loop_new(void);
 void loop_free(struct loop *loop);
 
-/* Register, change or remove an fd.  Return 0, or -1 with errno set. */
-int loop_add(struct loop *loop, struct io *io, uint32_t events);
-int loop_mod(struct loop *loop, struct io *io, uint32_t events);
-/* Removes io from epoll and sets io->fd = -1; does not close the fd. */
-int loop_del(struct loop *loop, struct io *io);
+/* Take fd (may be -1: nothing yet) with the callback; not watched. */
+static inline void io_init(struct io *io, int fd, io_fn fn, unsigned flags)
+{
+	io->fd = fd;
+	io->events = 0;
+	io->watched = 0;
+	io->private_fd = (flags & IO_PRIVATE) != 0;
+	io->on_ready = fn;
+}
+static inline int io_fd(const struct io *io)
+{
+	return io->fd;
+}
+static inline bool io_watched(const struct io *io)
+{
+	return io->watched;
+}
+static inline uint32_t io_events(const struct io *io)
+{
+	return io->events;
+}
+
+/* Register io for events, or change the mask if it is registered (no
+ * system call when the mask is unchanged).  Returns 0, or -1 with errno:
+ * EBADF when io has no fd, EINVAL for bits outside IO_EVENTS_MASK, else
+ * epoll_ctl's; on failure io keeps its previous state. */
+int loop_watch(struct loop *loop, struct io *io, uint32_t events);
+/* Deregister io if it is registered; the fd stays open and owned by io.
+ * Pending events of this batch are skipped.  Returns 0, or -1 with errno
+ * when the kernel refused (io counts as unwatched all the same). */
+int loop_unwatch(struct loop *loop, struct io *io);
+/* Deregister (see IO_PRIVATE) and close io's fd, if any; io->fd becomes -1.
+ * Pending events of this batch are skipped.  Never fails. */
+void loop_close(struct loop *loop, struct io *io);
+
 
 static inline void timer_init(struct timer *t, timer_fn fn)
 {
@@ -73,6 +135,14 @@ static inline bool timer_armed(const struct timer *t)
 }
 /* Arm or re-arm t for the absolute monotonic deadline; O(log n). */
 int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns);
+/* Make room for n more armed timers than now, on top of what the earlier
+ * reservations since loop_timer_reserve_end() asked for, so that many
+ * loop_timer_arm() calls of idle timers cannot fail: each prepare of a
+ * reload reserves what its own commit arms, and together they hold.
+ * Returns 0, or -1 with errno (ENOMEM; the reservation is not counted). */
+int loop_timer_reserve(struct loop *loop, size_t n);
+/* The commits (or aborts) are done: later reservations start afresh. */
+void loop_timer_reserve_end(struct loop *loop);
 /* Disarm t if armed; safe from any callback, including t's own. */
 void loop_timer_cancel(struct loop *loop, struct timer *t);
 size_t loop_timer_count(const struct loop *loop);
@@ -82,9 +152,10 @@ size_t loop_timer_count(const struct loop *loop);
 uint64_t loop_now(const struct loop *loop);
 uint64_t loop_now_refresh(struct loop *loop);
 
-/* Run fn(d) after the current event batch (or at once from outside the loop
- * when loop_free() runs).  d must stay valid until then. */
-void loop_defer(struct loop *loop, struct deferred *d);
+/* Run fn(d) after the current event batch (and the timer pass), or from
+ * loop_free().  d must stay valid until then; fn may free d's owner.  This
+ * is the one way an owner is freed once it has been in the loop. */
+void loop_free_later(struct loop *loop, struct deferred *d, deferred_fn fn);
 
 /* Block SIGTERM, SIGINT, SIGHUP, SIGUSR1 (and SIGUSR2), read them via
  * signalfd and call fn once per signal received.  SIGPIPE is ignored.

@@ -2,7 +2,8 @@
  * reflect: the safeguards every datagram reflector shares (the UDP echo
  * and the STAMP reflector): which source ports never get an answer, which
  * addresses are not one unicast host, and the reply's source address on a
- * wildcard socket.  Pure functions, but for reflect_random_seed().
+ * wildcard socket.  Pure functions (rate-table keys come from util's
+ * random_bytes(), the one random source).
  */
 #ifndef BEACOND_REFLECT_H
 #define BEACOND_REFLECT_H
@@ -39,9 +40,5 @@ int reflect_reply_source(struct msghdr *in, void *out, size_t outlen);
 
 /* A wildcard address (0.0.0.0 or ::): replies need the arrival address. */
 bool reflect_endpoint_is_wildcard(const struct endpoint *ep);
-
-/* A random SipHash key for a new rate table (getrandom, with a fallback
- * that keeps the table usable should it ever fail). */
-void reflect_random_seed(uint8_t seed[RATELIMIT_SEED_LEN]);
 
 #endif

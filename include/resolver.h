@@ -44,7 +44,12 @@ int resolver_lookup(struct resolver *r, const char *name, int family,
  * called.  Safe from inside any callback. */
 void resolver_cancel(struct resolver_query **handle);
 size_t resolver_pending(const struct resolver *r);
-/* Cancels every pending lookup (their callbacks are not called). */
+/* Cancels every pending lookup (their callbacks are not called) and frees
+ * r at once: only from outside the loop's event batch (tests, shutdown). */
 void resolver_free(struct resolver *r);
+/* The same from inside a callback: lookups are cancelled and sockets
+ * unwatched now, the memory is freed after the batch (an event for one of
+ * r's sockets may be queued behind the callback).  Allocates nothing. */
+void resolver_close(struct resolver *r);
 
 #endif

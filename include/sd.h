@@ -47,8 +47,13 @@ int sd_listen_take(struct sd_listen_set *set, int type, const struct endpoint *e
  * Returns the fd, or -1 with errno. */
 int sd_listen_open(struct sd_listen_set *set, int type, const struct endpoint *ep,
 		   int backlog, bool *from_sd);
-/* Take any untaken socket of this type (named `name` if name is non-NULL and
- * the set has names); -1 when none. */
+/* The one adoption filter, for every service: take the next untaken IPv4
+ * or IPv6 socket of this type, named `only` (when not NULL) and not named
+ * `except` (when not NULL); -1 when none.  An AF_UNIX (or any other family)
+ * socket is not ours to serve and is left for sd_listen_release(). */
+int sd_listen_adopt(struct sd_listen_set *set, int type, const char *only,
+		    const char *except);
+/* sd_listen_adopt() named `name` if name is non-NULL and the set has names. */
 int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name);
 /* Close the sockets nobody took, free the set. */
 void sd_listen_release(struct sd_listen_set *set);

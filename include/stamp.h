@@ -19,32 +19,42 @@
  * such sockets are the reflector's, never the UDP echo's. */
 #define STAMP_FD_NAME "stamp"
 
+/* The counters, as one list (see TCP_COUNTERS in tcp.h). */
+#define STAMP_COUNTERS(X) \
+	X(received, "test packets received") \
+	X(reflected, "test packets reflected") \
+	X(bytes_in, "bytes received") \
+	X(bytes_out, "bytes reflected") \
+	X(short_reflected, "14..43-byte requests answered with 44 bytes") \
+	X(drop_truncated, "dropped: truncated (MSG_TRUNC)") \
+	X(drop_acl, "dropped: not in allow (checked first)") \
+	X(drop_addr, "dropped: broadcast/multicast/unspecified source or destination") \
+	X(drop_port, "dropped: source port 0, below 1024 but 862/863, or answering") \
+	X(drop_runt, "dropped: under 14 bytes") \
+	X(drop_short, "dropped: under 44 bytes with short_requests = drop") \
+	X(drop_auth, "dropped: authenticated-mode packet (not supported)") \
+	X(drop_rate, "dropped: over rate_limit") \
+	X(drop_session, "dropped: stateful session table full of live sessions") \
+	X(drop_send, "dropped: EAGAIN/ENOBUFS or another send error") \
+	X(tlv_unknown, "TLVs answered with the U flag") \
+	X(tlv_malformed, "TLVs answered with the M flag") \
+	X(tx_stamps, "stateful: kernel transmit stamps read") \
+	X(sessions_active, "stateful: sessions in the table") \
+	X(sessions_created, "stateful: sessions created") \
+	X(sessions_expired, "stateful: sessions expired") \
+	X(rate_evictions, "sources pushed out of the full rate table")
+
 struct stamp_counters {
-	uint64_t received;
-	uint64_t reflected;
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	uint64_t short_reflected;  /* 14..43-byte requests answered with 44 bytes */
-	uint64_t drop_truncated;   /* MSG_TRUNC */
-	uint64_t drop_acl;         /* not in allow (checked first) */
-	uint64_t drop_addr;        /* broadcast/multicast/unspecified source or destination */
-	uint64_t drop_port;        /* source port 0, below 1024 but 862/863, or answering */
-	uint64_t drop_runt;        /* under 14 bytes */
-	uint64_t drop_short;       /* under 44 bytes with short_requests = drop */
-	uint64_t drop_auth;        /* authenticated-mode packet (not supported) */
-	uint64_t drop_rate;        /* over rate_limit */
-	uint64_t drop_session;     /* stateful: session table full of live sessions */
-	uint64_t drop_send;        /* EAGAIN/ENOBUFS or another send error */
-	uint64_t tlv_unknown;      /* TLVs answered with the U flag */
-	uint64_t tlv_malformed;    /* TLVs answered with the M flag */
-	uint64_t tx_stamps;        /* stateful: kernel transmit stamps read */
-	uint64_t sessions_active;  /* stateful: sessions in the table */
-	uint64_t sessions_created;
-	uint64_t sessions_expired;
-	uint64_t rate_evictions;   /* sources pushed out of the full rate table */
+#define STAMP_COUNTER_FIELD(name, help) uint64_t name;
+	STAMP_COUNTERS(STAMP_COUNTER_FIELD)
+#undef STAMP_COUNTER_FIELD
+	/* State, not counters (not in the table). */
 	bool clock_synced;         /* adjtimex: the S bit of our error estimate */
 	uint64_t clock_error_ns;   /* the error estimate we send */
 };
+
+extern const struct counter_desc stamp_counter_descs[];
+extern const size_t stamp_counter_count;
 
 struct stamp_service;
 struct stamp_plan;

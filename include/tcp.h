@@ -6,7 +6,9 @@
  * Configuration changes are two-phase so a reload either applies whole or
  * not at all: tcp_prepare() opens whatever new listeners the config needs
  * (reusing open ones with the same address, then inherited sockets, then
- * binding), tcp_commit() swaps them in, tcp_abort() undoes a prepare.
+ * binding) and watches them, copies the allow-list; tcp_commit() swaps
+ * them in, allocates nothing and cannot fail (the daemon reserves the timer
+ * room it arms); tcp_abort() undoes a prepare.
  */
 #ifndef BEACOND_TCP_H
 #define BEACOND_TCP_H
@@ -17,18 +19,29 @@
 #include "loop.h"
 #include "sd.h"
 
+/* The counters, as one list: the struct, the stats log line and any other
+ * reader (metrics) are generated from it, in this order. */
+#define TCP_COUNTERS(X) \
+	X(active, "connections open now") \
+	X(accepted, "connections accepted and served") \
+	X(refused_limit, "connections closed at once: max_connections") \
+	X(refused_acl, "connections closed at once: not in allow") \
+	X(refused_fd, "accepts that failed with EMFILE/ENFILE") \
+	X(bytes_in, "bytes received") \
+	X(bytes_out, "bytes echoed") \
+	X(timeouts, "connections closed by idle_timeout") \
+	X(errors, "resets and other peer errors") \
+	X(backpressure, "times a connection hit max_pending")
+
 struct tcp_counters {
-	uint64_t accepted;       /* connections accepted and served */
-	uint64_t active;         /* open now */
-	uint64_t refused_limit;  /* closed at once: max_connections */
-	uint64_t refused_acl;    /* closed at once: not in allow */
-	uint64_t refused_fd;     /* accept failed with EMFILE/ENFILE */
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	uint64_t timeouts;       /* closed by idle_timeout */
-	uint64_t errors;         /* resets and other peer errors */
-	uint64_t backpressure;   /* times a connection hit max_pending */
+#define TCP_COUNTER_FIELD(name, help) uint64_t name;
+	TCP_COUNTERS(TCP_COUNTER_FIELD)
+#undef TCP_COUNTER_FIELD
 };
+
+/* The table of TCP_COUNTERS: name, help, offset in struct tcp_counters. */
+extern const struct counter_desc tcp_counter_descs[];
+extern const size_t tcp_counter_count;
 
 struct tcp_service;
 struct tcp_plan;
@@ -39,6 +52,8 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 			     struct sd_listen_set *inherited, char *err, size_t errlen);
 void tcp_commit(struct tcp_service *s, struct tcp_plan *plan);
 void tcp_abort(struct tcp_plan *plan);
+/* How many listeners the service has once plan is committed. */
+size_t tcp_plan_listeners(const struct tcp_plan *plan);
 
 /* Graceful stop: close listeners; connections keep being served. */
 void tcp_stop_accepting(struct tcp_service *s);

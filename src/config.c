@@ -303,8 +303,7 @@ struct parser {
 	 * hash of (index + 1) so duplicate detection stays O(1). */
 	size_t cap_targets;
 	uint16_t *probe_set;             /* bit k: probe_keys[k] */
-	uint32_t *name_index;
-	size_t name_cap;
+	struct str_index names;      /* target name -> index in cfg->targets */
 };
 
 static void fail(struct parser *p, unsigned line, const char *fmt, ...)
@@ -610,6 +609,40 @@ static void set_buckets(struct parser *p, const struct key_def *k, const char *v
 }
 
 /* Parse value into the field k describes inside base. */
+static void set_endpoints(struct parser *p, const struct key_def *k, void *base,
+			  const char *value)
+{
+	char lerr[256];
+	struct endpoint *list;
+	size_t n;
+
+	if (parse_endpoint_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
+		fail_key(p, k, "%s%s", lerr, value[0] == '\0'
+			 ? " (set enabled = no to turn the service off)" : "");
+		return;
+	}
+	free(*(struct endpoint **)field(base, k->off));
+	*(struct endpoint **)field(base, k->off) = list;
+	*(size_t *)field(base, k->off_n) = n;
+}
+
+static void set_cidrs(struct parser *p, const struct key_def *k, void *base,
+		      const char *value)
+{
+	char lerr[256];
+	struct acl *acl = field(base, k->off);
+	struct cidr *list;
+	size_t n;
+
+	if (parse_cidr_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
+		fail_key(p, k, "%s", lerr);
+		return;
+	}
+	free(acl->v);
+	acl->v = list;
+	acl->n = n;
+}
+
 static void set_value(struct parser *p, const struct key_def *k, void *base,
 		      const char *value)
 {
@@ -660,34 +693,12 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		}
 		replace_string(p, (char **)field(base, k->off), value);
 		return;
-	case K_ENDPOINTS: {
-		struct endpoint *list;
-		size_t n;
-
-		if (parse_endpoint_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
-			fail_key(p, k, "%s%s", lerr, value[0] == '\0'
-				 ? " (set enabled = no to turn the service off)" : "");
-			return;
-		}
-		free(*(struct endpoint **)field(base, k->off));
-		*(struct endpoint **)field(base, k->off) = list;
-		*(size_t *)field(base, k->off_n) = n;
+	case K_ENDPOINTS:
+		set_endpoints(p, k, base, value);
 		return;
-	}
-	case K_CIDRS: {
-		struct acl *acl = field(base, k->off);
-		struct cidr *list;
-		size_t n;
-
-		if (parse_cidr_list(value, &list, &n, lerr, sizeof(lerr)) < 0) {
-			fail_key(p, k, "%s", lerr);
-			return;
-		}
-		free(acl->v);
-		acl->v = list;
-		acl->n = n;
+	case K_CIDRS:
+		set_cidrs(p, k, base, value);
 		return;
-	}
 	case K_HOST:
 		if (!parse_is_hostname(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an IP address or a valid host name",
@@ -930,48 +941,11 @@ static bool valid_target_name(const char *s, size_t len)
 	return true;
 }
 
-static uint64_t name_hash(const char *s)
+static const char *target_key(const void *ctx, uint32_t pos)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;  /* FNV-1a */
+	const struct config *cfg = ctx;
 
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* Index (+1) slot of name in the hash, or of the empty slot it would take. */
-static uint32_t *name_slot(struct parser *p, const char *name)
-{
-	size_t mask = p->name_cap - 1, i = name_hash(name) & mask;
-
-	for (;;) {
-		uint32_t *slot = &p->name_index[i];
-		if (*slot == 0 || strcmp(p->cfg->targets[*slot - 1].name, name) == 0)
-			return slot;
-		i = (i + 1) & mask;
-	}
-}
-
-static int name_index_grow(struct parser *p)
-{
-	size_t old_cap = p->name_cap;
-	uint32_t *old = p->name_index;
-
-	p->name_cap = old_cap != 0 ? old_cap * 2 : 64;
-	p->name_index = calloc(p->name_cap, sizeof(*p->name_index));
-	if (p->name_index == NULL) {
-		p->name_index = old;
-		p->name_cap = old_cap;
-		return -1;
-	}
-	for (size_t i = 0; i < old_cap; i++) {
-		if (old[i] != 0)
-			*name_slot(p, p->cfg->targets[old[i] - 1].name) = old[i];
-	}
-	free(old);
-	return 0;
+	return cfg->targets[pos].name;
 }
 
 static int target_add(struct parser *p, const char *name, size_t len)
@@ -997,12 +971,14 @@ static int target_add(struct parser *p, const char *name, size_t len)
 		p->probe_set = ns;
 		p->cap_targets = cap;
 	}
-	if ((cfg->n_targets + 1) * 2 > p->name_cap && name_index_grow(p) < 0)
+	/* The key function reads cfg->targets, which the realloc above may
+	 * have moved: the index holds cfg, not the array. */
+	if (str_index_reserve(&p->names, cfg->n_targets + 1) < 0)
 		goto oom;
 	copy = strndup(name, len);
 	if (copy == NULL)
 		goto oom;
-	slot = name_slot(p, copy);
+	slot = str_index_slot(&p->names, copy);
 	if (*slot != 0) {
 		fail(p, p->lineno, "duplicate section [target %s] (first on line %u)",
 		     copy, cfg->targets[*slot - 1].line);
@@ -1415,6 +1391,7 @@ int config_parse_buffer(const char *buf, size_t len, const char *name,
 		config_free(p.cfg);
 		return -1;
 	}
+	str_index_init(&p.names, target_key, p.cfg);
 
 	ini_max_line = CONFIG_MAX_LINE + 3;  /* '\r', '\n' and '\0' */
 	ini_allow_multiline = false;
@@ -1437,7 +1414,7 @@ int config_parse_buffer(const char *buf, size_t len, const char *name,
 	if (!p.failed)
 		finish(&p);
 	free(p.probe_set);
-	free(p.name_index);
+	str_index_free(&p.names);
 	if (p.failed) {
 		config_free(p.cfg);
 		return -1;

@@ -235,11 +235,8 @@ static void client_close(struct ctl_client *cl)
 		return;
 	cl->closing = true;
 	loop_timer_cancel(c->loop, &cl->timer);
-	if (cl->io.fd >= 0) {
-		int fd = cl->io.fd;
-		loop_del(c->loop, &cl->io);
-		close(fd);
-	}
+	/* An accepted socket of our own: IO_PRIVATE, closing drops it. */
+	loop_close(c->loop, &cl->io);
 	if (cl->st) {
 		if (cl->st->free)
 			cl->st->free(cl->st);
@@ -252,8 +249,7 @@ static void client_close(struct ctl_client *cl)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	c->n_clients--;
-	cl->dfr.fn = client_free_deferred;
-	loop_defer(c->loop, &cl->dfr);
+	loop_free_later(c->loop, &cl->dfr, client_free_deferred);
 }
 
 static void client_touch(struct ctl_client *cl)
@@ -313,7 +309,7 @@ static void client_pump(struct ctl_client *cl)
 			}
 			break;   /* the budget is spent: more next iteration */
 		}
-		ssize_t w = send(cl->io.fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+		ssize_t w = send(io_fd(&cl->io), cl->out + cl->out_off, cl->out_len - cl->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
@@ -341,7 +337,7 @@ static void client_reply_stream(struct ctl_client *cl, struct stream *st)
 		client_close(cl);
 		return;
 	}
-	if (loop_mod(cl->ctl->loop, &cl->io, EPOLLOUT) < 0) {
+	if (loop_watch(cl->ctl->loop, &cl->io, EPOLLOUT) < 0) {
 		client_close(cl);
 		return;
 	}
@@ -430,7 +426,7 @@ static void client_request(struct ctl_client *cl, size_t len)
 static void client_read(struct ctl_client *cl)
 {
 	for (;;) {
-		ssize_t n = recv(cl->io.fd, cl->in + cl->inlen, sizeof cl->in - cl->inlen,
+		ssize_t n = recv(io_fd(&cl->io), cl->in + cl->inlen, sizeof cl->in - cl->inlen,
 				 MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -516,15 +512,14 @@ static void accept_one(struct ctl *c, int fd)
 		return;
 	}
 	cl->ctl = c;
-	cl->io.fd = fd;
-	cl->io.on_ready = on_client;
+	io_init(&cl->io, fd, on_client, IO_PRIVATE);
 	cl->peer.pid = cred.pid;
 	cl->peer.uid = cred.uid;
 	cl->peer.gid = cred.gid;
 	cl->peer.privileged = cred.uid == 0 || cred.uid == geteuid();
 	timer_init(&cl->timer, on_client_timeout);
-	if (loop_add(c->loop, &cl->io, EPOLLIN | EPOLLRDHUP) < 0) {
-		close(fd);
+	if (loop_watch(c->loop, &cl->io, EPOLLIN | EPOLLRDHUP) < 0) {
+		loop_close(c->loop, &cl->io);
 		free(cl);
 		return;
 	}
@@ -563,8 +558,7 @@ struct ctl *ctl_new(struct loop *loop)
 	if (!c)
 		return NULL;
 	c->loop = loop;
-	c->listen.fd = -1;
-	c->listen.on_ready = on_listen;
+	io_init(&c->listen, -1, on_listen, 0);
 	struct ctl_command help = {
 		.name = "help", .max_args = 0, .usage = "help",
 		.help = "list the commands this daemon knows",
@@ -676,11 +670,11 @@ int ctl_listen(struct ctl *c, const char *path, const char *group,
 			return -1;
 		snprintf(c->path, sizeof c->path, "%s", path);
 	}
-	c->listen.fd = fd;
-	if (loop_add(c->loop, &c->listen, EPOLLIN) < 0) {
+	/* Not IO_PRIVATE: it may come from systemd, which keeps a copy. */
+	io_init(&c->listen, fd, on_listen, 0);
+	if (loop_watch(c->loop, &c->listen, EPOLLIN) < 0) {
 		set_err(err, errlen, "epoll: %s", strerror(errno));
-		close(fd);
-		c->listen.fd = -1;
+		loop_close(c->loop, &c->listen);
 		if (c->bound)
 			unlink(c->path);
 		c->bound = false;
@@ -707,11 +701,7 @@ size_t ctl_clients(const struct ctl *c)
 
 void ctl_stop(struct ctl *c)
 {
-	if (c->listen.fd >= 0) {
-		int fd = c->listen.fd;
-		loop_del(c->loop, &c->listen);
-		close(fd);
-	}
+	loop_close(c->loop, &c->listen);
 	/* Only our own socket file, and only if it is still ours. */
 	if (c->bound) {
 		struct stat st;

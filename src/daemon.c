@@ -10,8 +10,11 @@
  *           connections up to shutdown_timeout -> final summaries -> exit 0
  *
  * Preparing every service before committing any makes a reload all or
- * nothing: a new listener that cannot be bound leaves the old configuration
- * running untouched.
+ * nothing: a new listener that cannot be bound, a log file that cannot be
+ * opened or an allocation that fails leaves the old configuration running
+ * untouched.  Every prepare reserves what its commit needs, so the commits
+ * return void and allocate nothing (tests/integration/test_failalloc.py
+ * fails each allocation of a reload in turn to hold them to it).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -164,21 +167,37 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 
 /* Copy the listeners' bound addresses for the view (on failure to
  * allocate, the view lists none rather than stale ones). */
-static void refresh_bound(struct daemon *d)
-{
-	struct endpoint *v;
-	size_t n;
+/* The view's copies of the bound listener addresses, allocated while
+ * preparing (sized from the plans) and filled by the commit. */
+struct bound_plan {
+	struct endpoint *tcp, *udp;
+	size_t n_tcp, n_udp;
+};
 
-	n = tcp_listen_addrs(d->tcp, NULL, 0);
-	v = n ? calloc(n, sizeof *v) : NULL;
+static int bound_prepare(struct bound_plan *b, const struct tcp_plan *tcp,
+			 const struct udp_plan *udp)
+{
+	b->n_tcp = tcp_plan_listeners(tcp);
+	b->n_udp = udp_plan_listeners(udp);
+	b->tcp = b->n_tcp ? calloc(b->n_tcp, sizeof *b->tcp) : NULL;
+	b->udp = b->n_udp ? calloc(b->n_udp, sizeof *b->udp) : NULL;
+	if ((b->n_tcp && !b->tcp) || (b->n_udp && !b->udp)) {
+		free(b->tcp);
+		free(b->udp);
+		return -1;
+	}
+	return 0;
+}
+
+static void bound_commit(struct daemon *d, struct bound_plan *b)
+{
 	free(d->tcp_bound);
-	d->tcp_bound = v;
-	d->n_tcp_bound = v ? tcp_listen_addrs(d->tcp, v, n) : 0;
-	n = udp_listen_addrs(d->udp, NULL, 0);
-	v = n ? calloc(n, sizeof *v) : NULL;
 	free(d->udp_bound);
-	d->udp_bound = v;
-	d->n_udp_bound = v ? udp_listen_addrs(d->udp, v, n) : 0;
+	d->tcp_bound = b->tcp;
+	d->udp_bound = b->udp;
+	d->n_tcp_bound = b->n_tcp ? tcp_listen_addrs(d->tcp, b->tcp, b->n_tcp) : 0;
+	d->n_udp_bound = b->n_udp ? udp_listen_addrs(d->udp, b->udp, b->n_udp) : 0;
+	b->tcp = b->udp = NULL;
 }
 
 static struct stamp_plan *prepare_stamp(struct daemon *d, const struct config *cfg,
@@ -190,51 +209,79 @@ static struct stamp_plan *prepare_stamp(struct daemon *d, const struct config *c
 	return stamp_prepare(d->stamp, &stamp, &d->inherited, err, errlen);
 }
 
-/* Prepare every service for cfg, then commit all of them, or none.  The
- * web listener goes first: it takes the sockets systemd passed under the
- * name "web" before tcp adopts every stream socket nobody named.  STAMP
- * goes before UDP: the UDP echo adopts every unnamed datagram socket
+/* Timers a commit outside the pinger may arm that were idle before: the
+ * stats timer and TCP's idle timer.  Reserved in the prepare so arming
+ * them cannot fail for want of heap room. */
+#define APPLY_TIMERS 2
+
+/*
+ * Prepare every part of the new configuration (log target and settings,
+ * listeners, targets), then commit all of them, or none.  Every prepare
+ * reserves what its commit needs -- sockets opened and watched, arrays
+ * allocated, timer heap room -- so the commits return void and allocate
+ * nothing: once the first commit runs, the whole configuration goes in.
+ * STAMP goes before UDP: the UDP echo adopts every unnamed datagram socket
  * systemd passed that no entry took, so the STAMP listen addresses must
- * have taken theirs first. */
+ * have taken theirs first.
+ */
 static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
-	struct web_plan *web = web_prepare(d->web, &cfg->web, &d->inherited, err, errlen);
-	if (!web)
+	struct log_plan logp;
+	struct tcp_plan *tcp = NULL;
+	struct stamp_plan *stamp = NULL;
+	struct udp_plan *udp = NULL;
+	struct pinger_plan *ping = NULL;
+	struct web_plan *web = NULL;
+	struct bound_plan bound = { 0 };
+	enum log_level level = cfg->daemon.log_level;
+	int rc = -1;
+
+	if (d->opts->level_override >= 0)
+		level = (enum log_level)d->opts->level_override;
+	if (log_prepare(&logp, level, cfg->daemon.log_format, cfg->daemon.log_target,
+			err, errlen) < 0)
 		return -1;
-	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
-	if (!tcp) {
-		web_abort(web);
-		return -1;
+	if (loop_timer_reserve(d->loop, APPLY_TIMERS) < 0) {
+		set_err(err, errlen, "out of memory");
+		goto out;
 	}
-	struct stamp_plan *stamp = prepare_stamp(d, cfg, err, errlen);
-	if (!stamp) {
-		tcp_abort(tcp);
-		web_abort(web);
-		return -1;
-	}
-	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
-	if (!udp) {
-		stamp_abort(stamp);
-		tcp_abort(tcp);
-		web_abort(web);
-		return -1;
-	}
-	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
-	if (!ping) {
-		udp_abort(udp);
-		stamp_abort(stamp);
-		tcp_abort(tcp);
-		web_abort(web);
-		return -1;
+	/* The web listener goes first: it takes the sockets systemd passed
+	 * under the name "web" before tcp adopts every stream socket nobody
+	 * named. */
+	if (!(web = web_prepare(d->web, &cfg->web, &d->inherited, err, errlen)) ||
+	    !(tcp = prepare_tcp(d, cfg, err, errlen)) ||
+	    !(stamp = prepare_stamp(d, cfg, err, errlen)) ||
+	    !(udp = prepare_udp(d, cfg, err, errlen)) ||
+	    !(ping = pinger_prepare(d->pinger, cfg, err, errlen)))
+		goto out;
+	if (bound_prepare(&bound, tcp, udp) < 0) {
+		set_err(err, errlen, "out of memory");
+		pinger_abort(ping);
+		goto out;
 	}
 	web_commit(d->web, web);
 	tcp_commit(d->tcp, tcp);
 	stamp_commit(d->stamp, stamp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
-	refresh_bound(d);
-	return 0;
+	bound_commit(d, &bound);
+	log_commit(&logp);
+	web = NULL;
+	tcp = NULL;
+	stamp = NULL;
+	udp = NULL;
+	rc = 0;
+out:
+	if (rc < 0) {
+		udp_abort(udp);
+		stamp_abort(stamp);
+		tcp_abort(tcp);
+		web_abort(web);
+		log_abort(&logp);
+	}
+	loop_timer_reserve_end(d->loop);
+	return rc;
 }
 
 /* Parsing a big configuration (and replacing the running one) frees
@@ -256,84 +303,36 @@ static void stats_timer_arm(struct daemon *d)
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static void log_tcp_stats(const struct tcp_counters *c, const char *why)
+/* One stats line per service, its counters walked from the service's
+ * table; the caller may add state fields and ends the line. */
+static struct logline *log_counters(const char *service, const char *why,
+				    const void *counters, const struct counter_desc *descs,
+				    size_t n)
 {
 	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "tcp");
+	log_str(l, "service", service);
 	log_str(l, "why", why);
-	log_u64(l, "active", c->active);
-	log_u64(l, "accepted", c->accepted);
-	log_u64(l, "refused_limit", c->refused_limit);
-	log_u64(l, "refused_acl", c->refused_acl);
-	log_u64(l, "refused_fd", c->refused_fd);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "timeouts", c->timeouts);
-	log_u64(l, "errors", c->errors);
-	log_u64(l, "backpressure", c->backpressure);
-	log_end(l);
-}
-
-static void log_udp_stats(const struct udp_counters *c, const char *why)
-{
-	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "udp");
-	log_str(l, "why", why);
-	log_u64(l, "received", c->received);
-	log_u64(l, "echoed", c->echoed);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "drop_truncated", c->drop_truncated);
-	log_u64(l, "drop_port", c->drop_port);
-	log_u64(l, "drop_addr", c->drop_addr);
-	log_u64(l, "drop_acl", c->drop_acl);
-	log_u64(l, "drop_rate", c->drop_rate);
-	log_u64(l, "drop_send", c->drop_send);
-	log_u64(l, "rate_evictions", c->rate_evictions);
-	log_end(l);
-}
-
-static void log_stamp_stats(const struct stamp_counters *c, const char *why)
-{
-	struct logline *l = log_begin(LOG_INFO, "stats");
-	log_str(l, "service", "stamp");
-	log_str(l, "why", why);
-	log_u64(l, "received", c->received);
-	log_u64(l, "reflected", c->reflected);
-	log_u64(l, "bytes_in", c->bytes_in);
-	log_u64(l, "bytes_out", c->bytes_out);
-	log_u64(l, "short_reflected", c->short_reflected);
-	log_u64(l, "drop_truncated", c->drop_truncated);
-	log_u64(l, "drop_acl", c->drop_acl);
-	log_u64(l, "drop_addr", c->drop_addr);
-	log_u64(l, "drop_port", c->drop_port);
-	log_u64(l, "drop_runt", c->drop_runt);
-	log_u64(l, "drop_short", c->drop_short);
-	log_u64(l, "drop_auth", c->drop_auth);
-	log_u64(l, "drop_rate", c->drop_rate);
-	log_u64(l, "drop_session", c->drop_session);
-	log_u64(l, "drop_send", c->drop_send);
-	log_u64(l, "tlv_unknown", c->tlv_unknown);
-	log_u64(l, "tlv_malformed", c->tlv_malformed);
-	log_u64(l, "tx_stamps", c->tx_stamps);
-	log_u64(l, "sessions_active", c->sessions_active);
-	log_u64(l, "sessions_created", c->sessions_created);
-	log_u64(l, "sessions_expired", c->sessions_expired);
-	log_u64(l, "rate_evictions", c->rate_evictions);
-	log_bool(l, "clock_synced", c->clock_synced);
-	log_u64(l, "clock_error_ns", c->clock_error_ns);
-	log_end(l);
+	for (size_t i = 0; i < n; i++)
+		log_u64(l, descs[i].name, counter_get(counters, &descs[i]));
+	return l;
 }
 
 static void daemon_log_stats(struct daemon *d, const char *why)
 {
-	log_tcp_stats(tcp_counters(d->tcp), why);
-	log_udp_stats(udp_counters(d->udp), why);
+	log_end(log_counters("tcp", why, tcp_counters(d->tcp), tcp_counter_descs,
+			     tcp_counter_count));
+	log_end(log_counters("udp", why, udp_counters(d->udp), udp_counter_descs,
+			     udp_counter_count));
 	/* Only for a reflector that is, or was, serving: a disabled one would
 	 * add a line of zeros to every interval. */
 	const struct stamp_counters *sc = stamp_counters(d->stamp);
-	if (d->cfg->stamp.enabled || sc->received)
-		log_stamp_stats(sc, why);
+	if (d->cfg->stamp.enabled || sc->received) {
+		struct logline *l = log_counters("stamp", why, sc, stamp_counter_descs,
+						 stamp_counter_count);
+		log_bool(l, "clock_synced", sc->clock_synced);
+		log_u64(l, "clock_error_ns", sc->clock_error_ns);
+		log_end(l);
+	}
 }
 
 static void on_stats_timer(struct timer *t)
@@ -527,9 +526,6 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 	d->cfg = cfg;
 	config_free(old);
 	heap_release();
-	if (daemon_log_setup(d, cfg, err, sizeof err) < 0)
-		log_msg(LOG_ERR, "log_setup_failed", "%s (keeping the previous log target)",
-			err);
 	stats_timer_arm(d);
 
 	struct logline *l = log_begin(LOG_NOTICE, "reloaded");
@@ -704,6 +700,52 @@ static void daemon_free(struct daemon *d)
 	config_free(d->cfg);
 }
 
+/* The loop, its signals, the shared read buffer and the services, with
+ * nothing configured yet.  Returns 0, or -1 (logged). */
+static int daemon_create(struct daemon *d)
+{
+	d->iobuf = malloc(IOBUF_SIZE);
+	d->loop = loop_new();
+	if (!d->iobuf || !d->loop) {
+		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
+			strerror(errno));
+		return -1;
+	}
+	if (loop_signals(d->loop, on_signal, d) < 0) {
+		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
+		return -1;
+	}
+	d->tcp = tcp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->udp = udp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->stamp = stamp_new(d->loop, d->iobuf, IOBUF_SIZE);
+	d->pinger = pinger_new(d->loop);
+	d->web = web_new(d->loop);
+	if (!d->tcp || !d->udp || !d->stamp || !d->pinger || !d->web ||
+	    metrics_register(&d->metrics, d->web, d) < 0) {
+		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* STATUS= refreshes when systemd listens, and the watchdog pings. */
+static void systemd_timers_arm(struct daemon *d)
+{
+	uint64_t now = loop_now_refresh(d->loop);
+	uint64_t wd_usec = sd_watchdog_usec();
+
+	d->notify = getenv("NOTIFY_SOCKET") != NULL;
+	if (d->notify)
+		loop_timer_arm(d->loop, &d->status_timer, now + STATUS_PERIOD_NS);
+	if (wd_usec) {
+		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
+		 * loop timer so a stuck loop stops the pings and gets restarted. */
+		d->watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
+		loop_timer_arm(d->loop, &d->watchdog_timer, now);
+	}
+}
+
 int daemon_main(const struct daemon_options *opts, struct config *cfg)
 {
 	struct daemon d = { .cfg = cfg, .opts = opts, .last_reload_ok = true };
@@ -725,28 +767,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	timer_init(&d.watchdog_timer, on_watchdog_timer);
 	timer_init(&d.drain_timer, on_drain_timer);
 
-	d.iobuf = malloc(IOBUF_SIZE);
-	d.loop = loop_new();
-	if (!d.iobuf || !d.loop) {
-		log_msg(LOG_ERR, "start_failed", "out of memory or no epoll: %s",
-			strerror(errno));
+	if (daemon_create(&d) < 0)
 		goto out;
-	}
-	if (loop_signals(d.loop, on_signal, &d) < 0) {
-		log_msg(LOG_ERR, "start_failed", "signal setup: %s", strerror(errno));
-		goto out;
-	}
-	d.tcp = tcp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.stamp = stamp_new(d.loop, d.iobuf, IOBUF_SIZE);
-	d.pinger = pinger_new(d.loop);
-	d.web = web_new(d.loop);
-	if (!d.tcp || !d.udp || !d.stamp || !d.pinger || !d.web ||
-	    metrics_register(&d.metrics, d.web, &d) < 0) {
-		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
-			strerror(errno));
-		goto out;
-	}
 
 	struct logline *cl = log_begin(LOG_DEBUG, "config");
 	log_str(cl, "path", opts->config_path);
@@ -801,17 +823,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	heap_release();
 
 	stats_timer_arm(&d);
-	uint64_t now = loop_now_refresh(d.loop);
-	d.notify = getenv("NOTIFY_SOCKET") != NULL;
-	if (d.notify)
-		loop_timer_arm(d.loop, &d.status_timer, now + STATUS_PERIOD_NS);
-	uint64_t wd_usec = sd_watchdog_usec();
-	if (wd_usec) {
-		/* Half the period, as sd_watchdog_enabled(3) advises; sent from a
-		 * loop timer so a stuck loop stops the pings and gets restarted. */
-		d.watchdog_period_ns = wd_usec * NSEC_PER_USEC / 2;
-		loop_timer_arm(d.loop, &d.watchdog_timer, now);
-	}
+	systemd_timers_arm(&d);
 
 	struct logline *l = log_begin(LOG_NOTICE, "ready");
 	log_str(l, "version", BEACOND_VERSION);

@@ -44,7 +44,7 @@ static void sock_free_deferred(struct deferred *d)
 /* Close and free a socket that was never committed. */
 static void sock_discard(struct listen_sock *ls)
 {
-	close(ls->fd);
+	loop_close(ls->set->loop, &ls->io);
 	sock_free(ls);
 }
 
@@ -52,13 +52,9 @@ static void sock_discard(struct listen_sock *ls)
  * event for it may still be queued. */
 static void sock_close(struct listen_sock *ls)
 {
-	if (ls->in_loop)
-		loop_del(ls->set->loop, &ls->io);
-	ls->in_loop = false;
-	close(ls->fd);
+	loop_close(ls->set->loop, &ls->io);
 	listen_sock_log(ls, "listen_close");
-	ls->defer.fn = sock_free_deferred;
-	loop_defer(ls->set->loop, &ls->defer);
+	loop_free_later(ls->set->loop, &ls->defer, sock_free_deferred);
 }
 
 struct listen_sock *listen_sock_new(struct listen_set *set, int fd, bool inherited,
@@ -71,9 +67,7 @@ struct listen_sock *listen_sock_new(struct listen_set *set, int fd, bool inherit
 		goto fail;
 	ls->set = set;
 	ls->ops = ops;
-	ls->fd = fd;
-	ls->io.fd = fd;
-	ls->io.on_ready = ops->on_ready;
+	io_init(&ls->io, fd, ops->on_ready, 0);
 	ls->fresh = true;
 	ls->inherited = inherited;
 	if (net_local_endpoint(fd, &ls->bound) < 0)
@@ -180,6 +174,43 @@ int listen_plan_pin(struct listen_plan *p, struct listen_sock *ls, char *err,
 	return 0;
 }
 
+int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, char *err,
+		      size_t errlen)
+{
+	const struct listen_ops *ops = p->set->ops;
+	int fd;
+
+	if (!inherited)
+		return 0;
+	while ((fd = sd_listen_adopt(inherited, ops->type, ops->adopt_only,
+				     ops->adopt_except)) >= 0) {
+		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
+		if (ls == NULL) {
+			set_err(err, errlen, "[%s] inherited socket: %s", ops->service,
+				strerror(errno));
+			return -1;
+		}
+		if (listen_plan_pin(p, ls, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int listen_plan_watch(struct listen_plan *p, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct listen_sock *ls = p->v[i];
+		char addr[NET_ENDPOINT_STRLEN];
+
+		if (!ls->fresh || loop_watch(p->set->loop, &ls->io, EPOLLIN) == 0)
+			continue;
+		set_err(err, errlen, "[%s] watch %s: %s", p->set->ops->service,
+			net_endpoint_str(&ls->bound, addr, sizeof addr), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 void listen_plan_finish(struct listen_plan *p)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -225,8 +256,7 @@ void listen_set_close_all(struct listen_set *set)
 
 int listen_sock_add(struct listen_sock *ls)
 {
-	ls->io.fd = ls->fd;
-	if (loop_add(ls->set->loop, &ls->io, EPOLLIN) < 0) {
+	if (loop_watch(ls->set->loop, &ls->io, EPOLLIN) < 0) {
 		int err = errno;
 		char addr[NET_ENDPOINT_STRLEN];
 		struct logline *l = log_begin(LOG_ERR, "listen_error");
@@ -236,9 +266,12 @@ int listen_sock_add(struct listen_sock *ls)
 		log_end(l);
 		return -1;
 	}
-	ls->io.events = EPOLLIN;
-	ls->in_loop = true;
 	return 0;
+}
+
+void listen_sock_pause(struct listen_sock *ls)
+{
+	(void)loop_unwatch(ls->set->loop, &ls->io);
 }
 
 void listen_sock_log(const struct listen_sock *ls, const char *event)

@@ -233,68 +233,102 @@ static int open_log_file(const char *path)
 	return fd;
 }
 
-int log_setup(enum log_level level, enum log_format format, const char *target,
-	      char *err, size_t errlen)
+int log_prepare(struct log_plan *p, enum log_level level, enum log_format format,
+		const char *target, char *err, size_t errlen)
 {
+	p->level = level;
+	p->format = format;
+	p->target = target;
+	p->path = NULL;
+	p->fd = -1;
 	if ((unsigned)level > LOG_ERR || (unsigned)format > LOG_FMT_JSON) {
 		snprintf(err, errlen, "invalid log level or format");
 		errno = EINVAL;
 		return -1;
 	}
+	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr") ||
+	    !strcmp(target, "journal"))
+		return 0;
+	if (strlen(target) >= sizeof g.path) {
+		snprintf(err, errlen, "log file path too long");
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	p->fd = open_log_file(target);
+	if (p->fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(e));
+		errno = e;
+		return -1;
+	}
+	p->path = target;
+	return 0;
+}
+
+/* Switch to the prepared target.  The journal's socket is opened here, not
+ * in the prepare: when it cannot be, logging falls back to the stream and
+ * says why, which is a degraded target, never a half-applied reload. */
+void log_commit(struct log_plan *p)
+{
+	const char *target = p->target;
 	char jerr[200] = "";
-	if (target && !strcmp(target, "journal")) {
+
+	if (p->path) {
+		if (g.own_fd)
+			close(g.fd);
+		g.fd = p->fd;
+		g.own_fd = true;
+		g.is_file = true;
+		g.journal = false;
+		journal_close();
+		memcpy(g.path, p->path, strlen(p->path) + 1);
+		g.ready = true;
+	} else if (target && !strcmp(target, "journal")) {
 		/* Without the socket, fall back to the stream (and say why
 		 * once the new level and format are in place). */
 		use_stderr_as(true);
 		if (!g.native)
 			(void)journal_open(jerr, sizeof jerr);
 		stderr_nonblocking();
-	} else if (!target || !*target || !strcmp(target, "auto")) {
+	} else if (target && !strcmp(target, "stderr")) {
+		/* Explicitly the stream: "<N>" prefixes when it is the journal. */
+		journal_close();
+		use_stderr_as(stderr_is_journal());
+		stderr_nonblocking();
+	} else {
 		use_stderr();
 		stderr_nonblocking();
 		if (auto_jerr[0]) {
 			snprintf(jerr, sizeof jerr, "%s", auto_jerr);
 			auto_jerr[0] = '\0';
 		}
-	} else if (!strcmp(target, "stderr")) {
-		/* Explicitly the stream: "<N>" prefixes when it is the journal. */
-		journal_close();
-		use_stderr_as(stderr_is_journal());
-		stderr_nonblocking();
-	} else {
-		size_t n = strlen(target);
-		int fd;
-
-		if (n >= sizeof g.path) {
-			snprintf(err, errlen, "log file path too long");
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		fd = open_log_file(target);
-		if (fd < 0) {
-			int e = errno;
-			snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(e));
-			errno = e;
-			return -1;
-		}
-		if (g.own_fd)
-			close(g.fd);
-		g.fd = fd;
-		g.own_fd = true;
-		g.is_file = true;
-		g.journal = false;
-		journal_close();
-		memcpy(g.path, target, n + 1);
-		g.ready = true;
 	}
-	g.level = level;
-	g.format = format;
+	g.level = p->level;
+	g.format = p->format;
+	p->fd = -1;
 	if (jerr[0]) {
 		struct logline *l = log_begin(LOG_WARNING, "journal_unavailable");
 		log_str(l, "reason", jerr);
 		log_str(l, "msg", "logging to the journal through stderr instead");
 		log_end(l);
 	}
+}
+
+void log_abort(struct log_plan *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+int log_setup(enum log_level level, enum log_format format, const char *target,
+	      char *err, size_t errlen)
+{
+	struct log_plan p;
+
+	if (log_prepare(&p, level, format, target, err, errlen) < 0)
+		return -1;
+	log_commit(&p);
 	return 0;
 }
 
@@ -595,16 +629,21 @@ static const char *timestamp(void)
 bool log_rate_due(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 		  uint64_t *suppressed)
 {
-	if (r->next_ns != 0 && now_ns < r->next_ns) {
-		if (r->suppressed < UINT64_MAX)
+	uint32_t tick = (uint32_t)(now_ns / 1000000u) + 1;
+	uint64_t period_ms = period_ns / 1000000u;
+
+	if (tick == 0)
+		tick = 1;       /* 0 means "never logged" */
+	if (period_ms > UINT32_MAX)
+		period_ms = UINT32_MAX;
+	if (r->last_ms != 0 && (uint32_t)(tick - r->last_ms) < period_ms) {
+		if (r->suppressed < UINT32_MAX)
 			r->suppressed++;
 		return false;
 	}
 	*suppressed = r->suppressed;
 	r->suppressed = 0;
-	r->next_ns = now_ns + period_ns;
-	if (r->next_ns == 0)
-		r->next_ns = 1;
+	r->last_ms = tick;
 	return true;
 }
 

@@ -38,6 +38,7 @@ struct loop {
 	uint32_t heap_len;
 	uint32_t heap_cap;
 	uint64_t next_order;
+	size_t timer_reserved;     /* loop_timer_reserve() since the last _end() */
 
 	/* FIFO of deferred calls; tail points at the last next pointer. */
 	struct deferred *defer_head;
@@ -127,6 +128,41 @@ static void heap_remove(struct loop *loop, struct timer *t)
 	}
 }
 
+/* Grow the heap to hold at least want timers (doubling). */
+static int heap_grow(struct loop *loop, size_t want)
+{
+	uint32_t cap = loop->heap_cap ? loop->heap_cap : HEAP_MIN_CAP;
+	struct timer **heap;
+
+	if (want <= loop->heap_cap)
+		return 0;
+	if (want > UINT32_MAX / 2) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (cap < want)
+		cap *= 2;
+	heap = realloc(loop->heap, (size_t)cap * sizeof *heap);
+	if (!heap)
+		return -1;
+	loop->heap = heap;
+	loop->heap_cap = cap;
+	return 0;
+}
+
+int loop_timer_reserve(struct loop *loop, size_t n)
+{
+	if (n > UINT32_MAX || heap_grow(loop, (size_t)loop->heap_len + loop->timer_reserved + n) < 0)
+		return -1;
+	loop->timer_reserved += n;
+	return 0;
+}
+
+void loop_timer_reserve_end(struct loop *loop)
+{
+	loop->timer_reserved = 0;
+}
+
 int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns)
 {
 	t->deadline = deadline_ns;
@@ -139,20 +175,9 @@ int loop_timer_arm(struct loop *loop, struct timer *t, uint64_t deadline_ns)
 		heap_fix(loop, t->slot);
 		return 0;
 	}
-	if (loop->heap_len == loop->heap_cap) {
-		uint32_t cap = loop->heap_cap ? loop->heap_cap * 2 : HEAP_MIN_CAP;
-		struct timer **heap;
-
-		if (cap <= loop->heap_cap) {
-			errno = ENOMEM;
-			return -1;
-		}
-		heap = realloc(loop->heap, (size_t)cap * sizeof *heap);
-		if (!heap)
-			return -1;
-		loop->heap = heap;
-		loop->heap_cap = cap;
-	}
+	if (loop->heap_len == loop->heap_cap &&
+	    heap_grow(loop, (size_t)loop->heap_len + 1) < 0)
+		return -1;
 	loop->heap[loop->heap_len] = t;
 	t->slot = loop->heap_len++;
 	heap_sift_up(loop, t->slot);
@@ -169,6 +194,7 @@ size_t loop_timer_count(const struct loop *loop)
 {
 	return loop->heap_len;
 }
+
 
 /*
  * Run every timer due at one snapshot of the clock, in (deadline, order)
@@ -210,8 +236,9 @@ uint64_t loop_now_refresh(struct loop *loop)
 
 /* ---- deferred calls ---- */
 
-void loop_defer(struct loop *loop, struct deferred *d)
+void loop_free_later(struct loop *loop, struct deferred *d, deferred_fn fn)
 {
+	d->fn = fn;
 	d->next = NULL;
 	*loop->defer_tail = d;
 	loop->defer_tail = &d->next;
@@ -232,52 +259,57 @@ static void run_deferred(struct loop *loop)
 
 /* ---- fds ---- */
 
-static int epoll_op(struct loop *loop, int op, struct io *io, uint32_t events)
+int loop_watch(struct loop *loop, struct io *io, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = io };
 
-	return epoll_ctl(loop->epfd, op, io->fd, &ev);
-}
-
-int loop_add(struct loop *loop, struct io *io, uint32_t events)
-{
 	if (io->fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
-	if (epoll_op(loop, EPOLL_CTL_ADD, io, events) < 0)
-		return -1;
-	io->events = events;
-	return 0;
-}
-
-int loop_mod(struct loop *loop, struct io *io, uint32_t events)
-{
-	if (io->fd < 0) {
-		errno = EBADF;
+	if (events & ~IO_EVENTS_MASK) {
+		errno = EINVAL;
 		return -1;
 	}
-	if (io->events == events)
-		return 0;
-	if (epoll_op(loop, EPOLL_CTL_MOD, io, events) < 0)
+	if (io->watched) {
+		if (io->events == events)
+			return 0;
+		if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+			return -1;
+	} else if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0) {
 		return -1;
-	io->events = events;
+	}
+	io->events = events & IO_EVENTS_MASK;
+	io->watched = 1;
 	return 0;
 }
 
-int loop_del(struct loop *loop, struct io *io)
+int loop_unwatch(struct loop *loop, struct io *io)
 {
 	int rc = 0;
 
-	if (io->fd < 0)
+	if (!io->watched)
 		return 0;
-	if (epoll_op(loop, EPOLL_CTL_DEL, io, 0) < 0)
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0)
 		rc = -1;
-	/* Even if the kernel refused (fd already closed), pending events in
-	 * this batch must be skipped: the owner is going away. */
-	io->fd = -1;
+	/* Even if the kernel refused, pending events in this batch must be
+	 * skipped: the owner stopped listening. */
+	io->watched = 0;
 	io->events = 0;
 	return rc;
+}
+
+void loop_close(struct loop *loop, struct io *io)
+{
+	if (io->watched && io->private_fd) {
+		/* close() below removes it from the epoll set. */
+		io->watched = 0;
+		io->events = 0;
+	}
+	(void)loop_unwatch(loop, io);
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
 }
 
 /* ---- timerfd fallback ---- */
@@ -298,12 +330,10 @@ static int timerfd_enable(struct loop *loop)
 
 	if (fd < 0)
 		return -1;
-	loop->tfd_io.fd = fd;
-	loop->tfd_io.on_ready = timerfd_on_ready;
-	if (loop_add(loop, &loop->tfd_io, EPOLLIN) < 0) {
+	io_init(&loop->tfd_io, fd, timerfd_on_ready, IO_PRIVATE);
+	if (loop_watch(loop, &loop->tfd_io, EPOLLIN) < 0) {
 		int e = errno;
-		close(fd);
-		loop->tfd_io.fd = -1;
+		loop_close(loop, &loop->tfd_io);
 		errno = e;
 		return -1;
 	}
@@ -394,8 +424,9 @@ static int wait_and_dispatch(struct loop *loop)
 	for (int i = 0; i < n; i++) {
 		struct io *io = loop->events[i].data.ptr;
 
-		/* Removed by an earlier callback of this batch. */
-		if (io->fd < 0)
+		/* Unwatched or closed by an earlier callback of this batch
+		 * (its owner is freed only after the batch). */
+		if (!io->watched)
 			continue;
 		io->on_ready(io, loop->events[i].events);
 	}
@@ -442,7 +473,7 @@ static void signal_on_ready(struct io *io, uint32_t events)
 			loop->sig_fn(loop, (int)si[i].ssi_signo, loop->sig_arg);
 			/* The callback may have freed nothing of ours, but it may
 			 * have stopped listening; check before the next one. */
-			if (io->fd < 0)
+			if (!io->watched)
 				return;
 		}
 	}
@@ -483,12 +514,10 @@ int loop_signals(struct loop *loop, signal_fn fn, void *arg)
 		goto fail_pipe;
 	loop->sig_fn = fn;
 	loop->sig_arg = arg;
-	loop->sig_io.fd = fd;
-	loop->sig_io.on_ready = signal_on_ready;
-	if (loop_add(loop, &loop->sig_io, EPOLLIN) < 0) {
+	io_init(&loop->sig_io, fd, signal_on_ready, IO_PRIVATE);
+	if (loop_watch(loop, &loop->sig_io, EPOLLIN) < 0) {
 		e = errno;
-		close(fd);
-		loop->sig_io.fd = -1;
+		loop_close(loop, &loop->sig_io);
 		errno = e;
 		goto fail_pipe;
 	}
@@ -512,12 +541,12 @@ static void signals_close(struct loop *loop)
 
 	if (fd < 0)
 		return;
-	loop_del(loop, &loop->sig_io);
+	loop_unwatch(loop, &loop->sig_io);
 	/* Discard what is still pending so unblocking below cannot kill the
 	 * process on its way out with a signal we already chose to handle. */
 	while (read(fd, si, sizeof si) > 0)
 		;
-	close(fd);
+	loop_close(loop, &loop->sig_io);
 	sigaction(SIGPIPE, &loop->sig_old_pipe, NULL);
 	sigprocmask(SIG_SETMASK, &loop->sig_old_mask, NULL);
 }
@@ -539,8 +568,8 @@ struct loop *loop_new(void)
 	}
 	loop->use_pwait2 = true;
 	loop->defer_tail = &loop->defer_head;
-	loop->tfd_io.fd = -1;
-	loop->sig_io.fd = -1;
+	io_init(&loop->tfd_io, -1, timerfd_on_ready, IO_PRIVATE);
+	io_init(&loop->sig_io, -1, signal_on_ready, IO_PRIVATE);
 	loop_now_refresh(loop);
 	return loop;
 }
@@ -551,11 +580,7 @@ void loop_free(struct loop *loop)
 		return;
 	run_deferred(loop);
 	signals_close(loop);
-	if (loop->tfd_io.fd >= 0) {
-		int fd = loop->tfd_io.fd;
-		loop_del(loop, &loop->tfd_io);
-		close(fd);
-	}
+	loop_close(loop, &loop->tfd_io);
 	close(loop->epfd);
 	free(loop->heap);
 	free(loop);

@@ -39,7 +39,7 @@ fail:;
 int net_local_endpoint(int fd, struct endpoint *ep)
 {
 	memset(ep, 0, sizeof *ep);
-	ep->len = sizeof ep->u.ss;
+	ep->len = sizeof ep->u;
 	return getsockname(fd, &ep->u.sa, &ep->len);
 }
 

@@ -152,18 +152,3 @@ bool reflect_endpoint_is_wildcard(const struct endpoint *ep)
 	return false;
 }
 
-/* The hash key of a new rate table.  getrandom() cannot fail this way on
- * a running system; the fallback only keeps a table usable if it does. */
-void reflect_random_seed(uint8_t seed[RATELIMIT_SEED_LEN])
-{
-	if (getrandom(seed, RATELIMIT_SEED_LEN, GRND_NONBLOCK) == RATELIMIT_SEED_LEN)
-		return;
-	uint64_t mix[2] = { mono_ns(), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)seed };
-	uint8_t k[RATELIMIT_SEED_LEN] = { 0 };
-	uint64_t a = ratelimit_siphash(k, mix, sizeof mix);
-	mix[0] ^= a;
-	uint64_t b = ratelimit_siphash(k, mix, sizeof mix);
-	memcpy(seed, &a, 8);
-	memcpy(seed + 8, &b, 8);
-}
-

@@ -17,11 +17,13 @@
 
 #define RESOLVER_MAX_ADDRS 32
 
+/* c-ares owns the fd: we only watch and unwatch it (it closes it after
+ * telling us it is done with it). */
 struct resolver_sock {
 	struct io io;
 	struct resolver *r;
 	struct resolver_sock *next;
-	struct deferred dead;
+	struct deferred defer;    /* freed after the batch, once unwatched */
 };
 
 struct resolver_query {
@@ -37,7 +39,9 @@ struct resolver {
 	struct resolver_sock *socks;
 	struct timer timer;
 	size_t pending;
-	bool freeing;
+	bool freeing;             /* callbacks suppressed: being destroyed */
+	bool free_now;            /* resolver_free(): outside the loop, no deferral */
+	struct deferred defer;    /* resolver_close(): r freed after the batch */
 };
 
 static void resolver_rearm(struct resolver *r)
@@ -62,7 +66,7 @@ static void on_sock_ready(struct io *io, uint32_t events)
 {
 	struct resolver_sock *s = container_of(io, struct resolver_sock, io);
 	struct resolver *r = s->r;
-	int fd = io->fd;
+	int fd = io_fd(io);
 	ares_socket_t rfd = (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ? fd : ARES_SOCKET_BAD;
 	ares_socket_t wfd = (events & EPOLLOUT) ? fd : ARES_SOCKET_BAD;
 
@@ -72,7 +76,18 @@ static void on_sock_ready(struct io *io, uint32_t events)
 
 static void free_sock(struct deferred *d)
 {
-	free(container_of(d, struct resolver_sock, dead));
+	free(container_of(d, struct resolver_sock, defer));
+}
+
+/* Stop watching s (c-ares closes its fd) and free it after the batch: an
+ * event for it may still be queued. */
+static void sock_retire(struct resolver *r, struct resolver_sock *s)
+{
+	loop_unwatch(r->loop, &s->io);
+	if (r->free_now)
+		free(s);
+	else
+		loop_free_later(r->loop, &s->defer, free_sock);
 }
 
 /* c-ares announces each socket it wants watched, and (0, 0) before it
@@ -82,19 +97,14 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 	struct resolver *r = data;
 	struct resolver_sock **pp = &r->socks, *s;
 
-	while ((s = *pp) && s->io.fd != fd)
+	while ((s = *pp) && io_fd(&s->io) != fd)
 		pp = &s->next;
 
 	if (!readable && !writable) {
 		if (!s)
 			return;
 		*pp = s->next;
-		loop_del(r->loop, &s->io);
-		s->dead.fn = free_sock;
-		if (r->freeing)
-			free(s);
-		else
-			loop_defer(r->loop, &s->dead);
+		sock_retire(r, s);
 		return;
 	}
 
@@ -103,17 +113,16 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 		s = calloc(1, sizeof *s);
 		if (!s)
 			return; /* the lookup times out instead */
-		s->io.fd = fd;
-		s->io.on_ready = on_sock_ready;
+		io_init(&s->io, fd, on_sock_ready, 0);
 		s->r = r;
-		if (loop_add(r->loop, &s->io, events) < 0) {
+		if (loop_watch(r->loop, &s->io, events) < 0) {
 			free(s);
 			return;
 		}
 		s->next = r->socks;
 		r->socks = s;
-	} else if (s->io.events != events) {
-		loop_mod(r->loop, &s->io, events);
+	} else {
+		loop_watch(r->loop, &s->io, events);
 	}
 }
 
@@ -187,10 +196,10 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
 		     n && res.n_addrs < RESOLVER_MAX_ADDRS; n = n->ai_next) {
 			struct endpoint *ep = &addrs[res.n_addrs];
 			if ((n->ai_family != AF_INET && n->ai_family != AF_INET6) ||
-			    n->ai_addrlen > sizeof ep->u.ss)
+			    n->ai_addrlen > sizeof ep->u)
 				continue;
 			memset(ep, 0, sizeof *ep);
-			memcpy(&ep->u.ss, n->ai_addr, n->ai_addrlen);
+			memcpy(&ep->u, n->ai_addr, n->ai_addrlen);
 			ep->len = n->ai_addrlen;
 			res.n_addrs++;
 			if (n->ai_ttl > 0 && (uint32_t)n->ai_ttl < ttl)
@@ -248,19 +257,39 @@ size_t resolver_pending(const struct resolver *r)
 	return r->pending;
 }
 
+/* Cancel everything and let go of every socket; r itself stays. */
+static void resolver_destroy(struct resolver *r)
+{
+	r->freeing = true;
+	if (r->channel)
+		ares_destroy(r->channel);  /* runs each callback with ARES_EDESTRUCTION */
+	r->channel = NULL;
+	while (r->socks) {
+		struct resolver_sock *s = r->socks;
+		r->socks = s->next;
+		sock_retire(r, s);
+	}
+	loop_timer_cancel(r->loop, &r->timer);
+}
+
 void resolver_free(struct resolver *r)
 {
 	if (!r)
 		return;
-	r->freeing = true;
-	if (r->channel)
-		ares_destroy(r->channel);  /* runs each callback with ARES_EDESTRUCTION */
-	while (r->socks) {
-		struct resolver_sock *s = r->socks;
-		r->socks = s->next;
-		loop_del(r->loop, &s->io);
-		free(s);
-	}
-	loop_timer_cancel(r->loop, &r->timer);
+	r->free_now = true;
+	resolver_destroy(r);
 	free(r);
+}
+
+static void resolver_free_deferred(struct deferred *d)
+{
+	free(container_of(d, struct resolver, defer));
+}
+
+void resolver_close(struct resolver *r)
+{
+	if (!r)
+		return;
+	resolver_destroy(r);
+	loop_free_later(r->loop, &r->defer, resolver_free_deferred);
 }

@@ -379,19 +379,25 @@ int sd_listen_open(struct sd_listen_set *set, int type, const struct endpoint *e
 	return fd;
 }
 
-int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name)
+int sd_listen_adopt(struct sd_listen_set *set, int type, const char *only, const char *except)
 {
-	bool by_name = name != NULL && set->named;
-
 	for (size_t i = 0; i < set->n; i++) {
 		struct sd_listen_fd *lf = &set->v[i];
-		if (!usable(lf, type))
+		int family = lf->addr.u.sa.sa_family;
+		if (!usable(lf, type) || (family != AF_INET && family != AF_INET6))
 			continue;
-		if (by_name && strcmp(lf->name, name) != 0)
+		if (only && strcmp(lf->name, only) != 0)
+			continue;
+		if (except && strcmp(lf->name, except) == 0)
 			continue;
 		return take(lf);
 	}
 	return -1;
+}
+
+int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name)
+{
+	return sd_listen_adopt(set, type, name != NULL && set->named ? name : NULL, NULL);
 }
 
 void sd_listen_release(struct sd_listen_set *set)

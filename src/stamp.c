@@ -59,6 +59,11 @@
 #include "stamp_sess.h"
 #include "util.h"
 
+#define STAMP_DESC(name, help) COUNTER_DESC(struct stamp_counters, name, help)
+const struct counter_desc stamp_counter_descs[] = { STAMP_COUNTERS(STAMP_DESC) };
+const size_t stamp_counter_count = ARRAY_SIZE(stamp_counter_descs);
+#undef STAMP_DESC
+
 #define STAMP_SLOT_SIZE   65536u
 #define STAMP_BATCH       64u
 #define STAMP_ROUNDS      4u
@@ -335,8 +340,11 @@ static size_t reply_class(char *at, const struct sockaddr *peer, uint8_t dscp)
 
 /* Decide on datagram i and build its reply in place; true when there is
  * one, with its control data in ctl_out[k], length *ctllen. */
-static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
-			size_t *ctllen, uint64_t now)
+/* The checks a request passes before it is answered, in order (each drop
+ * counted with its reason); *ctllen is the reply-source control message
+ * on a wildcard socket, *kind what the packet is. */
+static bool stamp_check(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
+			size_t *ctllen, uint64_t now, enum stamp_kind *kind_out)
 {
 	struct msghdr *m = &s->in[i].msg_hdr;
 	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
@@ -374,7 +382,7 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 		count_drop(s, DROP_PORT, peer);
 		return false;
 	}
-	enum stamp_kind kind = stamp_classify(pkt, len);
+	enum stamp_kind kind = *kind_out = stamp_classify(pkt, len);
 	if (kind == STAMP_RUNT) {
 		count_drop(s, DROP_RUNT, peer);
 		return false;
@@ -395,6 +403,20 @@ static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned 
 		}
 	}
 
+	return true;
+}
+
+static bool stamp_admit(struct stamp_service *s, struct stamp_sock *u, unsigned i, unsigned k,
+			size_t *ctllen, uint64_t now)
+{
+	struct msghdr *m = &s->in[i].msg_hdr;
+	const struct sockaddr *peer = (const struct sockaddr *)(const void *)&s->names[i];
+	uint8_t *pkt = s->iov[i].iov_base;
+	size_t len = s->in[i].msg_len;
+	enum stamp_kind kind;
+
+	if (!stamp_check(s, u, i, k, ctllen, now, &kind))
+		return false;
 	struct rx_info ri;
 	rx_parse(m, &ri);
 	struct stamp_reflect_info info = {
@@ -476,13 +498,13 @@ static void txstamps_set(struct stamp_sock *u, bool on)
 	if (u->txstamps) {
 		/* Off first, so that on again restarts the kernel's OPT_ID count
 		 * at 0, which is what tx_next_key assumes. */
-		setsockopt(u->ls.fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags);
+		setsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags);
 		u->txstamps = false;
 	}
 	if (!on)
 		return;
 	flags = STAMP_TX_FLAGS;
-	if (setsockopt(u->ls.fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0)
+	if (setsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0)
 		u->txstamps = true;
 	u->tx_next_key = 0;
 	for (unsigned i = 0; i < STAMP_TX_RING; i++)
@@ -502,7 +524,7 @@ static void drain_errqueue(struct stamp_service *s, struct stamp_sock *u)
 			h->msg_control = s->eq_ctl[i].buf;
 			h->msg_controllen = sizeof s->eq_ctl[i].buf;
 		}
-		int n = recvmmsg(u->ls.fd, s->eq, STAMP_ERRQ_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT,
+		int n = recvmmsg(listen_sock_fd(&u->ls), s->eq, STAMP_ERRQ_BATCH, MSG_ERRQUEUE | MSG_DONTWAIT,
 				 NULL);
 		if (n <= 0)
 			return;
@@ -570,7 +592,7 @@ static void stamp_send_batch(struct stamp_service *s, struct stamp_sock *u, unsi
 	unsigned off = 0;
 	bool failed = false;
 	while (off < k) {
-		int r = sendmmsg(u->ls.fd, s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int r = sendmmsg(listen_sock_fd(&u->ls), s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
 			for (unsigned j = off; j < off + (unsigned)r; j++)
 				sent_one(s, u, j);
@@ -628,7 +650,7 @@ static void stamp_on_ready(struct io *io, uint32_t events)
 			m->msg_controllen = sizeof s->ctl_in[i].buf;
 			m->msg_flags = 0;
 		}
-		int n = recvmmsg(u->ls.fd, s->in, nslots, MSG_DONTWAIT, NULL);
+		int n = recvmmsg(listen_sock_fd(&u->ls), s->in, nslots, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			int err = errno;
 			if (err == EINTR)
@@ -700,7 +722,7 @@ static int setopt_int(int fd, int level, int name, int v)
 static int sock_setup(struct listen_sock *ls)
 {
 	struct stamp_sock *u = container_of(ls, struct stamp_sock, ls);
-	int fd = ls->fd;
+	int fd = listen_sock_fd(ls);
 	bool v6 = ls->bound.u.sa.sa_family == AF_INET6;
 
 	if (setopt_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1) < 0)
@@ -733,6 +755,8 @@ static int sock_setup(struct listen_sock *ls)
 static const struct listen_ops sock_ops = {
 	.service = "stamp",
 	.type = SOCK_DGRAM,
+	/* Only named ones: an unnamed datagram socket is the UDP echo's. */
+	.adopt_only = STAMP_FD_NAME,
 	.on_ready = stamp_on_ready,
 	.alloc = sock_alloc,
 	.free = sock_free,
@@ -793,36 +817,6 @@ static int settings_from_config(struct stamp_settings *set, const struct config_
 	return 0;
 }
 
-/* Sockets systemd passed under the name "stamp" that no listen entry
- * took: served and kept across reloads, as the UDP echo does with its
- * own.  Only named ones: an unnamed datagram socket is the echo's. */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (!inherited)
-		return 0;
-	for (size_t i = 0; i < inherited->n; i++) {
-		const struct sd_listen_fd *f = &inherited->v[i];
-		int family = f->addr.u.sa.sa_family;
-		if (f->taken || f->type != SOCK_DGRAM || strcmp(f->name, STAMP_FD_NAME) != 0 ||
-		    (family != AF_INET && family != AF_INET6))
-			continue;
-		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
-		if (fd < 0)
-			continue;
-		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
-		if (!ls) {
-			char addr[NET_ENDPOINT_STRLEN];
-			snprintf(err, errlen, "[stamp] inherited socket %s: %s",
-				 net_endpoint_str(&f->addr, addr, sizeof addr), strerror(errno));
-			return -1;
-		}
-		if (listen_plan_pin(p, ls, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_stamp *cfg,
 				 struct sd_listen_set *inherited, char *err, size_t errlen)
 {
@@ -842,8 +836,13 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
 					 errlen) < 0)
 			goto fail;
+	/* Sockets systemd passed under the name "stamp" that no listen entry
+	 * took: served and kept across reloads, as the UDP echo does with its
+	 * own (sock_ops.adopt_only). */
 	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     plan_adopt(&p->socks, inherited, err, errlen) < 0))
+			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
+		goto fail;
+	if (listen_plan_watch(&p->socks, err, errlen) < 0)
 		goto fail;
 
 	if (p->set.rate > 0) {
@@ -851,7 +850,7 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 			p->rl = s->rl;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			reflect_random_seed(seed);
+			random_bytes(seed, sizeof seed);
 			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
 			if (!p->rl) {
 				snprintf(err, errlen, "[stamp] rate_table_size %u: %s",
@@ -866,7 +865,7 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 			p->sess = s->sess;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			reflect_random_seed(seed);
+			random_bytes(seed, sizeof seed);
 			p->sess = stamp_sessions_new(p->set.sessions, p->set.idle_ns, seed);
 			if (!p->sess) {
 				snprintf(err, errlen, "[stamp] sessions %u: %s", p->set.sessions,
@@ -935,9 +934,8 @@ void stamp_commit(struct stamp_service *s, struct stamp_plan *p)
 			txstamps_set(u, stateful);
 		if (!ls->fresh)
 			continue;
-		ls->fresh = false;
-		if (listen_sock_add(ls) == 0)
-			listen_sock_log(ls, "listen");
+		ls->fresh = false;      /* watched by the prepare */
+		listen_sock_log(ls, "listen");
 	}
 	free(p);
 }

@@ -35,6 +35,11 @@
 #include "tcp.h"
 #include "util.h"
 
+#define TCP_DESC(name, help) COUNTER_DESC(struct tcp_counters, name, help)
+const struct counter_desc tcp_counter_descs[] = { TCP_COUNTERS(TCP_DESC) };
+const size_t tcp_counter_count = ARRAY_SIZE(tcp_counter_descs);
+#undef TCP_DESC
+
 /* Connections accepted per listener per wakeup before others get a turn. */
 #define TCP_ACCEPTS_PER_WAKEUP 64
 /* Bytes and reads per connection per wakeup, for the same reason. */
@@ -223,11 +228,11 @@ static void conn_free(struct deferred *d)
 static void conn_close(struct tcp_service *s, struct tcp_conn *c,
 		       enum close_reason why, int err)
 {
-	int fd = c->io.fd;
+	int fd = io_fd(&c->io);
 
 	if (log_enabled(LOG_DEBUG)) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
+		peer.len = sizeof peer.u;
 		struct logline *l = log_begin(LOG_DEBUG, "conn_close");
 		log_str(l, "service", "tcp");
 		if (getpeername(fd, &peer.u.sa, &peer.len) == 0)
@@ -246,19 +251,13 @@ static void conn_close(struct tcp_service *s, struct tcp_conn *c,
 	s->counters.active--;
 
 	idle_unlink(s, c);
-	/* Closing the fd drops it from the epoll set by itself, since an
-	 * accepted socket is never duplicated or inherited (CLOEXEC), so
-	 * EPOLL_CTL_DEL would be one system call more per connection, which
-	 * shows under connection churn.  fd = -1 is what loop_del() would
-	 * leave: events for c later in this batch are skipped. */
-	c->io.fd = -1;
-	c->io.events = 0;
-	close(fd);
-	/* The union's list links are dead now; the deferred entry reuses
-	 * them.  c is freed after this batch of events. */
-	c->defer.next = NULL;
-	c->defer.fn = conn_free;
-	loop_defer(s->loop, &c->defer);
+	/* An accepted socket is IO_PRIVATE: closing it drops it from the
+	 * epoll set without an EPOLL_CTL_DEL, one system call less per
+	 * connection, which shows under churn.  Events for c later in this
+	 * batch are skipped.  The union's list links are dead now; the
+	 * deferred entry reuses them.  c is freed after this batch. */
+	loop_close(s->loop, &c->io);
+	loop_free_later(s->loop, &c->defer, conn_free);
 }
 
 /* The peer has closed its side and everything it sent has been echoed.
@@ -332,7 +331,7 @@ static int conn_echo(struct tcp_service *s, struct tcp_conn *c, const uint8_t *d
 	/* With bytes already pending the socket's send buffer was full a
 	 * moment ago, and sending now would also reorder the stream. */
 	if (c->pending == NULL) {
-		ssize_t w = send(c->io.fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = send(io_fd(&c->io), data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 				conn_close(s, c, CLOSE_ERROR, errno);
@@ -369,7 +368,7 @@ static int conn_read(struct tcp_service *s, struct tcp_conn *c)
 				break;
 			want = min_size(want, s->set.max_pending - held);
 		}
-		ssize_t n = recv(c->io.fd, s->buf, want, 0);
+		ssize_t n = recv(io_fd(&c->io), s->buf, want, 0);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -406,7 +405,7 @@ static int conn_read(struct tcp_service *s, struct tcp_conn *c)
 static int conn_flush(struct tcp_service *s, struct tcp_conn *c)
 {
 	struct tcp_pending *p = c->pending;
-	ssize_t w = send(c->io.fd, p->data + p->off, p->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t w = send(io_fd(&c->io), p->data + p->off, p->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	if (w < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -439,7 +438,7 @@ static void conn_on_ready(struct io *io, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* A reset, or both directions shut: nothing can be sent any
 		 * more, so whatever is still readable cannot be echoed. */
-		int err = socket_error(c->io.fd);
+		int err = socket_error(io_fd(&c->io));
 		conn_close(s, c, err ? CLOSE_ERROR : CLOSE_EOF, err);
 		return;
 	}
@@ -456,13 +455,8 @@ static void conn_on_ready(struct io *io, uint32_t events)
 	uint32_t want = c->pending ? EPOLLOUT : 0;
 	if (!(c->flags & (CONN_EOF | CONN_PAUSED)))
 		want |= EPOLLIN;
-	if (want != c->io.events) {
-		if (loop_mod(s->loop, &c->io, want) < 0) {
-			conn_close(s, c, CLOSE_ERROR, errno);
-			return;
-		}
-		c->io.events = want;
-	}
+	if (loop_watch(s->loop, &c->io, want) < 0)
+		conn_close(s, c, CLOSE_ERROR, errno);
 }
 
 static void conn_accepted(struct tcp_service *s, int fd, const struct endpoint *peer)
@@ -493,19 +487,16 @@ static void conn_accepted(struct tcp_service *s, int fd, const struct endpoint *
 		close(fd);
 		return;
 	}
-	c->io.fd = fd;
-	c->io.events = 0;
-	c->io.on_ready = conn_on_ready;
+	io_init(&c->io, fd, conn_on_ready, IO_PRIVATE);
 	c->svc = s;
 	c->pending = NULL;
 	c->flags = s->set.mode == MODE_DISCARD ? CONN_DISCARD : 0;
-	if (loop_add(s->loop, &c->io, EPOLLIN) < 0) {
+	if (loop_watch(s->loop, &c->io, EPOLLIN) < 0) {
 		s->counters.errors++;
+		loop_close(s->loop, &c->io);
 		free(c);
-		close(fd);
 		return;
 	}
-	c->io.events = EPOLLIN;
 	c->last_ms = now_ms(s);
 	idle_link_tail(s, c);
 	if (!timer_armed(&s->idle_timer))
@@ -539,13 +530,8 @@ static void accept_pause(struct tcp_service *s)
 	if (s->accept_paused)
 		return;
 	s->accept_paused = true;
-	for (size_t i = 0; i < s->listeners.n; i++) {
-		struct listen_sock *l = s->listeners.v[i];
-		if (l->in_loop) {
-			loop_del(s->loop, &l->io);
-			l->in_loop = false;
-		}
-	}
+	for (size_t i = 0; i < s->listeners.n; i++)
+		listen_sock_pause(s->listeners.v[i]);
 	loop_timer_arm(s->loop, &s->accept_timer,
 		       loop_now(s->loop) + TCP_ACCEPT_RETRY_NS);
 }
@@ -556,8 +542,7 @@ static void accept_on_resume(struct timer *t)
 
 	s->accept_paused = false;
 	for (size_t i = 0; i < s->listeners.n; i++)
-		if (!s->listeners.v[i]->in_loop)
-			listen_sock_add(s->listeners.v[i]);
+		listen_sock_add(s->listeners.v[i]);
 }
 
 static void accept_error_log(struct tcp_service *s, int err, const char *action)
@@ -584,7 +569,7 @@ static bool accept_shed(struct tcp_service *s, struct listen_sock *l, int err)
 	}
 	accept_error_log(s, err, "shed");
 	close(s->spare_fd);
-	int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(listen_sock_fd(l), NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0)
 		close(fd);
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -622,8 +607,8 @@ static void listener_on_ready(struct io *io, uint32_t events)
 	(void)events;
 	for (int i = 0; i < TCP_ACCEPTS_PER_WAKEUP; i++) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
-		int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		peer.len = sizeof peer.u;
+		int fd = accept4(listen_sock_fd(l), &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			conn_accepted(s, fd, &peer);
 			continue;
@@ -651,8 +636,8 @@ static void listener_apply_options(const struct listen_sock *l, const struct tcp
 {
 	int nodelay = set->nodelay, keepalive = set->keepalive;
 
-	setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
-	setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, sizeof keepalive);
+	setsockopt(listen_sock_fd(l), IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
+	setsockopt(listen_sock_fd(l), SOL_SOCKET, SO_KEEPALIVE, &keepalive, sizeof keepalive);
 }
 
 static const struct listen_ops listener_ops = {
@@ -698,27 +683,6 @@ static void settings_from_config(struct tcp_settings *set, const struct config_t
 	set->allow.n = 0;
 }
 
-/* Inherited stream sockets no config entry names: the socket unit is the
- * authority on what to listen on, so serve them, and keep them across
- * reloads (they could not be re-created without systemd anyway). */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (inherited == NULL || inherited->n == 0)
-		return 0;
-	int fd;
-	while ((fd = sd_listen_take_any(inherited, SOCK_STREAM, NULL)) >= 0) {
-		struct listen_sock *l = listen_sock_new(p->set, fd, true, NULL);
-		if (l == NULL) {
-			snprintf(err, errlen, "[tcp] out of memory");
-			return -1;
-		}
-		if (listen_plan_pin(p, l, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 void tcp_abort(struct tcp_plan *p)
 {
 	if (p == NULL)
@@ -754,8 +718,13 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 		if (listen_plan_endpoint(&p->listeners, &cfg->listen[i], (int)p->set.backlog,
 					 inherited, err, errlen) < 0)
 			goto fail;
+	/* Stream sockets systemd passed that no entry names are served too
+	 * (kept across reloads: they could not be re-created without it). */
 	if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
-	    plan_adopt(&p->listeners, inherited, err, errlen) < 0)
+	    listen_plan_adopt(&p->listeners, inherited, err, errlen) < 0)
+		goto fail;
+	/* While accept() is paused the resume timer watches them all. */
+	if (!s->accept_paused && listen_plan_watch(&p->listeners, err, errlen) < 0)
 		goto fail;
 	listen_plan_finish(&p->listeners);
 	return p;
@@ -765,6 +734,11 @@ fail:
 	return NULL;
 }
 
+size_t tcp_plan_listeners(const struct tcp_plan *p)
+{
+	return p->listeners.n;
+}
+
 void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 {
 	listen_set_commit(&s->listeners, &p->listeners);
@@ -772,14 +746,13 @@ void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 		struct listen_sock *l = s->listeners.v[i];
 		listener_apply_options(l, &p->set);
 		if (l->fresh) {
+			/* Watched by the prepare (or by the accept resume). */
 			l->fresh = false;
-			if (!s->accept_paused)
-				listen_sock_add(l);
 			listen_sock_log(l, "listen");
 		} else if (!l->inherited && p->set.backlog != s->set.backlog) {
 			/* listen() again on a listening socket changes its
 			 * backlog in place.  Inherited sockets keep systemd's. */
-			listen(l->fd, (int)p->set.backlog);
+			listen(listen_sock_fd(l), (int)p->set.backlog);
 		}
 	}
 

@@ -49,6 +49,11 @@
 #include "udp.h"
 #include "util.h"
 
+#define UDP_DESC(name, help) COUNTER_DESC(struct udp_counters, name, help)
+const struct counter_desc udp_counter_descs[] = { UDP_COUNTERS(UDP_DESC) };
+const size_t udp_counter_count = ARRAY_SIZE(udp_counter_descs);
+#undef UDP_DESC
+
 #define UDP_SLOT_SIZE     65536u  /* > 65 527, the largest UDP payload over IPv6 */
 #define UDP_BATCH         64u     /* datagrams per recvmmsg */
 #define UDP_ROUNDS        4u      /* recvmmsg batches per wakeup */
@@ -229,7 +234,7 @@ static void udp_send_batch(struct udp_service *s, struct udp_sock *u, unsigned k
 	unsigned off = 0;
 
 	while (off < k) {
-		int r = sendmmsg(u->ls.fd, s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int r = sendmmsg(listen_sock_fd(&u->ls), s->out + off, k - off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
 			for (unsigned j = off; j < off + (unsigned)r; j++) {
 				s->counters.echoed++;
@@ -277,7 +282,7 @@ static void udp_on_ready(struct io *io, uint32_t events)
 			m->msg_controllen = u->pktinfo ? sizeof s->ctl_in[i].buf : 0;
 			m->msg_flags = 0;
 		}
-		int n = recvmmsg(u->ls.fd, s->in, nslots, MSG_DONTWAIT, NULL);
+		int n = recvmmsg(listen_sock_fd(&u->ls), s->in, nslots, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			int err = errno;
 			if (err == EINTR)
@@ -347,7 +352,7 @@ static void sock_free(struct listen_sock *ls)
 static int sock_setup(struct listen_sock *ls)
 {
 	struct udp_sock *u = container_of(ls, struct udp_sock, ls);
-	int fd = ls->fd;
+	int fd = listen_sock_fd(ls);
 
 	if (reflect_endpoint_is_wildcard(&ls->bound)) {
 		int one = 1;
@@ -368,6 +373,9 @@ static int sock_setup(struct listen_sock *ls)
 static const struct listen_ops sock_ops = {
 	.service = "udp",
 	.type = SOCK_DGRAM,
+	/* Those named "stamp" are the STAMP reflector's, even while it is
+	 * disabled. */
+	.adopt_except = STAMP_FD_NAME,
 	.on_ready = udp_on_ready,
 	.alloc = sock_alloc,
 	.free = sock_free,
@@ -383,12 +391,12 @@ static void sock_apply_rcvbuf(struct udp_sock *u, uint64_t want)
 		: want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
 	if (v <= 0)
 		return;
-	if (setsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
-	    setsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
+	if (setsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0 &&
+	    setsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_RCVBUF, &v, sizeof v) < 0)
 		return;
 	int got = 0;
 	socklen_t len = sizeof got;
-	if (want && getsockopt(u->ls.fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
+	if (want && getsockopt(listen_sock_fd(&u->ls), SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 &&
 	    got / 2 < v) {
 		char addr[NET_ENDPOINT_STRLEN];
 		struct logline *l = log_begin(LOG_WARNING, "recv_buffer");
@@ -455,40 +463,6 @@ static int settings_from_config(struct udp_settings *set, const struct config_ud
 	return 0;
 }
 
-/* Datagram sockets passed by systemd that no listen entry names: the socket
- * unit is the authority on where to listen, so serve them, and keep them
- * across reloads (they could not be re-created without systemd).  Only IPv4
- * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on; and not
- * those named "stamp", which belong to the STAMP reflector even while it is
- * disabled. */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (!inherited)
-		return 0;
-	for (size_t i = 0; i < inherited->n; i++) {
-		const struct sd_listen_fd *f = &inherited->v[i];
-		int family = f->addr.u.sa.sa_family;
-		if (f->taken || f->type != SOCK_DGRAM ||
-		    (family != AF_INET && family != AF_INET6) ||
-		    strcmp(f->name, STAMP_FD_NAME) == 0)   /* the STAMP reflector's */
-			continue;
-		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
-		if (fd < 0)
-			continue;
-		struct listen_sock *ls = listen_sock_new(p->set, fd, true, NULL);
-		if (!ls) {
-			char addr[NET_ENDPOINT_STRLEN];
-			snprintf(err, errlen, "[udp] inherited socket %s: %s",
-				 net_endpoint_str(&f->addr, addr, sizeof addr), strerror(errno));
-			return -1;
-		}
-		if (listen_plan_pin(p, ls, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg,
 			     struct sd_listen_set *inherited, char *err, size_t errlen)
 {
@@ -508,8 +482,13 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
 					 errlen) < 0)
 			goto fail;
+	/* Datagram sockets systemd passed that no entry names: the socket
+	 * unit is the authority on where to listen, so serve them, and keep
+	 * them across reloads (they could not be re-created without it). */
 	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     plan_adopt(&p->socks, inherited, err, errlen) < 0))
+			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
+		goto fail;
+	if (listen_plan_watch(&p->socks, err, errlen) < 0)
 		goto fail;
 
 	/* The table keeps its sources across a reload unless its size changes
@@ -520,7 +499,7 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			p->rl = s->rl;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			reflect_random_seed(seed);
+			random_bytes(seed, sizeof seed);
 			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
 			if (!p->rl) {
 				snprintf(err, errlen, "[udp] rate_table_size %u: %s",
@@ -547,6 +526,11 @@ void udp_abort(struct udp_plan *p)
 	free(p);
 }
 
+size_t udp_plan_listeners(const struct udp_plan *p)
+{
+	return p->socks.n;
+}
+
 void udp_commit(struct udp_service *s, struct udp_plan *p)
 {
 	listen_set_commit(&s->socks, &p->socks);
@@ -566,9 +550,8 @@ void udp_commit(struct udp_service *s, struct udp_plan *p)
 		sock_apply_rcvbuf(container_of(ls, struct udp_sock, ls), s->set.recv_buffer);
 		if (!ls->fresh)
 			continue;
-		ls->fresh = false;
-		if (listen_sock_add(ls) == 0)
-			listen_sock_log(ls, "listen");
+		ls->fresh = false;      /* watched by the prepare */
+		listen_sock_log(ls, "listen");
 	}
 	free(p);
 }

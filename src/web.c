@@ -260,17 +260,16 @@ static void inst_free_deferred(struct deferred *d)
 	free(container_of(d, struct web_inst, defer));
 }
 
-/* Stop MHD (closing what it still has) and free after the batch, since an
- * event for its epoll fd may be queued. */
+/* Stop MHD (closing what it still has, its epoll fd too: the io only
+ * borrows it, so it is unwatched, never closed, here) and free after the
+ * batch, since an event for that fd may be queued. */
 static void inst_destroy(struct web_inst *in)
 {
-	if (in->io.fd >= 0)
-		loop_del(in->w->loop, &in->io);
+	loop_unwatch(in->w->loop, &in->io);
 	loop_timer_cancel(in->w->loop, &in->timer);
 	in->dead = true;
 	MHD_stop_daemon(in->mhd);
-	in->defer.fn = inst_free_deferred;
-	loop_defer(in->w->loop, &in->defer);
+	loop_free_later(in->w->loop, &in->defer, inst_free_deferred);
 }
 
 /* The header-deadline list. */
@@ -637,8 +636,7 @@ static struct web_inst *inst_new(struct web *w, size_t pool)
 		return NULL;
 	in->w = w;
 	in->pool = pool;
-	in->io.fd = -1;
-	in->io.on_ready = inst_on_ready;
+	io_init(&in->io, -1, inst_on_ready, 0);
 	timer_init(&in->timer, inst_on_timer);
 	/* No MHD_OPTION_CONNECTION_LIMIT: max_connections is counted at
 	 * accept so a reload can change it; MHD's own default limit is far
@@ -658,14 +656,17 @@ static struct web_inst *inst_new(struct web *w, size_t pool)
 	return in;
 }
 
+/* Watch MHD's epoll fd (in the prepare, so the commit cannot fail). */
 static int inst_watch(struct web_inst *in)
 {
 	const union MHD_DaemonInfo *di =
 		MHD_get_daemon_info(in->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (di == NULL)
+	if (di == NULL) {
+		errno = EINVAL;
 		return -1;
-	in->io.fd = di->epoll_fd;
-	return loop_add(in->w->loop, &in->io, EPOLLIN);
+	}
+	io_init(&in->io, di->epoll_fd, inst_on_ready, 0);
+	return loop_watch(in->w->loop, &in->io, EPOLLIN);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -716,8 +717,9 @@ static void listener_on_ready(struct io *io, uint32_t events)
 	(void)events;
 	for (int i = 0; i < WEB_ACCEPTS_PER_WAKEUP; i++) {
 		struct endpoint peer;
-		peer.len = sizeof peer.u.ss;
-		int fd = accept4(l->fd, &peer.u.sa, &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		peer.len = sizeof peer.u;
+		int fd = accept4(listen_sock_fd(l), &peer.u.sa, &peer.len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
 			accept_one(w, fd, &peer);
 			added = true;
@@ -729,7 +731,7 @@ static void listener_on_ready(struct io *io, uint32_t events)
 			/* Out of fds: accept with the spare and close at once,
 			 * so the pending connection does not make us spin. */
 			close(w->spare_fd);
-			fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+			fd = accept4(listen_sock_fd(l), NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0)
 				close(fd);
 			w->c.refused_limit++;
@@ -746,9 +748,13 @@ static void listener_on_ready(struct io *io, uint32_t events)
 		inst_run(w->cur);
 }
 
+/* Sockets systemd passed under the name "web" that no listen entry names
+ * are served too (and kept across reloads), as tcp does with its unnamed
+ * ones. */
 static const struct listen_ops web_listen_ops = {
 	.service = "web",
 	.type = SOCK_STREAM,
+	.adopt_only = "web",
 	.on_ready = listener_on_ready,
 };
 
@@ -797,30 +803,11 @@ void web_abort(struct web_plan *p)
 	listen_plan_abort(&p->listeners);
 	settings_free(&p->set);
 	if (p->inst) {
+		loop_unwatch(p->inst->w->loop, &p->inst->io);
 		MHD_stop_daemon(p->inst->mhd);
 		free(p->inst);
 	}
 	free(p);
-}
-
-/* Sockets systemd passed under the name "web" that no listen entry took:
- * served and kept across reloads, as tcp does with its unnamed ones. */
-static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
-		      char *err, size_t errlen)
-{
-	if (inherited == NULL || !inherited->named)
-		return 0;
-	int fd;
-	while ((fd = sd_listen_take_any(inherited, SOCK_STREAM, "web")) >= 0) {
-		struct listen_sock *l = listen_sock_new(p->set, fd, true, NULL);
-		if (l == NULL) {
-			set_err(err, errlen, "[web] out of memory");
-			return -1;
-		}
-		if (listen_plan_pin(p, l, err, errlen) < 0)
-			return -1;
-	}
-	return 0;
 }
 
 struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
@@ -853,17 +840,23 @@ struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
 						 inherited, err, errlen) < 0)
 				goto fail;
 		if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
-		    plan_adopt(&p->listeners, inherited, err, errlen) < 0)
+		    listen_plan_adopt(&p->listeners, inherited, err, errlen) < 0 ||
+		    listen_plan_watch(&p->listeners, err, errlen) < 0)
 			goto fail;
 	}
 	listen_plan_finish(&p->listeners);
 	if (p->listeners.n > 0 && (w->cur == NULL || w->cur->pool != p->set.pool)) {
 		p->inst = inst_new(w, p->set.pool);
-		if (p->inst == NULL) {
+		if (p->inst == NULL || inst_watch(p->inst) < 0) {
 			set_err(err, errlen, "[web] cannot start the HTTP library: %s",
 				strerror(errno ? errno : ENOMEM));
 			goto fail;
 		}
+	}
+	/* The commit arms the header timer and the new instance's timer. */
+	if (loop_timer_reserve(w->loop, 2) < 0) {
+		set_err(err, errlen, "[web] out of memory");
+		goto fail;
 	}
 	return p;
 fail:
@@ -888,8 +881,8 @@ void web_commit(struct web *w, struct web_plan *p)
 	for (size_t i = 0; i < w->listeners.n; i++) {
 		struct listen_sock *l = w->listeners.v[i];
 		if (l->fresh) {
+			/* Watched by the prepare. */
 			l->fresh = false;
-			listen_sock_add(l);
 			listen_sock_log(l, "listen");
 		}
 	}
@@ -899,13 +892,6 @@ void web_commit(struct web *w, struct web_plan *p)
 		if (w->cur)
 			inst_retire(w, w->cur);
 		w->cur = p->inst;
-		if (inst_watch(w->cur) < 0) {
-			/* epoll_ctl on a fresh epoll fd only fails without memory;
-			 * MHD's timer still drives it, at its own pace. */
-			w->cur->io.fd = -1;
-			log_msg(LOG_ERR, "web_error", "cannot watch the HTTP library: %s",
-				strerror(errno));
-		}
 		inst_rearm(w->cur);
 	}
 	free(p);

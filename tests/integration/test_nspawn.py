@@ -34,7 +34,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
 BUILD = os.environ.get("BEACOND_BUILD_ROOT") or os.path.join(harness.SOURCE_ROOT, "build")
-SKIP = 77
 
 ECHO_CLIENT = r"""
 import socket, sys
@@ -563,16 +562,26 @@ class UnderSystemd(unittest.TestCase):
             c.ct("systemctl", "reset-failed", "beacond.service", check=False)
             c.write(self.config, service_config())
 
-    def test_99_bounded_time(self):
+    def test_99_no_operation_timed_out(self):
+        """Behavioural, not wall-clock: on a shared machine the steps may
+        take long, but systemd itself must never have given up on one of
+        beacond's operations (start, reload, stop) -- the only timeout in
+        the run is the watchdog step's deliberate one."""
         took = time.monotonic() - self.started
         sys.stderr.write(f"nspawn steps took {took:.1f}s\n")
-        self.assertLess(took, 240)
+        # The manager's own messages (PID 1), not beacond's lines, whose
+        # keys may contain "timeout".
+        text = self.c.ct("journalctl", "--no-pager", "-o", "cat", "_PID=1").stdout
+        self.assertIn("beacond", text, "no message of systemd about beacond at all")
+        timeouts = [line for line in text.splitlines()
+                    if re.search(r"timed out|[Tt]imeout", line) and "beacond" in line
+                    and "Watchdog timeout" not in line]
+        self.assertEqual(timeouts, [], "systemd timed out on beacond")
 
 
 if __name__ == "__main__":
     why = can_run()
     if why:
         sys.stderr.write(f"skipped: {why}\n")
-        sys.exit(SKIP)
-    prog = unittest.main(module="__main__", verbosity=2, exit=False)
-    sys.exit(0 if prog.result.wasSuccessful() else 1)
+        sys.exit(harness.EXIT_SKIP)
+    harness.main()

@@ -1,6 +1,10 @@
 """scripts/run, the README's first command: builds, starts beacond in the
 foreground on conf/beacond.ini (loopback, port 7007), and Ctrl-C (SIGINT)
-or SIGTERM stops it with exit status 0."""
+or SIGTERM stops it with exit status 0.
+
+The build step runs once (test_ctrl_c, the README's path); the other test
+runs scripts/run on the binary under test (BEACOND_RUN_BINARY), so the
+sanitizer build checks its own binary and nothing is built twice."""
 import os
 import signal
 import socket
@@ -25,10 +29,14 @@ def port_free(port):
 
 @unittest.skipUnless(port_free(7007), "port 7007 is in use (a beacond from scripts/run?)")
 class Run(unittest.TestCase):
-    def run_and_stop(self, sig):
+    def run_and_stop(self, sig, binary=None):
         script = os.path.join(harness.SOURCE_ROOT, "scripts", "run")
+        env = dict(os.environ)
+        env.pop("BEACOND_RUN_BINARY", None)
+        if binary:
+            env["BEACOND_RUN_BINARY"] = binary
         p = subprocess.Popen([script], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, cwd=harness.SOURCE_ROOT)
+                             stderr=subprocess.STDOUT, cwd=harness.SOURCE_ROOT, env=env)
         lines = []
         ready = threading.Event()
 
@@ -73,7 +81,8 @@ class Run(unittest.TestCase):
         self.run_and_stop(signal.SIGINT)
 
     def test_sigterm(self):
-        self.run_and_stop(signal.SIGTERM)
+        self.assertTrue(os.path.exists(harness.BEACOND), harness.BEACOND)
+        self.run_and_stop(signal.SIGTERM, binary=os.path.abspath(harness.BEACOND))
 
 
 if __name__ == "__main__":

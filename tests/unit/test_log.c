@@ -394,27 +394,37 @@ Test(log, rate_limited_lines)
 
 Test(log, rate_gate)
 {
+	const uint64_t MS = 1000000ULL;
 	struct log_rate r = { 0, 0 };
 	uint64_t sup = 99;
 
+	cr_assert_eq(sizeof r, 8, "struct log_rate grew: every probe carries two");
 	/* The first line is due whenever it comes, even at time 0. */
 	cr_assert(log_rate_due(&r, 0, 0, &sup));
 	cr_assert_eq(sup, 0);
-	cr_assert_neq(r.next_ns, 0, "a line was logged: the gate is armed");
-	cr_assert(log_rate_due(&r, 5, 10, &sup));
+	cr_assert_neq(r.last_ms, 0, "a line was logged: the gate is armed");
+	/* The period is the one passed now, counted from the last line. */
+	cr_assert(log_rate_due(&r, 5 * MS, 5 * MS, &sup));
 	/* Until the period ends: skipped and counted; then due with the count. */
 	for (uint64_t t = 5; t < 15; t++)
-		cr_assert_not(log_rate_due(&r, t, 10, &sup));
-	cr_assert(log_rate_due(&r, 15, 10, &sup));
+		cr_assert_not(log_rate_due(&r, t * MS + MS / 2, 10 * MS, &sup));
+	cr_assert(log_rate_due(&r, 15 * MS, 10 * MS, &sup));
 	cr_assert_eq(sup, 10);
-	cr_assert(log_rate_due(&r, 1000, 10, &sup));
+	cr_assert(log_rate_due(&r, 1000 * MS, 10 * MS, &sup));
 	cr_assert_eq(sup, 0);
 	/* The count saturates instead of wrapping. */
-	r.suppressed = UINT64_MAX - 1;
-	cr_assert_not(log_rate_due(&r, 1001, 10, &sup));
-	cr_assert_not(log_rate_due(&r, 1002, 10, &sup));
-	cr_assert(log_rate_due(&r, 1010, 10, &sup));
-	cr_assert_eq(sup, UINT64_MAX);
+	r.suppressed = UINT32_MAX - 1;
+	cr_assert_not(log_rate_due(&r, 1001 * MS, 10 * MS, &sup));
+	cr_assert_not(log_rate_due(&r, 1002 * MS, 10 * MS, &sup));
+	cr_assert(log_rate_due(&r, 1010 * MS, 10 * MS, &sup));
+	cr_assert_eq(sup, UINT32_MAX);
+	/* Across the 2^32 ms wrap of the tick: still one period. */
+	struct log_rate w = { 0, 0 };
+	const uint64_t wrap = (1ULL << 32) * MS;
+	cr_assert(log_rate_due(&w, wrap - 3 * MS, 10 * MS, &sup));
+	cr_assert_not(log_rate_due(&w, wrap + 2 * MS, 10 * MS, &sup));
+	cr_assert(log_rate_due(&w, wrap + 7 * MS, 10 * MS, &sup));
+	cr_assert_eq(sup, 1);
 }
 
 Test(log, logfmt_quoting_and_escaping)

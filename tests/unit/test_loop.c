@@ -1,6 +1,6 @@
 /*
- * Unit tests for the loop: I/O dispatch, removal during a batch, deferred
- * calls, timer order and re-arming, signals.  No test asserts an upper
+ * Unit tests for the loop: the fd lifetime API (watch, unwatch, close,
+ * shared and private fds), closing during a batch, deferred frees, timer order and re-arming, signals.  No test asserts an upper
  * bound on time: the machine is shared, only "never early" is checked.
  */
 #include <criterion/criterion.h>
@@ -59,7 +59,6 @@ static void stop_timer_cb(struct timer *t)
 
 struct pipe_io {
 	struct io io;
-	int fd;          /* the fd we opened, kept after loop_del sets -1 */
 	int peer;
 	int calls;
 	uint32_t last_events;
@@ -70,7 +69,7 @@ struct pipe_io {
 static void echo_reader(struct io *io, uint32_t events)
 {
 	struct pipe_io *p = container_of(io, struct pipe_io, io);
-	ssize_t r = read(io->fd, p->got + p->got_len, sizeof p->got - p->got_len);
+	ssize_t r = read(io_fd(io), p->got + p->got_len, sizeof p->got - p->got_len);
 
 	p->calls++;
 	p->last_events = events;
@@ -86,10 +85,11 @@ Test(loop, io_dispatch_socketpair)
 	struct pipe_io p = { 0 };
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-	p.io.fd = sv[0];
-	p.io.on_ready = echo_reader;
-	cr_assert_eq(loop_add(L, &p.io, EPOLLIN), 0);
-	cr_assert_eq(p.io.events, EPOLLIN);
+	io_init(&p.io, sv[0], echo_reader, 0);
+	cr_assert(!io_watched(&p.io));
+	cr_assert_eq(loop_watch(L, &p.io, EPOLLIN), 0);
+	cr_assert(io_watched(&p.io));
+	cr_assert_eq(io_events(&p.io), EPOLLIN);
 	cr_assert_eq(write(sv[1], "hel", 3), 3);
 	cr_assert_eq(write(sv[1], "lo", 2), 2);
 	arm_guard(MS(5000));
@@ -99,92 +99,110 @@ Test(loop, io_dispatch_socketpair)
 	cr_assert(p.calls >= 1);
 	cr_assert(p.last_events & EPOLLIN);
 
-	/* loop_mod to EPOLLOUT: a socketpair is writable at once. */
+	/* Watching again changes the mask: a socketpair is writable at once. */
 	p.got_len = 5;
-	cr_assert_eq(loop_mod(L, &p.io, EPOLLOUT), 0);
-	cr_assert_eq(p.io.events, EPOLLOUT);
+	cr_assert_eq(loop_watch(L, &p.io, EPOLLOUT), 0);
+	cr_assert_eq(io_events(&p.io), EPOLLOUT);
 	p.calls = 0;
 	cr_assert_eq(loop_run(L), 0);
 	cr_assert_eq(p.calls, 1);
 	cr_assert(p.last_events & EPOLLOUT);
 
-	cr_assert_eq(loop_del(L, &p.io), 0);
-	cr_assert_eq(p.io.fd, -1);
-	/* A second del is harmless. */
-	cr_assert_eq(loop_del(L, &p.io), 0);
-	close(sv[0]);
+	/* Unwatch keeps the fd open and owned by the io. */
+	cr_assert_eq(loop_unwatch(L, &p.io), 0);
+	cr_assert(!io_watched(&p.io));
+	cr_assert_eq(io_fd(&p.io), sv[0]);
+	cr_assert_geq(fcntl(sv[0], F_GETFD), 0);
+	cr_assert_eq(loop_unwatch(L, &p.io), 0, "a second unwatch is harmless");
+
+	/* Close closes it; a second close is harmless. */
+	loop_close(L, &p.io);
+	cr_assert_eq(io_fd(&p.io), -1);
+	cr_assert_eq(fcntl(sv[0], F_GETFD), -1, "loop_close left the fd open");
+	cr_assert_eq(errno, EBADF);
+	loop_close(L, &p.io);
+	cr_assert_eq(loop_watch(L, &p.io, EPOLLIN), -1);
+	cr_assert_eq(errno, EBADF);
 	close(sv[1]);
 }
 
-Test(loop, add_rejects_bad_fd)
+Test(loop, watch_rejects_bad_fd_and_edge_triggering)
 {
-	struct io io = { .fd = -1, .on_ready = echo_reader };
+	struct io io;
+	int sv[2];
 
-	cr_assert_eq(loop_add(L, &io, EPOLLIN), -1);
+	io_init(&io, -1, echo_reader, 0);
+	cr_assert_eq(loop_watch(L, &io, EPOLLIN), -1);
 	cr_assert_eq(errno, EBADF);
+	cr_assert(!io_watched(&io));
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	io_init(&io, sv[0], echo_reader, 0);
+	cr_assert_eq(loop_watch(L, &io, EPOLLIN | EPOLLET), -1);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert(!io_watched(&io));
+	cr_assert_eq(loop_watch(L, &io, EPOLLIN), 0);
+	/* A refused change leaves the registered mask as it was. */
+	cr_assert_eq(loop_watch(L, &io, EPOLLOUT | EPOLLONESHOT), -1);
+	cr_assert(io_watched(&io));
+	cr_assert_eq(io_events(&io), EPOLLIN);
+	loop_close(L, &io);
+	close(sv[1]);
 }
 
-/* Three readable pipes in one batch.  The first callback removes one other
- * io and defers a call: the removed io must never be called, the third one
- * is, and the deferred call runs only after the batch. */
-static struct pipe_io trio[3];
-static struct deferred trio_deferred;
-static int trio_calls;
-static int trio_victim = -1;
-static int trio_calls_at_deferred = -1;
-
-static void trio_deferred_fn(struct deferred *d)
+/* An fd whose open file is shared (a dup here, PID 1's copy of an inherited
+ * socket in real life) stays in the epoll set after close() unless it is
+ * deregistered first; loop_close() must do that unless the io is
+ * IO_PRIVATE.  A stale registration shows when the io's memory is reused:
+ * the stale entry's data.ptr now points at a live watcher of another fd,
+ * which gets called although its own fd has nothing to read. */
+static int reuse_calls;
+static void reuse_cb(struct io *io, uint32_t events)
 {
-	cr_assert_eq(d, &trio_deferred);
-	trio_calls_at_deferred = trio_calls;
-	loop_stop(L);
-}
-
-static void trio_cb(struct io *io, uint32_t events)
-{
-	struct pipe_io *p = container_of(io, struct pipe_io, io);
-	char c;
+	(void)io;
 	(void)events;
-
-	cr_assert_neq(p - trio, trio_victim, "removed io was dispatched");
-	cr_assert_eq(trio_calls_at_deferred, -1, "deferred ran inside the batch");
-	cr_assert_eq(read(io->fd, &c, 1), 1);
-	p->calls++;
-	if (trio_calls++ == 0) {
-		trio_victim = (int)((p - trio + 1) % 3);
-		cr_assert_eq(loop_del(L, &trio[trio_victim].io), 0);
-		cr_assert_eq(trio[trio_victim].io.fd, -1);
-		trio_deferred.fn = trio_deferred_fn;
-		loop_defer(L, &trio_deferred);
-	}
+	reuse_calls++;
 }
 
-Test(loop, del_during_batch_skips_pending_and_defer_runs_after)
+static int close_then_reuse(unsigned flags)
 {
-	for (int i = 0; i < 3; i++) {
-		int fds[2];
-		cr_assert_eq(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-		trio[i].fd = fds[0];
-		trio[i].peer = fds[1];
-		trio[i].io.fd = fds[0];
-		trio[i].io.on_ready = trio_cb;
-		cr_assert_eq(write(fds[1], "x", 1), 1);
-	}
-	/* All three are readable before the loop waits, so one epoll call
-	 * returns all of them. */
-	for (int i = 0; i < 3; i++)
-		cr_assert_eq(loop_add(L, &trio[i].io, EPOLLIN), 0);
-	arm_guard(MS(5000));
+	int sv[2], quiet[2], dupfd;
+	struct io io;
+	struct timer stop;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, quiet), 0);
+	dupfd = dup(sv[0]);
+	cr_assert_geq(dupfd, 0);
+	io_init(&io, sv[0], reuse_cb, flags);
+	cr_assert_eq(loop_watch(L, &io, EPOLLIN), 0);
+	loop_close(L, &io);
+	cr_assert_eq(write(sv[1], "x", 1), 1);   /* the shared file is readable */
+
+	io_init(&io, quiet[0], reuse_cb, 0);     /* nothing to read here */
+	cr_assert_eq(loop_watch(L, &io, EPOLLIN), 0);
+	reuse_calls = 0;
+	timer_init(&stop, stop_timer_cb);
+	cr_assert_eq(loop_timer_arm(L, &stop, mono_ns() + MS(20)), 0);
 	cr_assert_eq(loop_run(L), 0);
-	cr_assert_eq(trio_calls, 2);
-	cr_assert_eq(trio_calls_at_deferred, 2);
-	cr_assert_eq(trio[trio_victim].calls, 0);
-	for (int i = 0; i < 3; i++) {
-		if (i != trio_victim)
-			cr_assert_eq(trio[i].calls, 1);
-		close(trio[i].fd);
-		close(trio[i].peer);
-	}
+	loop_close(L, &io);
+	close(quiet[1]);
+	close(dupfd);
+	close(sv[1]);
+	return reuse_calls;
+}
+
+Test(loop, close_deregisters_a_shared_fd)
+{
+	cr_assert_eq(close_then_reuse(0), 0, "stale registration after loop_close");
+}
+
+/* The control: IO_PRIVATE skips the deregistration, so on a shared fd
+ * (which IO_PRIVATE promises never happens) the stale entry fires.  This
+ * is what makes the test above able to fail. */
+Test(loop, private_close_skips_epoll_ctl)
+{
+	cr_assert_gt(close_then_reuse(IO_PRIVATE), 0);
 }
 
 /* ---- deferred calls ---- */
@@ -200,17 +218,14 @@ static void chain_fn(struct deferred *d)
 	chain_ran++;
 	/* The first one defers a third while the second is still queued. */
 	if (i == 0) {
-		chain[2].fn = chain_fn;
-		loop_defer(L, &chain[2]);
+		loop_free_later(L, &chain[2], chain_fn);
 	}
 }
 
 Test(loop, defer_fifo_chain_and_free_runs_pending)
 {
-	chain[0].fn = chain_fn;
-	chain[1].fn = chain_fn;
-	loop_defer(L, &chain[0]);
-	loop_defer(L, &chain[1]);
+	loop_free_later(L, &chain[0], chain_fn);
+	loop_free_later(L, &chain[1], chain_fn);
 	cr_assert_eq(chain_ran, 0, "deferred ran at once");
 	/* loop_free (in teardown) would run them too; do it here to check. */
 	loop_free(L);
@@ -220,10 +235,8 @@ Test(loop, defer_fifo_chain_and_free_runs_pending)
 
 Test(loop, defer_runs_in_loop)
 {
-	chain[0].fn = chain_fn;
-	chain[1].fn = chain_fn;
-	loop_defer(L, &chain[0]);
-	loop_defer(L, &chain[1]);
+	loop_free_later(L, &chain[0], chain_fn);
+	loop_free_later(L, &chain[1], chain_fn);
 	struct timer stop;
 	timer_init(&stop, stop_timer_cb);
 	cr_assert_eq(loop_timer_arm(L, &stop, mono_ns() + MS(1)), 0);
@@ -472,8 +485,7 @@ static void spin_cb(struct timer *t)
 {
 	cr_assert(!spin_pending, "re-armed timer ran again in the same pass");
 	spin_pending = true;
-	spin_d.fn = spin_deferred;
-	loop_defer(L, &spin_d);
+	loop_free_later(L, &spin_d, spin_deferred);
 	if (++spin_runs == 50) {
 		loop_stop(L);
 		return;

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -690,4 +691,49 @@ Test(sd_listen, non_listening_and_non_sockets_are_never_taken)
 	cr_assert_eq(rep.take[2], -1);
 	cr_assert_not(rep.open_after_release[0]);
 	cr_assert_not(rep.open_after_release[1]);
+}
+
+/* The one adoption filter: a listening AF_UNIX stream socket (fd 3) is
+ * never adopted by take_any, an IPv4 one (fd 4) is, and the AF_UNIX one is
+ * closed by release. */
+static void scenario_unix_not_adopted(struct report *rep)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+	if (fd != 3)
+		_exit(13);
+	/* Abstract, unique per process: nothing to clean up on disk. */
+	int len = snprintf(sun.sun_path + 1, sizeof sun.sun_path - 1, "beacond-sd-test-%d",
+			   (int)getpid());
+	if (bind(fd, (struct sockaddr *)&sun,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)len)) < 0 ||
+	    listen(fd, 4) < 0)
+		_exit(23);
+	make_socket(rep, AF_INET, SOCK_STREAM, true, 4);
+	set_listen_pid(0);
+	setenv("LISTEN_FDS", "2", 1);
+	struct sd_listen_set set;
+	collect_into(rep, &set);
+	if (rep->rc < 0)
+		return;
+	rep->take[0] = sd_listen_take_any(&set, SOCK_STREAM, NULL);
+	rep->take[1] = sd_listen_take_any(&set, SOCK_STREAM, NULL);
+	sd_listen_release(&set);
+	rep->open_after_release[0] = fcntl(3, F_GETFD) >= 0;
+	rep->open_after_release[1] = fcntl(4, F_GETFD) >= 0;
+}
+
+Test(sd_listen, unix_sockets_are_never_adopted)
+{
+	struct report rep;
+	run_scenario(scenario_unix_not_adopted, &rep);
+	cr_assert_eq(rep.rc, 0, "collect: %s", rep.err);
+	cr_assert_eq(rep.n, 2);
+	cr_assert_eq(rep.v[0].type, SOCK_STREAM);
+	cr_assert(rep.v[0].listening);
+	cr_assert_eq(rep.take[0], 4, "took fd %d, not the IPv4 socket", rep.take[0]);
+	cr_assert_eq(rep.take[1], -1, "the AF_UNIX socket was adopted");
+	cr_assert_not(rep.open_after_release[0], "release left the AF_UNIX socket open");
+	cr_assert(rep.open_after_release[1], "release closed the taken socket");
 }
