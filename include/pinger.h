@@ -5,6 +5,12 @@
  * tcp.h: targets are reconciled by name (and host/family), unchanged ones
  * keep their sockets, statistics and resolved addresses.
  *
+ * pinger_prepare() reserves everything pinger_commit() needs (targets,
+ * sockets, probe ids, summary groups, the receive buffer, timer room), so
+ * the commit cannot fail and allocates nothing; new sockets are in the
+ * loop from prepare on (nobody sends on them yet) and pinger_abort()
+ * closes them.  The modules behind this header: include/pinger_int.h.
+ *
  * Host names are resolved asynchronously inside the loop (resolver.h);
  * neither prepare nor commit waits for DNS, and an unresolvable name is
  * not an error: its probes stay `unresolved` (no sends) and are retried

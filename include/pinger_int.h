@@ -59,6 +59,7 @@ struct psock {
  * allocation, after the probes, so literal targets do not pay for it. */
 struct target_dns {
 	struct target *t;
+	struct pinger *p;
 	/* The next lookup, the pending one (a non-NULL handle means pending;
 	 * cancelled before the target is freed), consecutive failed lookups
 	 * and the rate limit of resolve_failed lines. */
@@ -72,6 +73,29 @@ struct target_dns {
 	/* resolve_failed lines for one family of a dual-stack name, per probe. */
 	struct log_rate family_rate[2];
 };
+
+/* A target's DNS state (NULL for an IP literal) and source address (NULL:
+ * none), after its strings (see struct target). */
+static inline size_t target_dns_at(const struct target *t)
+{
+	return (target_strings_end(t) + 7) & ~(size_t)7;
+}
+/* The DNS state of a target known to have a host name. */
+static inline struct target_dns *target_dns_of(const struct target *t)
+{
+	return (struct target_dns *)(uintptr_t)((uintptr_t)t + target_dns_at(t));
+}
+static inline struct target_dns *target_dns(const struct target *t)
+{
+	return t->flags & TARGET_DNS ? target_dns_of(t) : NULL;
+}
+static inline const union inet_sa *target_source(const struct target *t)
+{
+	if (!(t->flags & TARGET_SOURCE))
+		return NULL;
+	return (const union inet_sa *)(const void *)((const char *)t + target_dns_at(t) +
+		(t->flags & TARGET_DNS ? sizeof(struct target_dns) : 0));
+}
 
 struct group {
 	struct timer timer;

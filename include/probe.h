@@ -18,6 +18,7 @@
 #define BEACOND_PROBE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 
@@ -36,8 +37,8 @@
  * late reply is still recognised as late rather than matched to a newer
  * request that reused the number. */
 #define PROBE_SEQ_HOLD_EXTRA_NS (2 * NSEC_PER_SEC)
-/* A repeated icmp_error / send_error line for one probe is logged at most
- * this often (one gate for both); the lines in between are counted in
+/* icmp_error and send_error lines for one probe share one gate: at most
+ * one of them this often; the lines in between are counted in
  * suppressed=. */
 #define PROBE_ERR_LOG_PERIOD_NS (10 * NSEC_PER_SEC)
 /* A transmit stamp later than this after the user-space send time is not
@@ -65,52 +66,84 @@ struct target_dns;
 struct probe {
 	struct wheel_node node;      /* wake = min(send_due, oldest timeout) */
 	uint64_t send_due;           /* next send; PROBE_IDLE: not sending */
-	struct target *t;
 	struct probe_sock *sock;     /* NULL: degraded, every send fails */
 	struct seqmap_chain chain;   /* requests in flight, oldest first */
 	uint32_t id;                 /* index in probe_ctx.slots, seqmap's probe */
 	union inet_sa addr;          /* valid when resolved */
 	uint8_t family;              /* 4 or 6; 0 until an auto name resolves */
-	/* False until the host name first resolved for this family: the probe
-	 * is off the send wheel and has no requests in flight. */
-	bool resolved;
+	uint8_t index;               /* in its target's probes[] */
 	struct health health;
-	struct log_rate err_rate;    /* icmp_error / send_error lines */
+	struct log_rate err_rate;    /* send_error and icmp_error lines */
 	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	struct stats stats;
 	/* What only the view reads (metrics, beaconctl, history). */
-	uint64_t state_since_ns;     /* CLOCK_REALTIME of the last change (or start) */
 	uint64_t rtt_var_sum_ns;     /* sum of |RTT - previous RTT| */
-	void *hook_slot;             /* pinger_hooks' per-probe state */
+	uint32_t state_since_s;      /* CLOCK_REALTIME s of the last change (or start) */
 	/* 32 bits to keep a probe small: at most one per request, so they
 	 * wrap after 136 years at 1 Hz, 1.4 at the 10 ms minimum interval (a
 	 * wrap reads as a counter reset, which rate() handles). */
 	uint32_t state_changes;
 	uint32_t send_errors[VIEW_SEND_COUNT_];
-	uint32_t icmp_errors[VIEW_ICMP_COUNT_];
+	/* All groups but VIEW_ICMP_OTHER, which is what stats.run.c.errors
+	 * leaves (see probe_icmp_errors). */
+	uint32_t icmp_errors[VIEW_ICMP_OTHER];
 };
 
 /* One [target NAME] section: one or two probes, and DNS state and a source
- * address only when it has them, in a single allocation (see target_new in
- * pinger_plan.c); its probe settings are one copy shared by every target
- * with the same ones. */
+ * address only when it has them, in a single allocation (target_new in
+ * pinger_plan.c): the struct, its probes, the strings name, host,
+ * interface and labels (the last two when set), then (8-byte aligned)
+ * struct target_dns for a host name and a union inet_sa for a source address.
+ * Where each part sits follows from n_probes, flags and the strings, so
+ * the target stores no pointer to them: 10 000 targets save 48 bytes
+ * each.  Its probe settings are one copy shared by every target with the
+ * same ones. */
+#define TARGET_DNS 1u                /* a host name (struct target_dns) */
+#define TARGET_SOURCE 2u             /* a source address */
+#define TARGET_IFNAME 4u
+#define TARGET_LABELS 8u
 struct target {
-	struct pinger *p;
-	char *name, *host, *ifname;  /* point into the allocation's tail */
-	char *labels;                /* NULL, or in the allocation's tail */
 	/* RTT histogram: n_probes rows of probe_ctx.rtt_n + 1 per-bucket
 	 * counts; NULL when the histogram is off. */
 	uint64_t *hist;
-	union inet_sa *source;       /* NULL, or in the allocation's tail */
-	struct target_dns *dns;      /* NULL for an IP literal */
 	const struct probe_opts *opts;   /* shared */
 	uint64_t window_start_ns;
 	uint8_t family_cfg;          /* enum target_family */
 	uint8_t n_probes;
+	uint8_t flags;               /* TARGET_* */
 	bool keep;                   /* commit: the new plan keeps this target */
 	uint32_t first;              /* view index of probes[0] */
 	struct probe probes[];
 };
+
+static inline size_t target_strings_at(uint32_t n_probes)
+{
+	return sizeof(struct target) + n_probes * sizeof(struct probe);
+}
+static inline const char *target_name(const struct target *t)
+{
+	return (const char *)t + target_strings_at(t->n_probes);
+}
+const char *target_host(const struct target *t);
+const char *target_ifname(const struct target *t);   /* NULL: none */
+const char *target_labels(const struct target *t);   /* NULL: none */
+/* Where the strings end (the DNS state and source address follow). */
+size_t target_strings_end(const struct target *t);
+
+/* False until the host name first resolved for this family (the address
+ * stays AF_UNSPEC until then): the probe is off the send wheel and has no
+ * requests in flight.  IP literals are resolved from the start. */
+static inline bool probe_resolved(const struct probe *pr)
+{
+	return pr->addr.sa.sa_family != AF_UNSPEC;
+}
+
+/* The target a probe belongs to: probes[] sit in it, index tells where. */
+static inline struct target *probe_target(const struct probe *pr)
+{
+	return (struct target *)(uintptr_t)((uintptr_t)(pr - pr->index) -
+					    offsetof(struct target, probes));
+}
 
 struct probe_ctx;
 /* What the probes ask of the pinger. */
@@ -139,11 +172,14 @@ struct probe_ctx {
 	uint64_t ignored_total;
 	uint64_t tx_stamped;         /* send times replaced by kernel stamps */
 	struct pinger_hooks hooks;
+	/* The hooks' per-probe slots by probe id (n_slots of them), only while
+	 * hooks are set; a probe without an id has no outcomes reported. */
+	void **hook_slots;
 };
 
-/* A fresh probe of t (not on the wheel, no socket, no id). */
-void probe_init(struct probe *pr, struct target *t, uint8_t family,
-		const union inet_sa *addr, bool resolved);
+/* A fresh probe t->probes[index] (not on the wheel, no socket, no id);
+ * addr NULL or AF_UNSPEC: not resolved yet. */
+void probe_init(struct target *t, uint8_t index, uint8_t family, const union inet_sa *addr);
 /* The common head of every per-probe line: target, family, addr. */
 struct logline *probe_log(const struct probe *pr, enum log_level lvl, const char *event);
 const char *probe_sock_kind(const struct probe_sock *s);
@@ -169,6 +205,8 @@ void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, u
 /* The kernel's transmit time of request seq: replaces the user-space send
  * time when it follows it closely. */
 void probe_on_tx_stamp(struct probe_ctx *c, struct probe_sock *s, uint16_t seq, uint64_t tx_ns);
+/* ICMP errors of group e attributed to pr. */
+uint64_t probe_icmp_errors(const struct probe *pr, enum view_icmp_err e);
 /* An input that matched no probe (the pinger's own count). */
 void probe_ignored(struct probe_ctx *c, enum view_ignored why, const char *detail);
 

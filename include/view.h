@@ -99,7 +99,8 @@ struct view_probe {
 	uint32_t payload_size, down_after, up_after;
 
 	/* Up/down.  state_since_ns is CLOCK_REALTIME ns of the last change,
-	 * or of the probe's start while it has never changed. */
+	 * or of the probe's start while it has never changed (kept to the
+	 * second: a whole number of seconds). */
 	enum health_state state;
 	uint64_t state_since_ns;
 	uint64_t state_changes;

@@ -92,9 +92,15 @@ void target_free(struct pinger *p, struct target *t)
 {
 	if (!t)
 		return;
-	for (uint32_t i = 0; i < t->n_probes; i++)
-		if (t->probes[i].hook_slot && p->pc.hooks.on_gone)
-			p->pc.hooks.on_gone(p->pc.hooks.arg, &t->probes[i].hook_slot);
+	for (uint32_t i = 0; i < t->n_probes && p->pc.hook_slots; i++) {
+		uint32_t id = t->probes[i].id;
+
+		if (id < p->pc.n_slots && p->pc.hook_slots[id]) {
+			if (p->pc.hooks.on_gone)
+				p->pc.hooks.on_gone(p->pc.hooks.arg, &p->pc.hook_slots[id]);
+			p->pc.hook_slots[id] = NULL;
+		}
+	}
 	opts_put(p, t->opts);
 	free(t->hist);
 	free(t);
@@ -107,7 +113,7 @@ static int pinger_send(struct probe_ctx *c, struct probe *pr, uint16_t seq, uint
 {
 	struct pinger *p = container_of(c, struct pinger, pc);
 	struct psock *s = container_of(pr->sock, struct psock, ps);
-	uint32_t payload = pr->t->opts->payload_size;
+	uint32_t payload = probe_target(pr)->opts->payload_size;
 
 	if (p->tx_len == 0 || p->tx_family != s->ps.family || p->tx_payload != payload) {
 		p->tx_len = icmp_echo_encode(s->ps.family, p->txbuf,
@@ -159,7 +165,7 @@ static void on_wheel_timer(struct timer *tm)
 
 uint64_t probe_grid_up(const struct pinger *p, const struct probe *pr, uint64_t t)
 {
-	return send_grid_up(t, send_grid_for(p->grid_ns, pr->t->opts->interval_ns));
+	return send_grid_up(t, send_grid_for(p->grid_ns, probe_target(pr)->opts->interval_ns));
 }
 
 /* ---- sockets ------------------------------------------------------------ */
@@ -265,12 +271,24 @@ struct pinger *pinger_new(struct loop *loop)
 	return p;
 }
 
+/* The slots live in an array by probe id, made here and grown with the
+ * ids at each prepare, so a probe costs nothing for them while no hook is
+ * set.  Set hooks before the first reload (the array then starts empty);
+ * set later, out of memory, they stay off (logged). */
 void pinger_set_hooks(struct pinger *p, const struct pinger_hooks *hooks)
 {
-	if (hooks)
-		p->pc.hooks = *hooks;
-	else
+	if (!hooks || !hooks->on_outcome) {
 		memset(&p->pc.hooks, 0, sizeof p->pc.hooks);
+		return;
+	}
+	if (!p->pc.hook_slots) {
+		p->pc.hook_slots = calloc(p->cap_slots ? p->cap_slots : 1, sizeof *p->pc.hook_slots);
+		if (!p->pc.hook_slots) {
+			log_msg(LOG_ERR, "hooks", "out of memory: probe outcomes are not reported");
+			return;
+		}
+	}
+	p->pc.hooks = *hooks;
 }
 
 void pinger_counts(const struct pinger *p, struct pinger_counts *out)
@@ -283,7 +301,7 @@ void pinger_counts(const struct pinger *p, struct pinger_counts *out)
 
 		for (uint32_t j = 0; j < t->n_probes; j++) {
 			out->probes++;
-			if (!t->probes[j].resolved) {
+			if (!probe_resolved(&t->probes[j])) {
 				out->unknown++;
 				out->unresolved++;
 				continue;
@@ -350,6 +368,7 @@ void pinger_free(struct pinger *p)
 	}
 	loop_timer_cancel(p->loop, &p->wheel_timer);
 	free(p->pc.slots);
+	free(p->pc.hook_slots);
 	free(p->free_ids);
 	free(p->txbuf);
 	free(p->rx.buf);

@@ -33,10 +33,12 @@ static int lookup_family(const struct target *t)
 	if (t->family_cfg == FAMILY_6)
 		return AF_INET6;
 	if (t->family_cfg == FAMILY_AUTO) {
-		if (t->probes[0].resolved)
+		if (probe_resolved(&t->probes[0]))
 			return (t->probes[0].family == 6 ? AF_INET6 : AF_INET);
-		if (t->source)
-			return t->source->sa.sa_family;
+		const union inet_sa *src = target_source(t);
+
+		if (src)
+			return src->sa.sa_family;
 	}
 	return AF_UNSPEC;
 }
@@ -46,8 +48,8 @@ static int lookup_family(const struct target *t)
 
 void target_resolve_later(struct pinger *p, struct target *t, uint64_t at)
 {
-	if (!p->pc.stopped && t->dns)
-		loop_timer_arm(p->loop, &t->dns->timer, at);
+	if (!p->pc.stopped && target_dns(t))
+		loop_timer_arm(p->loop, &target_dns_of(t)->timer, at);
 }
 
 /* A failed lookup: keep every resolved probe's last good address (it keeps
@@ -55,7 +57,7 @@ void target_resolve_later(struct pinger *p, struct target *t, uint64_t at)
 static void target_resolve_failed(struct pinger *p, struct target *t, const char *error,
 				  uint64_t now)
 {
-	struct target_dns *d = t->dns;
+	struct target_dns *d = target_dns_of(t);
 	uint64_t retry;
 	uint64_t suppressed;
 
@@ -66,13 +68,13 @@ static void target_resolve_failed(struct pinger *p, struct target *t, const char
 	if (log_rate_due(&d->fail_rate, now, t->opts->resolve_interval_ns, &suppressed)) {
 		struct logline *l = log_begin(LOG_WARNING, "resolve_failed");
 
-		log_str(l, "target", t->name);
-		log_str(l, "host", t->host);
+		log_str(l, "target", target_name(t));
+		log_str(l, "host", target_host(t));
 		log_str(l, "error", error);
 		for (uint32_t i = 0; i < t->n_probes; i++) {
 			char key[16];
 
-			if (!t->probes[i].resolved)
+			if (!probe_resolved(&t->probes[i]))
 				continue;
 			snprintf(key, sizeof key, "keep_addr%s",
 				 t->n_probes > 1 ? (t->probes[i].family == 6 ? "6" : "4") : "");
@@ -90,13 +92,13 @@ void on_resolve_timer(struct timer *tm)
 {
 	struct target_dns *d = container_of(tm, struct target_dns, timer);
 	struct target *t = d->t;
-	struct pinger *p = t->p;
+	struct pinger *p = d->p;
 
 	if (p->pc.stopped || d->rq || !p->resolver)
 		return;
 	/* Answers from /etc/hosts may arrive inside resolver_lookup(): that
 	 * is fine here, the callback only re-arms this timer. */
-	if (resolver_lookup(p->resolver, t->host, lookup_family(t), on_resolved, t, &d->rq) < 0)
+	if (resolver_lookup(p->resolver, target_host(t), lookup_family(t), on_resolved, t, &d->rq) < 0)
 		target_resolve_failed(p, t, strerror(errno), loop_now(p->loop));
 }
 
@@ -125,15 +127,14 @@ static bool pick_addr(const struct resolver_result *res, uint8_t family, union i
 static void probe_first_addr(struct pinger *p, struct probe *pr, const union inet_sa *a,
 			     uint32_t ttl_s, uint64_t now)
 {
-	struct target *t = pr->t;
+	struct target *t = probe_target(pr);
 	struct logline *l;
 
 	pr->addr = *a;
-	pr->resolved = true;
 	if (!pr->family) {
 		pr->family = a->sa.sa_family == AF_INET6 ? 6 : 4;
 		/* No slot (out of memory at commit): stays degraded. */
-		struct psock *cand = t->dns->cand[pr->family == 6];
+		struct psock *cand = target_dns_of(t)->cand[pr->family == 6];
 
 		pr->sock = pr->id != UINT32_MAX && cand ? &cand->ps : NULL;
 		if (pr->sock) {
@@ -145,7 +146,7 @@ static void probe_first_addr(struct pinger *p, struct probe *pr, const union ine
 		}
 	}
 	l = probe_log(pr, pr->sock ? LOG_INFO : LOG_ERR, "resolved");
-	log_str(l, "host", t->host);
+	log_str(l, "host", target_host(t));
 	if (ttl_s)
 		log_u64(l, "ttl_s", ttl_s);
 	if (pr->sock) {
@@ -171,7 +172,7 @@ static void probe_move(struct probe *pr, const union inet_sa *a)
 
 	pr->addr = *a;
 	l = probe_log(pr, LOG_NOTICE, "address");
-	log_str(l, "host", pr->t->host);
+	log_str(l, "host", target_host(probe_target(pr)));
 	log_addr(l, "from", &old.sa);
 	log_addr(l, "to", &a->sa);
 	log_end(l);
@@ -180,7 +181,7 @@ static void probe_move(struct probe *pr, const union inet_sa *a)
 static void on_resolved(void *arg, const struct resolver_result *res)
 {
 	struct target *t = arg;
-	struct pinger *p = t->p;
+	struct pinger *p = target_dns_of(t)->p;
 	uint64_t now = loop_now_refresh(p->loop);
 	bool incomplete = false;
 
@@ -201,11 +202,11 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 			uint64_t suppressed;
 
 			incomplete = true;
-			if (log_rate_due(&t->dns->family_rate[i], now, t->opts->resolve_interval_ns,
+			if (log_rate_due(&target_dns_of(t)->family_rate[i], now, t->opts->resolve_interval_ns,
 					 &suppressed)) {
 				struct logline *l = probe_log(pr, LOG_WARNING, "resolve_failed");
 
-				log_str(l, "host", t->host);
+				log_str(l, "host", target_host(t));
 				log_str(l, "error", pr->family == 6 ? "the name has no IPv6 address"
 								    : "the name has no IPv4 address");
 				log_u64(l, "suppressed", suppressed);
@@ -213,19 +214,19 @@ static void on_resolved(void *arg, const struct resolver_result *res)
 			}
 			continue;
 		}
-		if (!pr->resolved)
+		if (!probe_resolved(pr))
 			probe_first_addr(p, pr, &a, res->ttl_s, now);
 		else if (!inet_sa_same_addr(&pr->addr, &a))
 			probe_move(pr, &a);
 	}
 	if (incomplete) {
-		if (t->dns->failures < UINT32_MAX)
-			t->dns->failures++;
-		target_resolve_later(p, t, now + resolve_sched_backoff_ns(t->dns->failures,
+		if (target_dns_of(t)->failures < UINT32_MAX)
+			target_dns_of(t)->failures++;
+		target_resolve_later(p, t, now + resolve_sched_backoff_ns(target_dns_of(t)->failures,
 									  t->opts->resolve_interval_ns));
 		return;
 	}
-	t->dns->failures = 0;
+	target_dns_of(t)->failures = 0;
 	target_resolve_later(p, t, now + resolve_sched_next_ns(t->opts->resolve_interval_ns,
 							       res->ttl_s));
 }
@@ -234,9 +235,9 @@ static void on_resolved(void *arg, const struct resolver_result *res)
  * reach it, so it may be freed. */
 void target_resolve_stop(struct pinger *p, struct target *t)
 {
-	if (!t->dns)
+	if (!target_dns(t))
 		return;
-	resolver_cancel(&t->dns->rq);
-	loop_timer_cancel(p->loop, &t->dns->timer);
+	resolver_cancel(&target_dns_of(t)->rq);
+	loop_timer_cancel(p->loop, &target_dns_of(t)->timer);
 }
 

@@ -220,25 +220,30 @@ static int hist_alloc(uint64_t **out, uint32_t n_probes, uint32_t rtt_n)
 static struct target *target_new(struct pinger *p, const struct config_target *ct,
 				 const struct resolved *r, uint32_t rtt_n)
 {
-	/* One allocation: the target, its probes, then what only some
-	 * targets have (DNS state, a source address), then the strings. */
+	/* One allocation: the target, its probes, the strings, then what only
+	 * some targets have (DNS state, a source address). */
 	size_t nl = strlen(ct->name) + 1, hl = strlen(ct->host) + 1;
 	size_t il = ct->interface ? strlen(ct->interface) + 1 : 0;
 	size_t ll = ct->labels ? strlen(ct->labels) + 1 : 0;
-	size_t dns_at = sizeof(struct target) + r->n * sizeof(struct probe);
+	size_t str_at = target_strings_at(r->n);
+	size_t dns_at = (str_at + nl + hl + il + ll + 7) & ~(size_t)7;
 	size_t src_at = dns_at + (r->named ? sizeof(struct target_dns) : 0);
-	size_t str_at = src_at + (ct->has_source ? sizeof(union inet_sa) : 0);
-	struct target *t = calloc(1, str_at + nl + hl + il + ll);
+	size_t size = src_at + (ct->has_source ? sizeof(union inet_sa) : 0);
+	struct target *t = calloc(1, size);
 	char *tail;
 
 	if (!t)
 		return NULL;
+	t->n_probes = (uint8_t)r->n;
+	t->flags = (uint8_t)((r->named ? TARGET_DNS : 0) | (ct->has_source ? TARGET_SOURCE : 0) |
+			     (il ? TARGET_IFNAME : 0) | (ll ? TARGET_LABELS : 0));
 	tail = (char *)t + str_at;
-	t->p = p;
-	t->name = memcpy(tail, ct->name, nl);
-	t->host = memcpy(tail + nl, ct->host, hl);
-	t->ifname = il ? memcpy(tail + nl + hl, ct->interface, il) : NULL;
-	t->labels = ll ? memcpy(tail + nl + hl + il, ct->labels, ll) : NULL;
+	memcpy(tail, ct->name, nl);
+	memcpy(tail + nl, ct->host, hl);
+	if (il)
+		memcpy(tail + nl + hl, ct->interface, il);
+	if (ll)
+		memcpy(tail + nl + hl + il, ct->labels, ll);
 	if (hist_alloc(&t->hist, r->n, rtt_n) < 0 || !(t->opts = opts_get(p, &ct->opts))) {
 		free(t->hist);
 		free(t);
@@ -246,17 +251,16 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 	}
 	t->family_cfg = (uint8_t)ct->family;
 	if (r->named) {
-		t->dns = (struct target_dns *)(void *)((char *)t + dns_at);
-		t->dns->t = t;
-		timer_init(&t->dns->timer, on_resolve_timer);
+		struct target_dns *d = target_dns_of(t);
+
+		d->t = t;
+		d->p = p;
+		timer_init(&d->timer, on_resolve_timer);
 	}
-	if (ct->has_source) {
-		t->source = (union inet_sa *)(void *)((char *)t + src_at);
-		memcpy(t->source, &ct->source.u, sizeof *t->source);
-	}
-	t->n_probes = (uint8_t)r->n;
+	if (ct->has_source)
+		memcpy((char *)t + src_at, &ct->source.u, sizeof(union inet_sa));
 	for (uint32_t i = 0; i < r->n; i++)
-		probe_init(&t->probes[i], t, r->family[i], &r->addr[i], !r->named);
+		probe_init(t, (uint8_t)i, r->family[i], &r->addr[i]);
 	return t;
 }
 
@@ -269,23 +273,23 @@ static bool str_same(const char *a, const char *b)
 static bool target_same(const struct target *old, const struct config_target *ct,
 			const struct resolved *r, struct psock *const *socks)
 {
-	if (strcmp(old->host, ct->host) != 0 || old->family_cfg != ct->family ||
-	    (old->source != NULL) != ct->has_source || old->n_probes != r->n)
+	if (strcmp(target_host(old), ct->host) != 0 || old->family_cfg != ct->family ||
+	    (target_source(old) != NULL) != ct->has_source || old->n_probes != r->n)
 		return false;
-	if (old->source && memcmp(old->source, &ct->source.u, sizeof *old->source) != 0)
+	if (ct->has_source && memcmp(target_source(old), &ct->source.u, sizeof(union inet_sa)) != 0)
 		return false;
 	/* Other labels are another metric series: the target starts afresh. */
-	if (!str_same(old->ifname, ct->interface) || !str_same(old->labels, ct->labels))
+	if (!str_same(target_ifname(old), ct->interface) || !str_same(target_labels(old), ct->labels))
 		return false;
-	if ((old->dns != NULL) != r->named)
+	if ((target_dns(old) != NULL) != r->named)
 		return false;
 	if (r->named && r->n_socks != r->n) {
 		/* An auto name: the same candidate sockets, and a probe that
 		 * resolved to a family without a socket is retried afresh. */
 		const struct probe *pr = &old->probes[0];
 
-		return old->dns->cand[0] == socks[0] && old->dns->cand[1] == socks[1] &&
-		       (!pr->resolved || pr->sock != NULL);
+		return target_dns_of(old)->cand[0] == socks[0] && target_dns_of(old)->cand[1] == socks[1] &&
+		       (!probe_resolved(pr) || pr->sock != NULL);
 	}
 	for (uint32_t i = 0; i < r->n; i++) {
 		const struct probe *pr = &old->probes[i];
@@ -452,6 +456,14 @@ static int reserve_slots(struct pinger *p, size_t n_new)
 		return 0;
 	while (cap < need)
 		cap *= 2;
+	if (p->pc.hook_slots) {
+		void **hs = realloc(p->pc.hook_slots, cap * sizeof *hs);
+
+		if (!hs)
+			return -1;
+		memset(hs + p->cap_slots, 0, (cap - p->cap_slots) * sizeof *hs);
+		p->pc.hook_slots = hs;
+	}
 	ns = realloc(p->pc.slots, cap * sizeof *ns);
 	if (!ns)
 		return -1;
@@ -507,7 +519,7 @@ static int plan_reserve(struct pinger_plan *plan)
 
 		if (o->payload_size > max_payload)
 			max_payload = o->payload_size;
-		if (pt->t->dns)
+		if (target_dns(pt->t))
 			n_timers++;
 	}
 	for (const struct group *g = p->groups; g; g = g->next)
@@ -515,7 +527,8 @@ static int plan_reserve(struct pinger_plan *plan)
 	if (reserve_slots(p, plan->n_new_probes) < 0 || reserve_groups(plan, &n_groups) < 0 ||
 	    icmp_rx_prepare(&p->rx, max_payload, &plan->rxbuf, &plan->rx_slot, &plan->rx_n) < 0)
 		return -1;
-	/* Every timer the pinger owns after the commit, on top of the others'. */
+	/* Every timer the pinger may arm at commit (more than it needs: those
+	 * already armed are counted again). */
 	return loop_timer_reserve(p->loop, n_timers + n_groups);
 }
 
@@ -523,7 +536,7 @@ static const char *name_of_target(const void *ctx, uint32_t pos)
 {
 	const struct pinger *p = ctx;
 
-	return p->targets[pos]->name;
+	return target_name(p->targets[pos]);
 }
 
 static struct pinger_plan *plan_new(struct pinger *p, const struct config *cfg)
@@ -552,9 +565,10 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 				   char *err, size_t errlen)
 {
 	struct pinger_plan *plan = plan_new(p, cfg);
-	struct str_index ix = { NULL, 0, name_of_target, p };
+	struct str_index ix;
 	bool any_named = false;
 
+	str_index_init(&ix, name_of_target, p);
 	if (!plan || str_index_reserve(&ix, p->n_targets) < 0) {
 		if (plan)
 			pinger_abort(plan);
@@ -562,12 +576,12 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 		return NULL;
 	}
 	for (size_t i = 0; i < p->n_targets; i++)
-		*str_index_slot(&ix, p->targets[i]->name) = (uint32_t)i + 1;
+		*str_index_slot(&ix, target_name(p->targets[i])) = (uint32_t)i + 1;
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		plan->n = i + 1; /* so pinger_abort() frees what this entry holds */
 		if (plan_target(plan, cfg, i, &ix, err, errlen) < 0)
 			goto fail;
-		if (plan->v[i].t->dns)
+		if (target_dns(plan->v[i].t))
 			any_named = true;
 	}
 	if (plan_resolver(plan, cfg, any_named, err, errlen) < 0)
@@ -593,8 +607,8 @@ static bool commit_resolver(struct pinger *p, struct pinger_plan *plan)
 	if (!plan->resolver)
 		return false;
 	for (size_t i = 0; i < p->n_targets; i++)
-		if (p->targets[i]->dns)
-			resolver_cancel(&p->targets[i]->dns->rq);
+		if (target_dns(p->targets[i]))
+			resolver_cancel(&target_dns_of(p->targets[i])->rq);
 	resolver_close(p->resolver);
 	p->resolver = plan->resolver;
 	plan->resolver = NULL;
@@ -615,9 +629,9 @@ static void target_remove(struct pinger *p, struct target *t, uint64_t now)
 {
 	target_log_summaries(t, "removed", now);
 	target_resolve_stop(p, t);
-	for (int f = 0; t->dns && f < 2; f++)
-		if (t->dns->cand[f])
-			t->dns->cand[f]->ps.refs--;
+	for (int f = 0; target_dns(t) && f < 2; f++)
+		if (target_dns_of(t)->cand[f])
+			target_dns_of(t)->cand[f]->ps.refs--;
 	for (uint32_t i = 0; i < t->n_probes; i++) {
 		struct probe *pr = &t->probes[i];
 
@@ -696,11 +710,11 @@ static void commit_kept(struct pinger *p, struct plan_target *pt, bool new_resol
 	pt->opts = NULL;
 	/* A name keeps its address and timers; it looks up now with a new
 	 * server list, and a shorter resolve_interval takes effect now. */
-	if (t->dns && new_resolver) {
+	if (target_dns(t) && new_resolver) {
 		target_resolve_later(p, t, *lookup_at);
 		*lookup_at += RESOLVE_PACE_NS;
-	} else if (t->dns && timer_armed(&t->dns->timer) &&
-		   t->dns->timer.deadline > now + t->opts->resolve_interval_ns) {
+	} else if (target_dns(t) && timer_armed(&target_dns_of(t)->timer) &&
+		   target_dns_of(t)->timer.deadline > now + t->opts->resolve_interval_ns) {
 		target_resolve_later(p, t, now + t->opts->resolve_interval_ns);
 	}
 	for (uint32_t j = 0; j < t->n_probes; j++) {
@@ -735,16 +749,16 @@ static bool slot_take(struct pinger *p, struct probe *pr)
 static void commit_candidates(struct target *t, struct plan_target *pt)
 {
 	for (int f = 0; f < 2; f++) {
-		t->dns->cand[f] = pt->socks[f];
-		if (t->dns->cand[f])
-			t->dns->cand[f]->ps.refs++;
+		target_dns_of(t)->cand[f] = pt->socks[f];
+		if (target_dns_of(t)->cand[f])
+			target_dns_of(t)->cand[f]->ps.refs++;
 	}
 	pt->socks[0] = NULL;
-	if (!t->dns->cand[0] && !t->dns->cand[1] && pt->degraded[0]) {
+	if (!target_dns_of(t)->cand[0] && !target_dns_of(t)->cand[1] && pt->degraded[0]) {
 		struct logline *l = log_begin(LOG_ERR, "address");
 
-		log_str(l, "target", t->name);
-		log_str(l, "host", t->host);
+		log_str(l, "target", target_name(t));
+		log_str(l, "host", target_host(t));
 		log_str(l, "status", "unavailable");
 		log_str(l, "reason", pt->degraded[0]);
 		log_end(l);
@@ -769,13 +783,13 @@ static void commit_probe(struct pinger *p, struct plan_target *pt, uint32_t j, u
 	if (pr->sock)
 		pr->sock->refs++;
 	/* A name's address is logged when it resolves (event=resolved). */
-	if (t->dns && !pt->degraded[j])
+	if (target_dns(t) && !pt->degraded[j])
 		return;
 	/* A literal host says nothing new: debug, so ten thousand literal
 	 * targets do not flood the log at start. */
 	l = probe_log(pr, pt->degraded[j] ? LOG_ERR
-			  : host_is_literal(t->host) ? LOG_DEBUG : LOG_INFO, "address");
-	log_str(l, "host", t->host);
+			  : host_is_literal(target_host(t)) ? LOG_DEBUG : LOG_INFO, "address");
+	log_str(l, "host", target_host(t));
 	if (pr->sock)
 		log_str(l, "socket", probe_sock_kind(pr->sock));
 	if (pt->degraded[j]) {
@@ -785,7 +799,7 @@ static void commit_probe(struct pinger *p, struct plan_target *pt, uint32_t j, u
 	log_end(l);
 	/* Spread first pings evenly over the interval so many targets never
 	 * fire in one burst.  (A name starts when it resolves.) */
-	if (!p->pc.stopped && pr->resolved) {
+	if (!p->pc.stopped && probe_resolved(pr)) {
 		uint64_t at = now + (uint64_t)((unsigned __int128)k * iv / (n_new ? n_new : 1));
 
 		probe_send_at(&p->pc, pr, probe_grid_up(p, pr, at));
@@ -797,17 +811,17 @@ static void commit_new(struct pinger *p, struct plan_target *pt, uint64_t now,
 		       uint64_t *lookup_at, size_t *k, size_t n_new)
 {
 	struct target *t = pt->t;
-	uint64_t wall = wall_ns();
+	uint32_t wall_s = (uint32_t)(wall_ns() / NSEC_PER_SEC);
 
 	t->window_start_ns = now;
 	for (uint32_t j = 0; j < t->n_probes; j++)
-		t->probes[j].state_since_ns = wall;
-	if (t->dns) {
+		t->probes[j].state_since_s = wall_s;
+	if (target_dns(t)) {
 		/* Looked up from the loop, right after this commit (paced):
 		 * nothing here waits for DNS. */
 		target_resolve_later(p, t, *lookup_at);
 		*lookup_at += RESOLVE_PACE_NS;
-		if (t->family_cfg == FAMILY_AUTO && !t->source)
+		if (t->family_cfg == FAMILY_AUTO && !target_source(t))
 			commit_candidates(t, pt);
 	}
 	for (uint32_t j = 0; j < t->n_probes; j++)

@@ -50,16 +50,16 @@ static void probe_log_summary(const struct probe *pr, const char *why, uint64_t 
 	if (!l)
 		return;
 	/* With summaries off the window never restarts: it is the run. */
-	if (pr->t->opts->summary_interval_ns)
+	if (probe_target(pr)->opts->summary_interval_ns)
 		stats_window(&pr->stats, &win);
 	else
 		win = pr->stats.run;
 	log_str(l, "why", why);
-	log_str(l, "state", pr->resolved ? health_state_name(pr->health.state) : "unresolved");
+	log_str(l, "state", probe_resolved(pr) ? health_state_name(pr->health.state) : "unresolved");
 	log_str(l, "socket", pr->sock ? probe_sock_kind(pr->sock) : "none");
 	log_counts(l, "", &win.c);
 	log_rtt(l, "", &win);
-	log_fixed(l, "window_s", now - pr->t->window_start_ns, NSEC_PER_SEC, 3);
+	log_fixed(l, "window_s", now - probe_target(pr)->window_start_ns, NSEC_PER_SEC, 3);
 	log_u64(l, "inflight", r->sent - r->received - r->lost);
 	log_counts(l, "total_", r);
 	log_rtt(l, "total_", &pr->stats.run);

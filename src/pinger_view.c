@@ -87,12 +87,12 @@ static void view_fill(const struct pinger *p, const struct target *t, uint32_t j
 	const struct probe_opts *o = t->opts;
 
 	memset(out, 0, sizeof *out);
-	out->target = t->name;
-	out->host = t->host;
-	out->labels = t->labels;
+	out->target = target_name(t);
+	out->host = target_host(t);
+	out->labels = target_labels(t);
 	out->family = pr->family;
-	out->resolved = pr->resolved;
-	if (pr->resolved)
+	out->resolved = probe_resolved(pr);
+	if (probe_resolved(pr))
 		memcpy(&out->addr, &pr->addr, inet_sa_len(&pr->addr));
 	out->socket = pr->sock ? probe_sock_kind(pr->sock) : "none";
 	out->index = t->first + j;
@@ -102,7 +102,7 @@ static void view_fill(const struct pinger *p, const struct target *t, uint32_t j
 	out->down_after = o->down_after;
 	out->up_after = o->up_after;
 	out->state = (enum health_state)pr->health.state;
-	out->state_since_ns = pr->state_since_ns;
+	out->state_since_ns = (uint64_t)pr->state_since_s * NSEC_PER_SEC;
 	out->state_changes = pr->state_changes;
 	out->run = pr->stats.run.c;
 	out->run_rtt = pr->stats.run.rtt;
@@ -110,7 +110,7 @@ static void view_fill(const struct pinger *p, const struct target *t, uint32_t j
 	for (int e = 0; e < VIEW_SEND_COUNT_; e++)
 		out->send_errors[e] = pr->send_errors[e];
 	for (int e = 0; e < VIEW_ICMP_COUNT_; e++)
-		out->icmp_errors[e] = pr->icmp_errors[e];
+		out->icmp_errors[e] = probe_icmp_errors(pr, (enum view_icmp_err)e);
 	out->in_flight = (uint32_t)(out->run.sent - out->run.received - out->run.lost);
 	out->last_rtt_ns = pr->stats.last_rtt_ns;
 	out->rtt_hist = t->hist ? t->hist + (size_t)j * (p->pc.rtt_n + 1) : NULL;
@@ -163,7 +163,7 @@ size_t pinger_view_target(const struct pinger *p, const char *name,
 	for (size_t i = 0; i < p->n_targets; i++) {
 		const struct target *t = p->targets[i];
 
-		if (strcmp(t->name, name) != 0)
+		if (strcmp(target_name(t), name) != 0)
 			continue;
 		for (uint32_t j = 0; j < t->n_probes && j < n; j++)
 			view_fill(p, t, j, &out[j]);

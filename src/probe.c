@@ -4,15 +4,50 @@
 
 #include "probe.h"
 
-void probe_init(struct probe *pr, struct target *t, uint8_t family,
-		const union inet_sa *addr, bool resolved)
+const char *target_host(const struct target *t)
 {
+	const char *name = target_name(t);
+
+	return name + strlen(name) + 1;
+}
+
+const char *target_ifname(const struct target *t)
+{
+	const char *host;
+
+	if (!(t->flags & TARGET_IFNAME))
+		return NULL;
+	host = target_host(t);
+	return host + strlen(host) + 1;
+}
+
+const char *target_labels(const struct target *t)
+{
+	const char *before;
+
+	if (!(t->flags & TARGET_LABELS))
+		return NULL;
+	before = t->flags & TARGET_IFNAME ? target_ifname(t) : target_host(t);
+	return before + strlen(before) + 1;
+}
+
+size_t target_strings_end(const struct target *t)
+{
+	const char *last = t->flags & TARGET_LABELS ? target_labels(t)
+			   : t->flags & TARGET_IFNAME ? target_ifname(t) : target_host(t);
+
+	return (size_t)(last - (const char *)t) + strlen(last) + 1;
+}
+
+void probe_init(struct target *t, uint8_t index, uint8_t family, const union inet_sa *addr)
+{
+	struct probe *pr = &t->probes[index];
+
 	memset(pr, 0, sizeof *pr);
-	pr->t = t;
+	pr->index = index;
 	pr->family = family;
 	if (addr)
 		pr->addr = *addr;
-	pr->resolved = resolved;
 	pr->id = UINT32_MAX;
 	pr->send_due = PROBE_IDLE;
 	wheel_node_init(&pr->node);
@@ -31,11 +66,11 @@ struct logline *probe_log(const struct probe *pr, enum log_level lvl, const char
 	struct logline *l = log_begin(lvl, event);
 
 	if (l) {
-		log_str(l, "target", pr->t->name);
+		log_str(l, "target", target_name(probe_target(pr)));
 		if (pr->family)
 			log_int(l, "family", pr->family);
 		/* An unresolved probe has no address yet: addr= stays empty. */
-		log_addr(l, "addr", pr->resolved ? &pr->addr.sa : NULL);
+		log_addr(l, "addr", probe_resolved(pr) ? &pr->addr.sa : NULL);
 	}
 	return l;
 }
@@ -61,7 +96,7 @@ void probe_ignored(struct probe_ctx *c, enum view_ignored why, const char *detai
  * of consecutive replies (nor an old reply end a run of newer losses). */
 static void probe_health(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t send_ns)
 {
-	const struct probe_opts *o = pr->t->opts;
+	const struct probe_opts *o = probe_target(pr)->opts;
 	struct health_change ch;
 	struct logline *l;
 
@@ -72,7 +107,7 @@ static void probe_health(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t se
 	if (!ch.changed)
 		return;
 	pr->state_changes++;
-	pr->state_since_ns = wall_ns();
+	pr->state_since_s = (uint32_t)(wall_ns() / NSEC_PER_SEC);
 	l = probe_log(pr, ch.to == HEALTH_UP ? LOG_NOTICE : LOG_WARNING, "state");
 	log_str(l, "from", health_state_name(ch.from));
 	log_str(l, "to", health_state_name(ch.to));
@@ -93,12 +128,12 @@ static void probe_notify(struct probe_ctx *c, struct probe *pr, uint64_t rtt_ns)
 	const struct pinger_hooks *h = &c->hooks;
 	struct view_probe_key key;
 
-	if (!h->on_outcome)
+	if (!h->on_outcome || !c->hook_slots || pr->id >= c->n_slots)
 		return;
-	key.target = pr->t->name;
-	key.host = pr->t->host;
+	key.target = target_name(probe_target(pr));
+	key.host = target_host(probe_target(pr));
 	key.family = pr->family;
-	h->on_outcome(h->arg, &pr->hook_slot, &key, c->io->now(c), rtt_ns);
+	h->on_outcome(h->arg, &c->hook_slots[pr->id], &key, c->io->now(c), rtt_ns);
 }
 
 static void probe_lost(struct probe_ctx *c, struct probe *pr, uint64_t send_ns)
@@ -117,7 +152,7 @@ static void probe_received(struct probe_ctx *c, struct probe *pr, uint64_t rtt_n
 	if (prev != STATS_NO_RTT)
 		pr->rtt_var_sum_ns += rtt_ns > prev ? rtt_ns - prev : prev - rtt_ns;
 	stats_received(&pr->stats, rtt_ns);
-	if (pr->t->hist) {
+	if (probe_target(pr)->hist) {
 		/* The first bound >= rtt (Prometheus' le), or +Inf. */
 		uint32_t lo = 0, hi = c->rtt_n;
 
@@ -129,7 +164,7 @@ static void probe_received(struct probe_ctx *c, struct probe *pr, uint64_t rtt_n
 			else
 				hi = mid;
 		}
-		pr->t->hist[(size_t)(pr - pr->t->probes) * (c->rtt_n + 1) + lo]++;
+		probe_target(pr)->hist[(size_t)pr->index * (c->rtt_n + 1) + lo]++;
 	}
 	probe_health(pr, true, rtt_ns, send_ns);
 	probe_notify(c, pr, rtt_ns);
@@ -175,6 +210,20 @@ static enum view_icmp_err icmp_err_group(enum icmp_reason r)
 	}
 }
 
+uint64_t probe_icmp_errors(const struct probe *pr, enum view_icmp_err e)
+{
+	uint64_t other = pr->stats.run.c.errors;
+
+	if (e < VIEW_ICMP_OTHER)
+		return pr->icmp_errors[e];
+	/* errors counts every ICMP error and every failed send. */
+	for (int i = 0; i < VIEW_SEND_COUNT_; i++)
+		other -= pr->send_errors[i];
+	for (int i = 0; i < VIEW_ICMP_OTHER; i++)
+		other -= pr->icmp_errors[i];
+	return other;
+}
+
 /* ---- the wheel ------------------------------------------------------------ */
 
 /* When pr must next be looked at: its next send, or the timeout of its
@@ -187,7 +236,7 @@ static uint64_t probe_wake_time(const struct probe_ctx *c, const struct probe *p
 
 	if (head >= 0) {
 		uint64_t tmo = seqmap_get(pr->sock->map, (uint16_t)head).send_ns +
-			       pr->t->opts->timeout_ns;
+			       probe_target(pr)->opts->timeout_ns;
 
 		if (tmo < wake)
 			wake = tmo;
@@ -285,7 +334,7 @@ static void probe_send(struct probe_ctx *c, struct probe *pr, uint64_t now, uint
 /* Requests whose timeout has passed are lost, oldest first. */
 static void probe_expire(struct probe_ctx *c, struct probe *pr, uint64_t now)
 {
-	uint64_t timeout = pr->t->opts->timeout_ns;
+	uint64_t timeout = probe_target(pr)->opts->timeout_ns;
 	int head;
 
 	while ((head = seqmap_front(&pr->chain)) >= 0) {
@@ -318,7 +367,7 @@ static void probe_wake(struct wheel_node *n, void *arg)
 
 	probe_expire(c, pr, now);
 	if (!c->stopped && pr->send_due <= now) {
-		uint64_t iv = pr->t->opts->interval_ns, due = pr->send_due, next = due + iv;
+		uint64_t iv = probe_target(pr)->opts->interval_ns, due = pr->send_due, next = due + iv;
 
 		/* Absolute deadlines: the schedule never drifts.  If the loop
 		 * was stalled past whole intervals, skip them instead of
@@ -400,7 +449,8 @@ void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, u
 		return;
 	}
 	stats_error(&pr->stats);
-	pr->icmp_errors[icmp_err_group(reason)]++;
+	if (icmp_err_group(reason) != VIEW_ICMP_OTHER)
+		pr->icmp_errors[icmp_err_group(reason)]++;
 	log_icmp_error(pr, from, reason, seq, mtu, c->io->now(c));
 	/* The request will not be answered: count the loss now rather than at
 	 * its timeout, so the state reacts at once. */
@@ -449,11 +499,11 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 		probe_ignored(c, VIEW_IGN_SOURCE, NULL);
 		return;
 	}
-	if (!icmp_payload_has_cookie(m, pr->t->opts->payload_size, c->cookie)) {
+	if (!icmp_payload_has_cookie(m, probe_target(pr)->opts->payload_size, c->cookie)) {
 		probe_ignored(c, VIEW_IGN_COOKIE, NULL);
 		return;
 	}
-	if (m->payload_len != pr->t->opts->payload_size) {
+	if (m->payload_len != probe_target(pr)->opts->payload_size) {
 		probe_ignored(c, VIEW_IGN_LENGTH, NULL);
 		return;
 	}
@@ -464,7 +514,7 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 	if (rx_ns < e.send_ns)
 		rx_ns = c->io->now(c);
 	rtt = rx_ns > e.send_ns ? rx_ns - e.send_ns : 0;
-	timeout = pr->t->opts->timeout_ns;
+	timeout = probe_target(pr)->opts->timeout_ns;
 	/* A reply that arrives after its timeout is late even if the timeout
 	 * has not been processed yet: the outcome must not depend on order. */
 	was = seqmap_resolve(s->map, m->seq, rtt > timeout ? SEQ_LOST : SEQ_ANSWERED);
@@ -472,7 +522,7 @@ static void probe_on_reply(struct probe_ctx *c, struct probe_sock *s, const stru
 		reply_after(c, pr, m->seq, was, rtt, e.send_ns);
 		return;
 	}
-	if (pr->t->opts->log_replies) {
+	if (probe_target(pr)->opts->log_replies) {
 		struct logline *l = probe_log(pr, LOG_INFO, "reply");
 
 		log_u64(l, "seq", m->seq);

@@ -578,6 +578,55 @@ def paired(topo, tmp, rounds, seconds, socket_kind, warm=False):
     return out
 
 
+def versus(topo, tmp, rounds, seconds, other, socket_kind):
+    """This beacond in P and another build (other: its binary) in T at the
+    same time, 10 000 loopback targets each, each pinned to one CPU,
+    swapped every round: CPU per probe of both over the same seconds, and
+    their RSS at the end of each round (the difference per target is what
+    the change costs in memory)."""
+    icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
+            "log_replies": "no", "socket": socket_kind}
+    targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
+    topo.sysctl(topo.T, "net.ipv4.ping_group_range", "0 2147483647")
+    out = []
+    for r in range(rounds):
+        cpu_new, cpu_old = (0, 1) if r % 2 == 0 else (1, 0)
+        ds = []
+        for ns, binary, cpu in ((topo.P, harness.BEACOND, cpu_new), (topo.T, other, cpu_old)):
+            logpath = os.path.join(tmp, f"versus-{r}-{len(ds)}.log")
+            d = netns.NsDaemon(harness.base_config(icmp=icmp, targets=targets,
+                                                   daemon={"log_level": "info",
+                                                           "log_target": logpath}),
+                               prefix=["ip", "netns", "exec", ns])
+            topo.daemons.append(d)
+            # harness.Daemon starts the module's BEACOND: point it at this
+            # build or the other one for the start only.
+            saved, harness.BEACOND = harness.BEACOND, binary
+            try:
+                d.start(wait_ready=False)
+            finally:
+                harness.BEACOND = saved
+            LogTail(logpath, d).wait(lambda e: e.get("event") == "ready", 60)
+            os.sched_setaffinity(d.pid, {cpu})
+            ds.append(d)
+        time.sleep(4)
+        a = [cpu_s(d.pid) for d in ds]
+        t_a = time.monotonic()
+        time.sleep(seconds)
+        b = [cpu_s(d.pid) for d in ds]
+        t_b = time.monotonic()
+        rss = [rss_kib(d.pid) for d in ds]
+        for d in ds:
+            d.stop(timeout=60)
+            d.close()
+        probes = N_TARGETS * (t_b - t_a)
+        us = [(y - x) * 1e6 / probes for x, y in zip(a, b)]
+        log(f"versus round {r + 1}: this {us[0]:.2f} us/probe (CPU {cpu_new}, RSS {rss[0]} KiB), "
+            f"other {us[1]:.2f} (CPU {cpu_old}, RSS {rss[1]} KiB)")
+        out.append((us[0], us[1], rss[0], rss[1]))
+    return out
+
+
 def fmt(x, spec):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
@@ -597,6 +646,10 @@ def main():
     ap.add_argument("--warm-rounds", type=int, default=4,
                     help="paired rounds again with both CPUs kept busy by a SCHED_IDLE "
                          "spinner (0: skip)")
+    ap.add_argument("--versus", metavar="BEACOND",
+                    help="another beacond binary (e.g. the previous main's) to run side by "
+                         "side with this one, paired and swapped like the floor rounds")
+    ap.add_argument("--versus-rounds", type=int, default=6)
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
@@ -642,6 +695,12 @@ def main():
                 log(f"floor, CPUs kept busy: {args.warm_rounds} rounds")
                 warm = paired(topo, tmp, args.warm_rounds, args.pair_seconds, args.socket,
                               warm=True)
+        vs = []
+        if args.versus:
+            with netns.Topology(dgram=dgram) as topo:
+                log(f"versus {args.versus}: {args.versus_rounds} rounds")
+                vs = versus(topo, tmp, args.versus_rounds, args.pair_seconds, args.versus,
+                            args.socket)
         if not args.skip_accuracy:
             with netns.Topology(dgram=dgram) as topo:
                 log(f"accuracy: {args.probes} probes per family and tool")
@@ -701,6 +760,18 @@ def main():
         print(f"\nmedian: beacond {pct(sorted(d for d, _ in rows), 50):.2f} us/probe, "
               f"icmp_ref {pct(sorted(r for _, r in rows), 50):.2f}, ratio {pct(ratios, 50):.2f} "
               "(beacond's CPU per probe over the floor's, same seconds, same machine)")
+    if vs:
+        ratios = sorted(n / o for n, o, _, _ in vs)
+        print(f"\n## This build against {args.versus}: both at the same time, "
+              f"{N_TARGETS} targets each, own CPU each, swapped every round "
+              f"({args.pair_seconds} s per round)")
+        print("| round | this us/probe | other us/probe | ratio | this RSS KiB | other RSS KiB |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for i, (n, o, rn, ro) in enumerate(vs):
+            print(f"| {i + 1} | {n:.2f} | {o:.2f} | {n / o:.2f} | {rn} | {ro} |")
+        dmem = sorted((rn - ro) * 1024 / N_TARGETS for _, _, rn, ro in vs)
+        print(f"\nmedian CPU ratio (this / other) {pct(ratios, 50):.2f}; memory difference "
+              f"{pct(dmem, 50):+.0f} B per target (median of the rounds' RSS)")
     if acc:
         print(f"\n## RTT accuracy against the wire (veth capture in the probe namespace, "
               f"ns timestamps, {args.probes} probes per family at 10 ms)")

@@ -18,6 +18,7 @@
 struct fx {
 	struct probe_ctx c;          /* first: the callbacks get it back */
 	struct probe *slots[2];
+	void *hook_slots[2];
 	struct probe_sock sock;
 	struct probe_opts opts;
 	struct target *t;
@@ -30,7 +31,6 @@ struct fx {
 	int outcomes, lost_outcomes;
 	uint64_t last_rtt;
 	int devnull;
-	char name[8], host[16];
 };
 
 static struct fx *fx_of(struct probe_ctx *c)
@@ -89,8 +89,6 @@ static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 	struct fx *f = calloc(1, sizeof *f);
 	union inet_sa a;
 
-	strcpy(f->name, "t1");
-	strcpy(f->host, "192.0.2.1");
 	f->devnull = open("/dev/null", O_WRONLY);
 	log_setup(LOG_DEBUG, LOG_FMT_LOGFMT, "stderr", NULL, 0);
 	log_set_fd(f->devnull);
@@ -99,6 +97,7 @@ static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 	f->c.slots = f->slots;
 	f->c.n_slots = 1;
 	f->c.cookie = COOKIE;
+	f->c.hook_slots = f->hook_slots;
 	f->c.hooks.on_outcome = on_outcome;
 	f->c.hooks.arg = f;
 	wheel_init(&f->c.wheel, MS, f->now);
@@ -110,14 +109,15 @@ static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 		.interval_ns = 3600 * NSEC_PER_SEC, .timeout_ns = 500 * MS, .payload_size = 56,
 		.down_after = down_after, .up_after = up_after, .log_replies = true,
 	};
-	f->t = calloc(1, sizeof *f->t + sizeof(struct probe));
-	f->t->name = f->name;
-	f->t->host = f->host;
+	/* A target as pinger_plan lays it out: the struct, its probe, the
+	 * strings. */
+	f->t = calloc(1, target_strings_at(1) + sizeof "t1" + sizeof "192.0.2.1");
 	f->t->opts = &f->opts;
 	f->t->n_probes = 1;
+	memcpy((char *)f->t + target_strings_at(1), "t1\0" "192.0.2.1", sizeof "t1\0" "192.0.2.1");
 	addr4(&a, "192.0.2.1");
 	f->pr = &f->t->probes[0];
-	probe_init(f->pr, f->t, 4, &a, true);
+	probe_init(f->t, 0, 4, &a);
 	f->pr->sock = &f->sock;
 	f->pr->id = 0;
 	f->slots[0] = f->pr;
@@ -317,13 +317,13 @@ Test(probe, icmp_error_attribution)
 	probe_on_error(&f->c, &f->sock, IDENT, seq, dst, &router, ICMP_REASON_FRAG_NEEDED, 1400);
 	cr_assert_eq(f->pr->stats.run.c.errors, 1);
 	cr_assert_eq(f->pr->stats.run.c.lost, 1);
-	cr_assert_eq(f->pr->icmp_errors[VIEW_ICMP_TOO_BIG], 1);
+	cr_assert_eq(probe_icmp_errors(f->pr, VIEW_ICMP_TOO_BIG), 1);
 	cr_assert_eq(f->lost_outcomes, 1);
 	/* A second error about it counts as an error, not as a second loss. */
 	probe_on_error(&f->c, &f->sock, IDENT, seq, dst, NULL, ICMP_REASON_TTL_EXCEEDED, 0);
 	cr_assert_eq(f->pr->stats.run.c.errors, 2);
 	cr_assert_eq(f->pr->stats.run.c.lost, 1);
-	cr_assert_eq(f->pr->icmp_errors[VIEW_ICMP_TIME_EXCEEDED], 1);
+	cr_assert_eq(probe_icmp_errors(f->pr, VIEW_ICMP_TIME_EXCEEDED), 1);
 	/* The timeout passing later loses nothing more. */
 	f->now += 600 * MS;
 	probe_run(&f->c, f->now);
@@ -349,7 +349,10 @@ Test(probe, icmp_error_groups)
 		uint16_t seq = send_one(f);
 
 		probe_on_error(&f->c, &f->sock, IDENT, seq, dst, NULL, cases[i].r, 0);
-		cr_assert_eq(f->pr->icmp_errors[cases[i].g], 1, "reason %d", cases[i].r);
+		cr_assert_eq(probe_icmp_errors(f->pr, cases[i].g), 1, "reason %d", cases[i].r);
+		for (int g = 0; g < VIEW_ICMP_COUNT_; g++)
+			if (g != (int)cases[i].g)
+				cr_assert_eq(probe_icmp_errors(f->pr, g), 0);
 		fx_free(f);
 	}
 }
@@ -409,7 +412,7 @@ Test(probe, hysteresis_both_ways)
 	}
 	cr_assert_eq(f->pr->health.state, HEALTH_UP);
 	cr_assert_eq(f->pr->state_changes, 1);
-	cr_assert_gt(f->pr->state_since_ns, 0);
+	cr_assert_gt(f->pr->state_since_s, 0);
 	/* Two losses are not enough, a reply resets the run... */
 	for (int i = 0; i < 2; i++) {
 		send_one(f);
@@ -551,14 +554,46 @@ Test(probe, schedule_skips_missed_intervals_and_stops)
 	fx_free(f);
 }
 
-Test(probe, log_head_and_kind)
+Test(probe, log_head_kind_and_target_parts)
 {
 	struct fx *f = fx_new(3, 2);
+
+	cr_assert_str_eq(target_name(f->t), "t1");
+	cr_assert_str_eq(target_host(f->t), "192.0.2.1");
+	cr_assert_null(target_ifname(f->t));
+	cr_assert_null(target_labels(f->t));
+	cr_assert_eq(target_strings_end(f->t), target_strings_at(1) + 13);
+	cr_assert_eq(probe_target(f->pr), f->t);
 
 	cr_assert_str_eq(probe_sock_kind(&f->sock), "dgram");
 	f->sock.raw = true;
 	cr_assert_str_eq(probe_sock_kind(&f->sock), "raw");
-	f->pr->resolved = false;
+	memset(&f->pr->addr, 0, sizeof f->pr->addr);
+	cr_assert_not(probe_resolved(f->pr));
 	log_end(probe_log(f->pr, LOG_INFO, "test"));
 	fx_free(f);
+}
+
+Test(probe, target_parts_with_interface_and_labels)
+{
+	static const char strings[] = "gw\0" "gw.example\0" "eth0\0" "site=lab";
+	struct target *t = calloc(1, target_strings_at(2) + sizeof strings);
+
+	t->n_probes = 2;
+	memcpy((char *)t + target_strings_at(2), strings, sizeof strings);
+	t->flags = TARGET_IFNAME | TARGET_LABELS;
+	probe_init(t, 1, 6, NULL);
+	cr_assert_str_eq(target_name(t), "gw");
+	cr_assert_str_eq(target_host(t), "gw.example");
+	cr_assert_str_eq(target_ifname(t), "eth0");
+	cr_assert_str_eq(target_labels(t), "site=lab");
+	cr_assert_eq(target_strings_end(t), target_strings_at(2) + sizeof strings);
+	cr_assert_eq(probe_target(&t->probes[1]), t);
+	cr_assert_not(probe_resolved(&t->probes[1]));
+	/* Labels without an interface follow the host. */
+	memcpy((char *)t + target_strings_at(2), "gw\0" "gw.example\0" "a=b", sizeof "gw\0gw.example\0a=b");
+	t->flags = TARGET_LABELS;
+	cr_assert_null(target_ifname(t));
+	cr_assert_str_eq(target_labels(t), "a=b");
+	free(t);
 }
