@@ -53,7 +53,9 @@ int sd_listen_open(struct sd_listen_set *set, int type, const struct endpoint *e
  * socket is not ours to serve and is left for sd_listen_release(). */
 int sd_listen_adopt(struct sd_listen_set *set, int type, const char *only,
 		    const char *except);
-/* sd_listen_adopt() named `name` if name is non-NULL and the set has names. */
+/* Take any untaken socket of this type, of any family (named `name` if
+ * name is non-NULL and the set has names); -1 when none.  For a socket
+ * that is not a service's listener (the AF_UNIX control socket). */
 int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name);
 /* Close the sockets nobody took, free the set. */
 void sd_listen_release(struct sd_listen_set *set);

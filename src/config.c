@@ -643,6 +643,59 @@ static void set_cidrs(struct parser *p, const struct key_def *k, void *base,
 	acl->n = n;
 }
 
+/* The keys whose value is a string kept as written, once it is valid. */
+static void set_string(struct parser *p, const struct key_def *k, void *base,
+		       const char *value)
+{
+	switch (k->type) {
+	case K_LOG_TARGET:
+		if (strcmp(value, "auto") != 0 && strcmp(value, "stderr") != 0 &&
+		    strcmp(value, "journal") != 0 &&
+		    (value[0] != '/' || strlen(value) >= 4096)) {
+			fail_key(p, k, "\"%.*s%s\" is not auto, stderr, journal or an absolute path",
+				 SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_HOST:
+		if (!parse_is_hostname(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not an IP address or a valid host name",
+				 SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_SOCKET_PATH:
+		/* sun_path holds 107 bytes and a NUL. */
+		if (value[0] != '\0' && (value[0] != '/' || strlen(value) > 107)) {
+			fail_key(p, k, "\"%.*s%s\" is not an absolute path of at most 107 bytes "
+				 "(or empty for no control socket)", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_GROUP:
+		if (!valid_group(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not a group name (letters, digits, \"_.-\", "
+				 "at most 32, not starting with a digit or \"-\")", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_INTERFACE:
+		if (!valid_interface(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
+				 SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	default:
+		return;
+	}
+}
+
 static void set_value(struct parser *p, const struct key_def *k, void *base,
 		      const char *value)
 {
@@ -684,28 +737,17 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		fail_key(p, k, "\"%.*s%s\" is not one of %s", SHOW(value), lerr);
 		return;
 	case K_LOG_TARGET:
-		if (strcmp(value, "auto") != 0 && strcmp(value, "stderr") != 0 &&
-		    strcmp(value, "journal") != 0 &&
-		    (value[0] != '/' || strlen(value) >= 4096)) {
-			fail_key(p, k, "\"%.*s%s\" is not auto, stderr, journal or an absolute path",
-				 SHOW(value));
-			return;
-		}
-		replace_string(p, (char **)field(base, k->off), value);
+	case K_HOST:
+	case K_SOCKET_PATH:
+	case K_GROUP:
+	case K_INTERFACE:
+		set_string(p, k, base, value);
 		return;
 	case K_ENDPOINTS:
 		set_endpoints(p, k, base, value);
 		return;
 	case K_CIDRS:
 		set_cidrs(p, k, base, value);
-		return;
-	case K_HOST:
-		if (!parse_is_hostname(value)) {
-			fail_key(p, k, "\"%.*s%s\" is not an IP address or a valid host name",
-				 SHOW(value));
-			return;
-		}
-		replace_string(p, (char **)field(base, k->off), value);
 		return;
 	case K_SOURCE: {
 		struct config_target *t = base;
@@ -739,31 +781,6 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		*(char **)field(base, k->off) = norm;
 		return;
 	}
-	case K_SOCKET_PATH:
-		/* sun_path holds 107 bytes and a NUL. */
-		if (value[0] != '\0' && (value[0] != '/' || strlen(value) > 107)) {
-			fail_key(p, k, "\"%.*s%s\" is not an absolute path of at most 107 bytes "
-				 "(or empty for no control socket)", SHOW(value));
-			return;
-		}
-		replace_string(p, (char **)field(base, k->off), value);
-		return;
-	case K_GROUP:
-		if (!valid_group(value)) {
-			fail_key(p, k, "\"%.*s%s\" is not a group name (letters, digits, \"_.-\", "
-				 "at most 32, not starting with a digit or \"-\")", SHOW(value));
-			return;
-		}
-		replace_string(p, (char **)field(base, k->off), value);
-		return;
-	case K_INTERFACE:
-		if (!valid_interface(value)) {
-			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
-				 SHOW(value));
-			return;
-		}
-		replace_string(p, (char **)field(base, k->off), value);
-		return;
 	}
 }
 

@@ -497,15 +497,19 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 		snprintf(result, len, "%s", err);
 		return -1;
 	}
-	if (daemon_apply(d, cfg, err, sizeof err) < 0) {
+	/* The sorted names for the next summary are part of the prepare:
+	 * nothing after the commits may allocate. */
+	size_t n_names, added, removed;
+	char **names = names_of(cfg, &n_names);
+	if (!names && cfg->n_targets > 0)
+		snprintf(err, sizeof err, "out of memory");
+	if ((!names && cfg->n_targets > 0) || daemon_apply(d, cfg, err, sizeof err) < 0) {
+		names_free(names, n_names);
 		config_free(cfg);
 		reload_failed(d, err);
 		snprintf(result, len, "%s", err);
 		return -1;
 	}
-
-	size_t n_names, added, removed;
-	char **names = names_of(cfg, &n_names);
 	names_diff(d->target_names, d->n_target_names, names, n_names, &added, &removed);
 	names_free(d->target_names, d->n_target_names);
 	d->target_names = names;
@@ -746,6 +750,19 @@ static void systemd_timers_arm(struct daemon *d)
 	}
 }
 
+static void log_ready(const struct daemon *d, size_t n_targets)
+{
+	struct logline *l = log_begin(LOG_NOTICE, "ready");
+	log_str(l, "version", BEACOND_VERSION);
+	log_str(l, "config", d->opts->config_path);
+	log_bool(l, "tcp", d->cfg->tcp.enabled);
+	log_bool(l, "udp", d->cfg->udp.enabled);
+	log_bool(l, "web", d->cfg->web.enabled);
+	log_bool(l, "stamp", d->cfg->stamp.enabled);
+	log_u64(l, "targets", n_targets);
+	log_end(l);
+}
+
 int daemon_main(const struct daemon_options *opts, struct config *cfg)
 {
 	struct daemon d = { .cfg = cfg, .opts = opts, .last_reload_ok = true };
@@ -825,15 +842,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	stats_timer_arm(&d);
 	systemd_timers_arm(&d);
 
-	struct logline *l = log_begin(LOG_NOTICE, "ready");
-	log_str(l, "version", BEACOND_VERSION);
-	log_str(l, "config", opts->config_path);
-	log_bool(l, "tcp", cfg->tcp.enabled);
-	log_bool(l, "udp", cfg->udp.enabled);
-	log_bool(l, "web", cfg->web.enabled);
-	log_bool(l, "stamp", cfg->stamp.enabled);
-	log_u64(l, "targets", n_targets);
-	log_end(l);
+	log_ready(&d, n_targets);
 	notify_ready(&d);
 
 	if (loop_run(d.loop) < 0) {

@@ -397,7 +397,17 @@ int sd_listen_adopt(struct sd_listen_set *set, int type, const char *only, const
 
 int sd_listen_take_any(struct sd_listen_set *set, int type, const char *name)
 {
-	return sd_listen_adopt(set, type, name != NULL && set->named ? name : NULL, NULL);
+	bool by_name = name != NULL && set->named;
+
+	for (size_t i = 0; i < set->n; i++) {
+		struct sd_listen_fd *lf = &set->v[i];
+		if (!usable(lf, type))
+			continue;
+		if (by_name && strcmp(lf->name, name) != 0)
+			continue;
+		return take(lf);
+	}
+	return -1;
 }
 
 void sd_listen_release(struct sd_listen_set *set)

@@ -58,9 +58,13 @@ class Run(unittest.TestCase):
                 u.settimeout(5)
                 u.sendto(b"udp", ("::1", 7007))
                 self.assertEqual(u.recv(100), b"udp")
-            # The README's next step: beaconctl on the socket in build-run/.
+            # The README's next step: beaconctl on the socket in build-run/
+            # (the one under test with the binary under test).
             root = harness.SOURCE_ROOT
-            r = subprocess.run([os.path.join(root, "build-run", "beaconctl"), "-s",
+            ctl = os.path.join(root, "build-run", "beaconctl")
+            if binary and os.environ.get("BEACONCTL"):
+                ctl = os.environ["BEACONCTL"]
+            r = subprocess.run([ctl, "-s",
                                 os.path.join(root, "build-run", "control.sock"), "targets"],
                                capture_output=True, text=True, timeout=20)
             self.assertEqual(r.returncode, 0, r.stderr)

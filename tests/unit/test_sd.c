@@ -694,8 +694,8 @@ Test(sd_listen, non_listening_and_non_sockets_are_never_taken)
 }
 
 /* The one adoption filter: a listening AF_UNIX stream socket (fd 3) is
- * never adopted by take_any, an IPv4 one (fd 4) is, and the AF_UNIX one is
- * closed by release. */
+ * never adopted by a service (sd_listen_adopt), an IPv4 one (fd 4) is, and
+ * the AF_UNIX one is closed by release. */
 static void scenario_unix_not_adopted(struct report *rep)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -717,8 +717,8 @@ static void scenario_unix_not_adopted(struct report *rep)
 	collect_into(rep, &set);
 	if (rep->rc < 0)
 		return;
-	rep->take[0] = sd_listen_take_any(&set, SOCK_STREAM, NULL);
-	rep->take[1] = sd_listen_take_any(&set, SOCK_STREAM, NULL);
+	rep->take[0] = sd_listen_adopt(&set, SOCK_STREAM, NULL, NULL);
+	rep->take[1] = sd_listen_adopt(&set, SOCK_STREAM, NULL, NULL);
 	sd_listen_release(&set);
 	rep->open_after_release[0] = fcntl(3, F_GETFD) >= 0;
 	rep->open_after_release[1] = fcntl(4, F_GETFD) >= 0;
