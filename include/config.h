@@ -24,6 +24,7 @@
 #include "log.h"
 #include "parse.h"
 #include "util.h"
+#include "view.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/beacond/beacond.ini"
 
@@ -83,9 +84,39 @@ struct probe_opts {
 					  * the record TTL when shorter, >= 1s) */
 };
 
+/* The RTT histogram's finite upper bounds (the +Inf bucket is implicit). */
+#define CONFIG_RTT_BUCKETS_MAX VIEW_RTT_BUCKETS_MAX
+
+/* The RTT histogram's default bounds ("fine"): 0.1, 0.2, 0.5, 1, 2, 5, 10,
+ * 20, 50, 100, 200, 500, 1000, 2000 ms.  Filled into config_icmp at load;
+ * the histogram is still off until n_rtt_buckets is set. */
+#define CONFIG_RTT_BUCKETS_DEFAULT_N 14
+extern const uint64_t config_rtt_buckets_default_ns[CONFIG_RTT_BUCKETS_DEFAULT_N];
+
 struct config_icmp {
 	enum icmp_socket_kind socket;    /* auto (global, not per target) */
 	struct probe_opts defaults;
+	/* Set from [web] histogram / rtt_buckets: ascending bounds in ns;
+	 * n_rtt_buckets = 0: no histogram is kept (no per-probe buckets). */
+	uint32_t n_rtt_buckets;
+	uint64_t rtt_buckets_ns[CONFIG_RTT_BUCKETS_MAX];
+};
+
+enum web_histogram { HISTOGRAM_FINE, HISTOGRAM_COARSE, HISTOGRAM_OFF };
+
+#define CONFIG_WEB_PORT 9437
+
+struct config_web {
+	bool enabled;                    /* yes */
+	struct endpoint *listen;         /* 127.0.0.1:9437, [::1]:9437 */
+	size_t n_listen;
+	struct acl allow;                /* loopback; checked at accept */
+	uint32_t max_connections;        /* 16, 1..1024 */
+	uint64_t header_timeout_ns;      /* 10s, 100ms..5m: a request in full */
+	uint64_t idle_timeout_ns;        /* 30s, 1s..1h: no progress either way */
+	uint64_t max_header_size;        /* 16KiB, 2KiB..1MiB */
+	bool gzip;                       /* yes: when the client accepts it */
+	enum web_histogram histogram;    /* fine (see config_icmp.rtt_buckets_ns) */
 };
 
 struct config_target {
@@ -96,6 +127,7 @@ struct config_target {
 	struct endpoint source;          /* source address (port 0) */
 	char *interface;                 /* NULL or an interface name (<16 chars) */
 	struct probe_opts opts;          /* [icmp] defaults with this target's overrides */
+	char *labels;                    /* NULL or validated "k=v,k=v" (labels.h) */
 	unsigned line;                   /* line of the section header, for messages */
 };
 
@@ -105,6 +137,7 @@ struct config {
 	struct config_tcp tcp;
 	struct config_udp udp;
 	struct config_icmp icmp;
+	struct config_web web;
 	struct config_target *targets;
 	size_t n_targets;
 };

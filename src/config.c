@@ -20,6 +20,7 @@
  * and "#" inline comments, stop at the first error.
  */
 #include "config.h"
+#include "labels.h"
 #include "net.h"
 
 #include <ctype.h>
@@ -55,6 +56,8 @@ _Static_assert(sizeof(enum icmp_socket_kind) == sizeof(int), "enum stored as int
 _Static_assert(sizeof(enum target_family) == sizeof(int), "enum stored as int");
 
 static const char default_listen[] = "127.0.0.1:7, [::1]:7";
+static const char default_web_listen[] = "127.0.0.1:9437, [::1]:9437";
+static const char default_web_allow[] = "127.0.0.0/8, ::1/128";
 static const char default_allow[] =
 	"127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
 	"169.254.0.0/16, fc00::/7, fe80::/10";
@@ -65,6 +68,7 @@ enum section_kind {
 	SEC_TCP,
 	SEC_UDP,
 	SEC_ICMP,
+	SEC_WEB,
 	SEC_TARGET,
 	SEC_COUNT,
 };
@@ -75,6 +79,7 @@ static const char *const section_names[SEC_COUNT] = {
 	[SEC_TCP] = "tcp",
 	[SEC_UDP] = "udp",
 	[SEC_ICMP] = "icmp",
+	[SEC_WEB] = "web",
 	[SEC_TARGET] = "target NAME",
 };
 
@@ -91,6 +96,8 @@ enum key_type {
 	K_SOURCE,
 	K_INTERFACE,
 	K_DNS_SERVERS,
+	K_BUCKETS,
+	K_LABELS,
 };
 
 /*
@@ -114,6 +121,7 @@ static const char *const format_names[] = { "logfmt", "json", NULL };
 static const char *const mode_names[] = { "echo", "discard", NULL };
 static const char *const socket_names[] = { "auto", "dgram", "raw", NULL };
 static const char *const family_names[] = { "auto", "4", "6", "both", NULL };
+static const char *const histogram_names[] = { "fine", "coarse", "off", NULL };
 
 #define D(f) offsetof(struct config_daemon, f)
 static const struct key_def daemon_keys[] = {
@@ -163,6 +171,29 @@ static const struct key_def icmp_keys[] = {
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 
+#define W(f) offsetof(struct config_web, f)
+enum { WKEY_HISTOGRAM = 8, WKEY_BUCKETS = 9 };
+static const struct key_def web_keys[] = {
+	{ "enabled", K_BOOL, W(enabled), 0, 0, 0, false, NULL },
+	{ "listen", K_ENDPOINTS, W(listen), W(n_listen), 0, 0, false, NULL },
+	{ "allow", K_CIDRS, W(allow), 0, 0, 0, false, NULL },
+	{ "max_connections", K_U32, W(max_connections), 0, 1, 1024, false, NULL },
+	{ "header_timeout", K_DURATION, W(header_timeout_ns), 0, 100 * MSEC, 5 * MINUTE, false, NULL },
+	{ "idle_timeout", K_DURATION, W(idle_timeout_ns), 0, SEC, HOUR, false, NULL },
+	{ "max_header_size", K_SIZE, W(max_header_size), 0, 2 * KiB, MiB, false, NULL },
+	{ "gzip", K_BOOL, W(gzip), 0, 0, 0, false, NULL },
+	[WKEY_HISTOGRAM] = { "histogram", K_ENUM, W(histogram), 0, 0, 0, false, histogram_names },
+	[WKEY_BUCKETS] = { "rtt_buckets", K_BUCKETS, 0, 0, NSEC_PER_USEC, HOUR, false, NULL },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef W
+
+/* The RTT histograms: "fine" (the default) is config_rtt_buckets_default_ns,
+ * a 1-2-5 series from 100 us to 2 s; "coarse" one bound a decade. */
+static const uint64_t coarse_buckets_ns[] = {
+	1 * MSEC, 10 * MSEC, 100 * MSEC, 1 * SEC,
+};
+
 /* The [icmp] keys every [target] may override.  Their index is the bit in
  * the per-target "explicitly set" mask. */
 #define PROBE_KEYS 11  /* fits the uint16_t "set" mask */
@@ -185,13 +216,21 @@ static const struct key_def probe_keys[] = {
 _Static_assert(ARRAY_SIZE(probe_keys) == PROBE_KEYS + 1 && PROBE_KEYS <= 16,
 	       "probe key mask is a uint16_t");
 
+const uint64_t config_rtt_buckets_default_ns[CONFIG_RTT_BUCKETS_DEFAULT_N] = {
+	100 * NSEC_PER_USEC, 200 * NSEC_PER_USEC, 500 * NSEC_PER_USEC,
+	1 * NSEC_PER_MSEC, 2 * NSEC_PER_MSEC, 5 * NSEC_PER_MSEC, 10 * NSEC_PER_MSEC,
+	20 * NSEC_PER_MSEC, 50 * NSEC_PER_MSEC, 100 * NSEC_PER_MSEC, 200 * NSEC_PER_MSEC,
+	500 * NSEC_PER_MSEC, 1000 * NSEC_PER_MSEC, 2000 * NSEC_PER_MSEC,
+};
+
 #define G(f) offsetof(struct config_target, f)
-enum { TKEY_HOST, TKEY_FAMILY, TKEY_SOURCE, TKEY_INTERFACE };
+enum { TKEY_HOST, TKEY_FAMILY, TKEY_SOURCE, TKEY_INTERFACE, TKEY_LABELS };
 static const struct key_def target_keys[] = {
 	[TKEY_HOST] = { "host", K_HOST, G(host), 0, 0, 0, false, NULL },
 	[TKEY_FAMILY] = { "family", K_ENUM, G(family), 0, 0, 0, false, family_names },
 	[TKEY_SOURCE] = { "source", K_SOURCE, G(source), 0, 0, 0, false, NULL },
 	[TKEY_INTERFACE] = { "interface", K_INTERFACE, G(interface), 0, 0, 0, false, NULL },
+	[TKEY_LABELS] = { "labels", K_LABELS, G(labels), 0, 0, 0, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef G
@@ -205,6 +244,7 @@ static const struct key_def *const section_tables[SEC_COUNT][2] = {
 	[SEC_TCP] = { tcp_keys, NULL },
 	[SEC_UDP] = { udp_keys, NULL },
 	[SEC_ICMP] = { icmp_keys, probe_keys },
+	[SEC_WEB] = { web_keys, NULL },
 	[SEC_TARGET] = { target_keys, probe_keys },
 };
 
@@ -224,6 +264,7 @@ struct parser {
 	unsigned key_line[2 * SLOTS_PER_TABLE];
 	unsigned section_seen[SEC_COUNT];  /* header line of singletons */
 	bool rate_burst_set;
+	unsigned web_histogram_line, web_buckets_line;
 
 	/* Targets grow by doubling; probe_set[i] has bit k set when target i
 	 * sets probe_keys[k] itself.  Names are indexed by an open-addressing
@@ -474,6 +515,44 @@ static bool number_value(struct parser *p, const struct key_def *k, const char *
 	return true;
 }
 
+/* rtt_buckets: 1..64 durations in ascending order, each within k's range,
+ * into [icmp]'s bounds (the histogram lives with the probes). */
+static void set_buckets(struct parser *p, const struct key_def *k, const char *value)
+{
+	struct config_icmp *ic = &p->cfg->icmp;
+	const char *s = value;
+	char item[64];
+	uint32_t n = 0;
+
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		if (len >= sizeof item) {
+			fail_key(p, k, "\"%.*s%s\" is not a duration", SHOW(s));
+			return;
+		}
+		memcpy(item, s, len);
+		item[len] = '\0';
+		uint64_t v;
+		if (!number_value(p, k, item, parse_duration,
+				  "a duration (e.g. 100us, 1ms, 2.5ms)", &v))
+			return;
+		if (n == CONFIG_RTT_BUCKETS_MAX) {
+			fail_key(p, k, "more than %d bounds", CONFIG_RTT_BUCKETS_MAX);
+			return;
+		}
+		if (n > 0 && v <= ic->rtt_buckets_ns[n - 1]) {
+			fail_key(p, k, "bounds must be in ascending order (\"%s\" is not above the one before)",
+				 item);
+			return;
+		}
+		ic->rtt_buckets_ns[n++] = v;
+		if (s[len] == '\0')
+			break;
+		s += len + 1;
+	}
+	ic->n_rtt_buckets = n;
+}
+
 /* Parse value into the field k describes inside base. */
 static void set_value(struct parser *p, const struct key_def *k, void *base,
 		      const char *value)
@@ -573,6 +652,25 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 	case K_DNS_SERVERS:
 		set_dns_servers(p, k, base, value);
 		return;
+	case K_BUCKETS:
+		set_buckets(p, k, value);
+		return;
+	case K_LABELS: {
+		size_t len = strlen(value) + 1;
+		char *norm = malloc(len);
+		if (norm == NULL) {
+			fail(p, p->lineno, "out of memory");
+			return;
+		}
+		if (labels_parse(value, norm, len, lerr, sizeof lerr) < 0) {
+			free(norm);
+			fail_key(p, k, "%s", lerr);
+			return;
+		}
+		free(*(char **)field(base, k->off));
+		*(char **)field(base, k->off) = norm;
+		return;
+	}
 	case K_INTERFACE:
 		if (!valid_interface(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
@@ -720,6 +818,9 @@ static int on_key(void *user, const char *section, const char *name,
 	case SEC_ICMP:
 		base = table == 0 ? (void *)&p->cfg->icmp : (void *)&p->cfg->icmp.defaults;
 		break;
+	case SEC_WEB:
+		base = &p->cfg->web;
+		break;
 	case SEC_TARGET:
 		base = table == 0 ? (void *)current_target(p) : (void *)&current_target(p)->opts;
 		if (table == 1)
@@ -730,6 +831,10 @@ static int on_key(void *user, const char *section, const char *name,
 	case SEC_COUNT:
 		return 0;
 	}
+	if (p->sec == SEC_WEB && table == 0 && slot == WKEY_HISTOGRAM)
+		p->web_histogram_line = p->lineno;
+	if (p->sec == SEC_WEB && table == 0 && slot == WKEY_BUCKETS)
+		p->web_buckets_line = p->lineno;
 	set_value(p, k, base, value);
 	return p->failed ? 0 : 1;
 }
@@ -1060,6 +1165,13 @@ static int set_defaults(struct config *cfg)
 	cfg->daemon.shutdown_timeout_ns = 10 * SEC;
 	cfg->daemon.stats_interval_ns = 60 * SEC;
 
+	cfg->web.enabled = true;
+	cfg->web.max_connections = 16;
+	cfg->web.header_timeout_ns = 10 * SEC;
+	cfg->web.idle_timeout_ns = 30 * SEC;
+	cfg->web.max_header_size = 16 * KiB;
+	cfg->web.gzip = true;
+	cfg->web.histogram = HISTOGRAM_FINE;
 	cfg->tcp.enabled = true;
 	cfg->tcp.mode = MODE_ECHO;
 	cfg->tcp.max_connections = 4096;
@@ -1090,6 +1202,9 @@ static int set_defaults(struct config *cfg)
 		.log_replies = false,
 		.resolve_interval_ns = 5 * MINUTE,
 	};
+	cfg->icmp.n_rtt_buckets = 0;
+	memcpy(cfg->icmp.rtt_buckets_ns, config_rtt_buckets_default_ns,
+	       sizeof config_rtt_buckets_default_ns);
 
 	if (cfg->daemon.log_target == NULL ||
 	    parse_endpoint_list(default_listen, &cfg->tcp.listen, &cfg->tcp.n_listen,
@@ -1099,6 +1214,10 @@ static int set_defaults(struct config *cfg)
 	    parse_cidr_list(default_allow, &cfg->tcp.allow.v, &cfg->tcp.allow.n,
 			    err, sizeof(err)) < 0 ||
 	    parse_cidr_list(default_allow, &cfg->udp.allow.v, &cfg->udp.allow.n,
+			    err, sizeof(err)) < 0 ||
+	    parse_endpoint_list(default_web_listen, &cfg->web.listen, &cfg->web.n_listen,
+				err, sizeof(err)) < 0 ||
+	    parse_cidr_list(default_web_allow, &cfg->web.allow.v, &cfg->web.allow.n,
 			    err, sizeof(err)) < 0)
 		return -1;
 	return 0;
@@ -1137,6 +1256,27 @@ static void finish(struct parser *p)
 			}
 			memcpy(field(&cfg->targets[i].opts, off), field(&set, off), size);
 		}
+	}
+	/* The histogram: explicit bounds win; histogram = off with explicit
+	 * bounds is a contradiction. */
+	if (p->web_buckets_line != 0) {
+		if (p->web_histogram_line != 0 && cfg->web.histogram == HISTOGRAM_OFF) {
+			fail(p, later(p->web_buckets_line, p->web_histogram_line),
+			     "[web] rtt_buckets: contradicts histogram = off");
+			return;
+		}
+	} else if (cfg->web.histogram == HISTOGRAM_OFF) {
+		cfg->icmp.n_rtt_buckets = 0;
+	} else {
+		bool fine = cfg->web.histogram == HISTOGRAM_FINE;
+		const uint64_t *v = fine ? config_rtt_buckets_default_ns : coarse_buckets_ns;
+		size_t n = fine ? CONFIG_RTT_BUCKETS_DEFAULT_N : ARRAY_SIZE(coarse_buckets_ns);
+		memcpy(cfg->icmp.rtt_buckets_ns, v, n * sizeof *v);
+		cfg->icmp.n_rtt_buckets = (uint32_t)n;
+	}
+	if (cfg->web.enabled && cfg->web.n_listen == 0) {
+		fail(p, p->section_seen[SEC_WEB], "[web] listen: at least one address is required");
+		return;
 	}
 	if (cfg->tcp.enabled && cfg->tcp.n_listen == 0)
 		fail(p, p->section_seen[SEC_TCP], "[tcp] listen: at least one address is required");
@@ -1306,6 +1446,8 @@ void config_free(struct config *cfg)
 	free(cfg->tcp.allow.v);
 	free(cfg->udp.listen);
 	free(cfg->udp.allow.v);
+	free(cfg->web.listen);
+	free(cfg->web.allow.v);
 	config_drop_targets(cfg);
 	free(cfg);
 }
@@ -1316,6 +1458,7 @@ void config_drop_targets(struct config *cfg)
 		free(cfg->targets[i].name);
 		free(cfg->targets[i].host);
 		free(cfg->targets[i].interface);
+		free(cfg->targets[i].labels);
 	}
 	free(cfg->targets);
 	cfg->targets = NULL;

@@ -24,12 +24,14 @@
 #include "daemon.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "net.h"
 #include "pinger.h"
 #include "sd.h"
 #include "tcp.h"
 #include "udp.h"
 #include "view.h"
+#include "web.h"
 
 /* One buffer for every read in the loop: TCP reads go straight into it and
  * UDP slices it into 64 slots of 64 KiB for recvmmsg.  Pages only become
@@ -48,6 +50,7 @@ struct daemon {
 	struct tcp_service *tcp;
 	struct udp_service *udp;
 	struct pinger *pinger;
+	struct web *web;
 	struct sd_listen_set inherited;
 
 	struct timer stats_timer;
@@ -136,24 +139,34 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 	return udp_prepare(d->udp, &udp, &d->inherited, err, errlen);
 }
 
-/* Prepare every service for cfg, then commit all of them, or none. */
+/* Prepare every service for cfg, then commit all of them, or none.  The
+ * web listener goes first: it takes the sockets systemd passed under the
+ * name "web" before tcp adopts every stream socket nobody named. */
 static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
-	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
-	if (!tcp)
+	struct web_plan *web = web_prepare(d->web, &cfg->web, &d->inherited, err, errlen);
+	if (!web)
 		return -1;
+	struct tcp_plan *tcp = prepare_tcp(d, cfg, err, errlen);
+	if (!tcp) {
+		web_abort(web);
+		return -1;
+	}
 	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
 	if (!udp) {
 		tcp_abort(tcp);
+		web_abort(web);
 		return -1;
 	}
 	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
 	if (!ping) {
 		udp_abort(udp);
 		tcp_abort(tcp);
+		web_abort(web);
 		return -1;
 	}
+	web_commit(d->web, web);
 	tcp_commit(d->tcp, tcp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
@@ -364,6 +377,7 @@ static void daemon_stop(struct daemon *d, int signo)
 	/* Close first, then say so: whoever reads "stopping" can rely on the
 	 * listeners being gone. */
 	tcp_stop_accepting(d->tcp);
+	web_stop(d->web);
 	udp_stop(d->udp);
 	pinger_stop(d->pinger);
 	loop_timer_cancel(d->loop, &d->stats_timer);
@@ -421,6 +435,8 @@ static void release_unused_inherited(struct sd_listen_set *set)
 
 static void daemon_free(struct daemon *d)
 {
+	if (d->web)
+		web_free(d->web);
 	if (d->tcp)
 		tcp_free(d->tcp);
 	if (d->udp)
@@ -469,7 +485,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	d.tcp = tcp_new(d.loop, d.iobuf, IOBUF_SIZE);
 	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
 	d.pinger = pinger_new(d.loop);
-	if (!d.tcp || !d.udp || !d.pinger) {
+	d.web = web_new(d.loop);
+	if (!d.tcp || !d.udp || !d.pinger || !d.web || metrics_register(d.web, &d) < 0) {
 		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
 			strerror(errno));
 		goto out;
@@ -517,6 +534,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	log_str(l, "config", opts->config_path);
 	log_bool(l, "tcp", cfg->tcp.enabled);
 	log_bool(l, "udp", cfg->udp.enabled);
+	log_bool(l, "web", cfg->web.enabled);
 	log_u64(l, "targets", n_targets);
 	log_end(l);
 	notify_ready(&d);

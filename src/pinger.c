@@ -52,6 +52,7 @@
 #include "seqmap.h"
 #include "stats.h"
 #include "util.h"
+#include "view.h"
 
 /* Datagrams read per socket per wakeup: enough to keep up with 10 000
  * targets, small enough that one busy socket cannot starve the loop. */
@@ -106,19 +107,16 @@ union sa {
 	struct sockaddr_in6 in6;
 };
 
-enum ignore_reason {
-	IGN_DECODE,          /* truncated, bad header, bad checksum, ... */
-	IGN_UNSOLICITED,     /* a type we never asked for */
-	IGN_IDENT,
-	IGN_SEQ,             /* a sequence number we have no request for */
-	IGN_SOURCE,          /* reply from / error about another address */
-	IGN_COOKIE,          /* another process's request (raw sockets) */
-	IGN_LENGTH,          /* payload not the size we sent */
-	IGN_COUNT_
-};
-static const char *const ignore_names[IGN_COUNT_] = {
-	"decode", "unsolicited", "ident", "seq", "source", "cookie", "length",
-};
+/* The reasons an input is ignored are view.h's (the metrics' labels). */
+#define IGN_DECODE VIEW_IGN_DECODE
+#define IGN_UNSOLICITED VIEW_IGN_UNSOLICITED
+#define IGN_IDENT VIEW_IGN_IDENT
+#define IGN_SEQ VIEW_IGN_SEQ
+#define IGN_SOURCE VIEW_IGN_SOURCE
+#define IGN_COOKIE VIEW_IGN_COOKIE
+#define IGN_LENGTH VIEW_IGN_LENGTH
+#define IGN_COUNT_ VIEW_IGN_COUNT_
+#define ignore_reason view_ignored
 
 struct tx_slot {
 	uint32_t key;
@@ -196,6 +194,16 @@ struct probe {
 	uint32_t send_err_logged, icmp_err_logged;   /* ERR_LOG_TICK_NS units; 0: never */
 	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	struct stats stats;
+	/* What only the view reads (metrics, beaconctl, history). */
+	uint64_t state_since_ns;     /* CLOCK_REALTIME of the last change (or start) */
+	uint64_t rtt_var_sum_ns;     /* sum of |RTT - previous RTT| */
+	void *hook_slot;             /* pinger_hooks' per-probe state */
+	/* 32 bits to keep a probe small: at most one per request, so they
+	 * wrap after 136 years at 1 Hz, 1.4 at the 10 ms minimum interval (a
+	 * wrap reads as a counter reset, which rate() handles). */
+	uint32_t state_changes;
+	uint32_t send_errors[VIEW_SEND_COUNT_];
+	uint32_t icmp_errors[VIEW_ICMP_COUNT_];
 };
 
 /* What only a target with a host name needs; it sits in the target's own
@@ -219,6 +227,10 @@ struct target_dns {
 struct target {
 	struct pinger *p;
 	char *name, *host, *ifname;  /* point into the allocation's tail */
+	char *labels;                /* NULL, or in the allocation's tail */
+	/* RTT histogram: n_probes rows of pinger.rtt_n + 1 per-bucket counts;
+	 * NULL when the histogram is off. */
+	uint64_t *hist;
 	union sa *source;            /* NULL, or in the allocation's tail */
 	struct target_dns *dns;      /* NULL for an IP literal */
 	const struct probe_opts *opts;   /* shared, see opts_get() */
@@ -226,6 +238,7 @@ struct target {
 	uint8_t family_cfg;          /* enum target_family */
 	uint8_t n_probes;
 	bool keep;                   /* commit: the new plan keeps this target */
+	uint32_t first;              /* view index of probes[0] */
 	struct probe probes[];
 };
 
@@ -273,9 +286,20 @@ struct pinger {
 	uint64_t ignored[IGN_COUNT_];
 	uint64_t ignored_total;
 	uint64_t tx_stamped;         /* send times replaced by kernel stamps */
-	/* Send lateness (actual send - scheduled deadline) histogram. */
-	uint32_t late_hist[LATE_BUCKETS];
-	uint64_t late_max_ns, late_n;
+	/* Send lateness (actual send - scheduled deadline) histogram, with
+	 * the buckets' upper bounds for the view. */
+	uint64_t late_hist[LATE_BUCKETS];
+	uint64_t late_le_ns[LATE_BUCKETS];
+	uint64_t late_max_ns, late_n, late_sum_ns;
+	/* The view: generation (bumped when the probe set changes), number of
+	 * probes, the RTT histogram bounds in force, the outcome hooks. */
+	uint64_t gen;
+	uint32_t n_probes;
+	uint32_t rtt_n;
+	uint64_t rtt_le_ns[VIEW_RTT_BUCKETS_MAX];
+	struct pinger_hooks hooks;
+	char socket_kinds[32];       /* "4:dgram 6:raw" */
+	bool any_tx_stamps;
 	/* The request in txbuf, built for one family and payload size and
 	 * patched (ident, seq, checksum) for each send; tx_len 0: none yet. */
 	uint8_t *txbuf;
@@ -357,7 +381,7 @@ static void count_ignored(struct pinger *p, enum ignore_reason why, const char *
 	p->ignored[why]++;
 	p->ignored_total++;
 	l = log_begin(LOG_DEBUG, "ignored");
-	log_str(l, "reason", ignore_names[why]);
+	log_str(l, "reason", view_ignored_name(why));
 	if (detail)
 		log_str(l, "detail", detail);
 	log_end(l);
@@ -440,8 +464,23 @@ static void target_free(struct pinger *p, struct target *t)
 {
 	if (!t)
 		return;
+	for (uint32_t i = 0; i < t->n_probes; i++)
+		if (t->probes[i].hook_slot && p->hooks.on_gone)
+			p->hooks.on_gone(p->hooks.arg, &t->probes[i].hook_slot);
 	opts_put(p, t->opts);
+	free(t->hist);
 	free(t);
+}
+
+/* A zeroed RTT histogram for n_probes probes and rtt_n bounds; NULL (and
+ * no error) when the histogram is off. */
+static int hist_alloc(uint64_t **out, uint32_t n_probes, uint32_t rtt_n)
+{
+	*out = NULL;
+	if (rtt_n == 0)
+		return 0;
+	*out = calloc((size_t)n_probes * (rtt_n + 1), sizeof **out);
+	return *out ? 0 : -1;
 }
 
 /* ---- summaries -------------------------------------------------------------- */
@@ -546,7 +585,7 @@ static void log_pinger_counters(struct pinger *p, const char *why)
 	for (int i = 0; i < IGN_COUNT_; i++) {
 		char key[32];
 
-		snprintf(key, sizeof key, "ignored_%s", ignore_names[i]);
+		snprintf(key, sizeof key, "ignored_%s", view_ignored_name(i));
 		log_u64(l, key, p->ignored[i]);
 	}
 	log_end(l);
@@ -601,6 +640,8 @@ static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t s
 	ch = health_update(&pr->health, ok, o->down_after, o->up_after);
 	if (!ch.changed)
 		return;
+	pr->state_changes++;
+	pr->state_since_ns = wall_ns();
 	l = probe_log(pr, ch.to == HEALTH_UP ? LOG_NOTICE : LOG_WARNING, "state");
 	log_str(l, "from", health_state_name(ch.from));
 	log_str(l, "to", health_state_name(ch.to));
@@ -615,10 +656,90 @@ static void probe_outcome(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t s
 	log_end(l);
 }
 
+/* Tell the hook (the history) about one resolved request. */
+static void probe_notify(struct probe *pr, uint64_t rtt_ns)
+{
+	const struct pinger_hooks *h = &pr->t->p->hooks;
+	struct view_probe_key key;
+
+	if (!h->on_outcome)
+		return;
+	key.target = pr->t->name;
+	key.host = pr->t->host;
+	key.family = pr->family;
+	h->on_outcome(h->arg, &pr->hook_slot, &key, loop_now(pr->t->p->loop), rtt_ns);
+}
+
 static void probe_lost(struct probe *pr, uint64_t send_ns)
 {
 	stats_lost(&pr->stats);
 	probe_outcome(pr, false, 0, send_ns);
+	probe_notify(pr, STATS_NO_RTT);
+}
+
+/* A reply in time: the counters, the variation sum, the histogram. */
+static void probe_received(struct probe *pr, uint64_t rtt_ns)
+{
+	const struct pinger *p = pr->t->p;
+	uint64_t prev = pr->stats.last_rtt_ns;
+
+	if (prev != STATS_NO_RTT)
+		pr->rtt_var_sum_ns += rtt_ns > prev ? rtt_ns - prev : prev - rtt_ns;
+	stats_received(&pr->stats, rtt_ns);
+	if (pr->t->hist) {
+		/* The first bound >= rtt (Prometheus' le), or +Inf. */
+		uint32_t lo = 0, hi = p->rtt_n;
+
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (p->rtt_le_ns[mid] < rtt_ns)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		pr->t->hist[(size_t)(pr - pr->t->probes) * (p->rtt_n + 1) + lo]++;
+	}
+}
+
+static enum view_send_err send_err_group(int err)
+{
+	switch (err) {
+	case EHOSTUNREACH: case ENETUNREACH: case EHOSTDOWN: case ENETDOWN:
+		return VIEW_SEND_UNREACHABLE;
+	case EMSGSIZE:
+		return VIEW_SEND_TOO_BIG;
+	case ENOBUFS: case EAGAIN:
+		return VIEW_SEND_NO_BUFFER;
+	case EPERM: case EACCES:
+		return VIEW_SEND_PERMISSION;
+	case ENOTCONN:
+		return VIEW_SEND_NO_SOCKET;
+	default:
+		return VIEW_SEND_OTHER;
+	}
+}
+
+static enum view_icmp_err icmp_err_group(enum icmp_reason r)
+{
+	switch (r) {
+	case ICMP_REASON_NET_UNREACHABLE: case ICMP_REASON_HOST_UNREACHABLE:
+	case ICMP_REASON_PROTOCOL_UNREACHABLE: case ICMP_REASON_PORT_UNREACHABLE:
+	case ICMP_REASON_NET_UNKNOWN: case ICMP_REASON_HOST_UNKNOWN:
+	case ICMP_REASON_NO_ROUTE: case ICMP_REASON_BEYOND_SCOPE:
+	case ICMP_REASON_ADDRESS_UNREACHABLE: case ICMP_REASON_SOURCE_ROUTE_FAILED:
+	case ICMP_REASON_UNREACHABLE:
+		return VIEW_ICMP_UNREACHABLE;
+	case ICMP_REASON_ADMIN_PROHIBITED: case ICMP_REASON_SOURCE_POLICY:
+	case ICMP_REASON_REJECT_ROUTE:
+		return VIEW_ICMP_PROHIBITED;
+	case ICMP_REASON_FRAG_NEEDED: case ICMP_REASON_PACKET_TOO_BIG:
+		return VIEW_ICMP_TOO_BIG;
+	case ICMP_REASON_TTL_EXCEEDED: case ICMP_REASON_REASSEMBLY_TIMEOUT:
+		return VIEW_ICMP_TIME_EXCEEDED;
+	default:
+		return VIEW_ICMP_OTHER;
+	}
 }
 
 /* Rate limit for a probe's repeated error lines: log_rate_due() in 8 bytes
@@ -732,7 +853,9 @@ static void send_failed(struct pinger *p, struct probe *pr, int err, uint64_t no
 	uint32_t suppressed = 0;
 
 	stats_send_failed(&pr->stats);
+	pr->send_errors[send_err_group(err)]++;
 	probe_outcome(pr, false, 0, mono_ns());
+	probe_notify(pr, STATS_NO_RTT);
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */
 	if (err_log_due(&pr->send_err_logged, &pr->send_err_suppressed, now, &suppressed)) {
@@ -756,6 +879,7 @@ static void note_lateness(struct pinger *p, uint64_t deadline, uint64_t t0)
 	if (late > p->late_max_ns)
 		p->late_max_ns = late;
 	p->late_n++;
+	p->late_sum_ns += late;
 }
 
 static void probe_send(struct pinger *p, struct probe *pr, uint64_t now, uint64_t deadline)
@@ -1010,6 +1134,7 @@ static void handle_error(struct pinger *p, struct psock *s, uint16_t ident, uint
 		return;
 	}
 	stats_error(&pr->stats);
+	pr->icmp_errors[icmp_err_group(reason)]++;
 	log_icmp_error(pr, from, reason, seq, mtu, loop_now(p->loop));
 	/* The request will not be answered: count the loss now rather than at
 	 * its timeout, so the state reacts at once. */
@@ -1062,7 +1187,7 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 	was = seqmap_resolve(s->map, m->seq,
 			     rtt > pr->t->opts->timeout_ns ? SEQ_LOST : SEQ_ANSWERED);
 	if (was == SEQ_OUTSTANDING && rtt <= pr->t->opts->timeout_ns) {
-		stats_received(&pr->stats, rtt);
+		probe_received(pr, rtt);
 		if (pr->t->opts->log_replies) {
 			struct logline *l = probe_log(pr, LOG_INFO, "reply");
 
@@ -1071,6 +1196,7 @@ static void handle_reply(struct pinger *p, struct psock *s, const struct icmp_ms
 			log_end(l);
 		}
 		probe_outcome(pr, true, rtt, e.send_ns);
+		probe_notify(pr, rtt);
 		settle_head(p, pr);
 	} else if (was == SEQ_OUTSTANDING || was == SEQ_LOST) {
 		struct logline *l;
@@ -2009,6 +2135,7 @@ struct plan_target {
 	const struct probe_opts *opts;   /* kept targets: their new settings (a reference) */
 	struct psock *socks[2];
 	const char *degraded[2];     /* why probe i has no socket/address */
+	uint64_t *hist;              /* kept targets: a histogram for new bounds */
 	char *degraded_msg[2];       /* owned copy when the reason is not static */
 };
 
@@ -2021,6 +2148,11 @@ struct pinger_plan {
 	 * the running one at commit. */
 	struct resolver *resolver;
 	char *dns_servers;
+	/* The RTT histogram bounds; rtt_changed: they differ from the running
+	 * ones, so kept targets get new (empty) histograms. */
+	bool rtt_changed;
+	uint32_t rtt_n;
+	uint64_t rtt_le_ns[VIEW_RTT_BUCKETS_MAX];
 };
 
 static void make_key(struct sock_key *k, const struct config_target *ct, uint8_t family,
@@ -2050,16 +2182,17 @@ static struct psock *find_sock(struct psock *list, const struct sock_key *k)
 }
 
 static struct target *target_new(struct pinger *p, const struct config_target *ct,
-				 const struct resolved *r)
+				 const struct resolved *r, uint32_t rtt_n)
 {
 	/* One allocation: the target, its probes, then what only some
 	 * targets have (DNS state, a source address), then the strings. */
 	size_t nl = strlen(ct->name) + 1, hl = strlen(ct->host) + 1;
 	size_t il = ct->interface ? strlen(ct->interface) + 1 : 0;
+	size_t ll = ct->labels ? strlen(ct->labels) + 1 : 0;
 	size_t dns_at = sizeof(struct target) + r->n * sizeof(struct probe);
 	size_t src_at = dns_at + (r->named ? sizeof(struct target_dns) : 0);
 	size_t str_at = src_at + (ct->has_source ? sizeof(union sa) : 0);
-	struct target *t = calloc(1, str_at + nl + hl + il);
+	struct target *t = calloc(1, str_at + nl + hl + il + ll);
 	char *tail;
 
 	if (!t)
@@ -2069,11 +2202,12 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 	t->name = memcpy(tail, ct->name, nl);
 	t->host = memcpy(tail + nl, ct->host, hl);
 	t->ifname = il ? memcpy(tail + nl + hl, ct->interface, il) : NULL;
+	t->labels = ll ? memcpy(tail + nl + hl + il, ct->labels, ll) : NULL;
+	if (hist_alloc(&t->hist, (uint32_t)r->n, rtt_n) < 0)
+		goto fail;
 	t->opts = opts_get(p, &ct->opts);
-	if (!t->opts) {
-		free(t);
-		return NULL;
-	}
+	if (!t->opts)
+		goto fail;
 	t->family_cfg = (uint8_t)ct->family;
 	if (r->named) {
 		t->dns = (struct target_dns *)(void *)((char *)t + dns_at);
@@ -2101,6 +2235,10 @@ static struct target *target_new(struct pinger *p, const struct config_target *c
 		stats_init(&pr->stats);
 	}
 	return t;
+fail:
+	free(t->hist);
+	free(t);
+	return NULL;
 }
 
 /* Can the running target old be kept for the new config entry? */
@@ -2114,6 +2252,10 @@ static bool target_same(const struct target *old, const struct config_target *ct
 		return false;
 	if ((old->ifname == NULL) != (ct->interface == NULL) ||
 	    (old->ifname && strcmp(old->ifname, ct->interface) != 0))
+		return false;
+	/* Other labels are another metric series: the target starts afresh. */
+	if ((old->labels == NULL) != (ct->labels == NULL) ||
+	    (old->labels && strcmp(old->labels, ct->labels) != 0))
 		return false;
 	if ((old->dns != NULL) != r->named)
 		return false;
@@ -2155,6 +2297,7 @@ void pinger_abort(struct pinger_plan *plan)
 			target_free(plan->p, plan->v[i].t);
 		else
 			opts_put(plan->p, plan->v[i].opts);
+		free(plan->v[i].hist);
 		free(plan->v[i].degraded_msg[0]);
 		free(plan->v[i].degraded_msg[1]);
 	}
@@ -2233,6 +2376,12 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 		return NULL;
 	}
 	plan->p = p;
+	plan->rtt_n = cfg->icmp.n_rtt_buckets <= VIEW_RTT_BUCKETS_MAX ? cfg->icmp.n_rtt_buckets
+								       : VIEW_RTT_BUCKETS_MAX;
+	memcpy(plan->rtt_le_ns, cfg->icmp.rtt_buckets_ns, plan->rtt_n * sizeof plan->rtt_le_ns[0]);
+	plan->rtt_changed = plan->rtt_n != p->rtt_n ||
+			    memcmp(plan->rtt_le_ns, p->rtt_le_ns,
+				   plan->rtt_n * sizeof plan->rtt_le_ns[0]) != 0;
 	if (use_index && name_index_build(&ix, p) < 0) {
 		free(plan->v);
 		free(plan);
@@ -2294,12 +2443,13 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 			pt->t = old;
 			pt->kept = true;
 			pt->opts = opts_get(p, &ct->opts);
-			if (!pt->opts) {
+			if (!pt->opts || (plan->rtt_changed &&
+					  hist_alloc(&pt->hist, old->n_probes, plan->rtt_n) < 0)) {
 				snprintf(err, errlen, "out of memory");
 				goto fail;
 			}
 		} else {
-			pt->t = target_new(p, ct, &r);
+			pt->t = target_new(p, ct, &r, plan->rtt_n);
 			if (!pt->t) {
 				snprintf(err, errlen, "out of memory");
 				goto fail;
@@ -2461,6 +2611,51 @@ static void groups_rebuild(struct pinger *p, uint64_t now)
 	}
 }
 
+/* The view's numbering of the new set nt (plan order), and its
+ * generation: a walk begun before a change of the probe set (or of its
+ * order) must end rather than resume at the wrong probe. */
+static void view_renumber(struct pinger *p, struct target *const *nt,
+			  const struct pinger_plan *plan)
+{
+	bool same = plan->n == p->n_targets && !plan->rtt_changed;
+	uint32_t k = 0;
+
+	for (size_t i = 0; i < plan->n; i++) {
+		same = same && p->targets[i] == nt[i];
+		nt[i]->first = k;
+		k += nt[i]->n_probes;
+	}
+	if (!same)
+		p->gen++;
+	p->n_probes = k;
+	if (plan->rtt_changed) {
+		p->rtt_n = plan->rtt_n;
+		memcpy(p->rtt_le_ns, plan->rtt_le_ns, sizeof p->rtt_le_ns);
+	}
+}
+
+/* What sockets are open, for the view: "4:dgram 6:raw". */
+static void view_socket_kinds(struct pinger *p)
+{
+	bool seen[2][2] = { { false, false }, { false, false } };
+	size_t off = 0;
+
+	p->socket_kinds[0] = '\0';
+	p->any_tx_stamps = false;
+	for (const struct psock *s = p->socks; s; s = s->next) {
+		seen[s->key.family == 6][s->raw] = true;
+		if (s->tx_ring)
+			p->any_tx_stamps = true;
+	}
+	for (int f = 0; f < 2; f++)
+		for (int r = 0; r < 2; r++)
+			if (seen[f][r] && off < sizeof p->socket_kinds)
+				off += (size_t)snprintf(p->socket_kinds + off,
+							sizeof p->socket_kinds - off, "%s%d:%s",
+							off ? " " : "", f ? 6 : 4,
+							r ? "raw" : "dgram");
+}
+
 void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 {
 	uint64_t now = loop_now_refresh(p->loop);
@@ -2468,6 +2663,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 	size_t n_new_probes = 0, k = 0;
 	bool removed = false, new_resolver = false;
 	uint64_t lookup_at = now;     /* the next paced first lookup */
+	uint64_t wall = wall_ns();
 
 	if (plan->n && !(nt = calloc(plan->n, sizeof *nt))) {
 		/* Commit must not fail: fall back to keeping the old set. */
@@ -2551,6 +2747,11 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			opts_put(p, t->opts);
 			t->opts = pt->opts;
 			pt->opts = NULL;
+			if (plan->rtt_changed) {
+				free(t->hist);
+				t->hist = pt->hist;
+				pt->hist = NULL;
+			}
 			/* A name keeps its address and timers; it looks up now
 			 * with a new server list, and a shorter resolve_interval
 			 * takes effect now. */
@@ -2573,6 +2774,8 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			continue;
 		}
 		t->window_start_ns = now;
+		for (uint32_t j = 0; j < t->n_probes; j++)
+			t->probes[j].state_since_ns = wall;
 		if (t->dns) {
 			/* Looked up from the loop, right after this commit
 			 * (paced): nothing here waits for DNS. */
@@ -2641,6 +2844,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 			k++;
 		}
 	}
+	view_renumber(p, nt, plan);
 	free(p->targets);
 	p->targets = nt;
 	p->n_targets = plan->n;
@@ -2677,6 +2881,7 @@ void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 		}
 	}
 	groups_rebuild(p, now);
+	view_socket_kinds(p);
 	{
 		size_t max_payload = 56;
 
@@ -2745,6 +2950,10 @@ struct pinger *pinger_new(struct loop *loop)
 	timer_init(&p->wheel_timer, on_wheel_timer);
 	p->wheel_tick = loop_now(loop) / WHEEL_TICK_NS;
 	p->grid_ns = SEND_GRID_MIN_NS;
+	for (uint32_t b = 0; b < LATE_BUCKETS - 1; b++)
+		p->late_le_ns[b] = b < LATE_FINE_N ? (b + 1) * LATE_FINE_NS
+			: LATE_FINE_N * LATE_FINE_NS + (b - LATE_FINE_N + 1) * LATE_COARSE_NS;
+	p->late_le_ns[LATE_BUCKETS - 1] = UINT64_MAX;
 	return p;
 }
 
@@ -2829,4 +3038,162 @@ void pinger_free(struct pinger *p)
 	free(p->txbuf);
 	free(p->rxbuf);
 	free(p);
+}
+
+/* ---- the view (view.h) ------------------------------------------------------ */
+
+const char *view_send_err_name(enum view_send_err e)
+{
+	static const char *const names[VIEW_SEND_COUNT_] = {
+		"unreachable", "too_big", "no_buffer", "permission", "no_socket", "other",
+	};
+
+	return (unsigned)e < VIEW_SEND_COUNT_ ? names[e] : "other";
+}
+
+const char *view_icmp_err_name(enum view_icmp_err e)
+{
+	static const char *const names[VIEW_ICMP_COUNT_] = {
+		"unreachable", "prohibited", "too_big", "time_exceeded", "other",
+	};
+
+	return (unsigned)e < VIEW_ICMP_COUNT_ ? names[e] : "other";
+}
+
+const char *view_ignored_name(enum view_ignored e)
+{
+	static const char *const names[VIEW_IGN_COUNT_] = {
+		"decode", "unsolicited", "ident", "seq", "source", "cookie", "length",
+	};
+
+	return (unsigned)e < VIEW_IGN_COUNT_ ? names[e] : "decode";
+}
+
+void pinger_set_hooks(struct pinger *p, const struct pinger_hooks *hooks)
+{
+	if (hooks)
+		p->hooks = *hooks;
+	else
+		memset(&p->hooks, 0, sizeof p->hooks);
+}
+
+static void view_fill(const struct pinger *p, const struct target *t, uint32_t j,
+		      struct view_probe *out)
+{
+	const struct probe *pr = &t->probes[j];
+	const struct probe_opts *o = t->opts;
+
+	memset(out, 0, sizeof *out);
+	out->target = t->name;
+	out->host = t->host;
+	out->labels = t->labels;
+	out->family = pr->family;
+	out->resolved = pr->resolved;
+	if (pr->resolved)
+		memcpy(&out->addr, &pr->addr, pr->addr.sa.sa_family == AF_INET6
+			? sizeof pr->addr.in6 : sizeof pr->addr.in4);
+	out->socket = pr->sock ? sock_kind_name(pr->sock) : "none";
+	out->index = t->first + j;
+	out->interval_ns = o->interval_ns;
+	out->timeout_ns = o->timeout_ns;
+	out->payload_size = o->payload_size;
+	out->down_after = o->down_after;
+	out->up_after = o->up_after;
+	out->state = (enum health_state)pr->health.state;
+	out->state_since_ns = pr->state_since_ns;
+	out->state_changes = pr->state_changes;
+	out->run = pr->stats.run.c;
+	out->run_rtt = pr->stats.run.rtt;
+	out->rtt_var_sum_ns = pr->rtt_var_sum_ns;
+	for (int e = 0; e < VIEW_SEND_COUNT_; e++)
+		out->send_errors[e] = pr->send_errors[e];
+	for (int e = 0; e < VIEW_ICMP_COUNT_; e++)
+		out->icmp_errors[e] = pr->icmp_errors[e];
+	out->in_flight = (uint32_t)(out->run.sent - out->run.received - out->run.lost);
+	out->last_rtt_ns = pr->stats.last_rtt_ns;
+	out->rtt_hist = t->hist ? t->hist + (size_t)j * (p->rtt_n + 1) : NULL;
+	if (o->summary_interval_ns)
+		stats_window(&pr->stats, &out->window);
+	else
+		out->window = pr->stats.run;
+	out->window_start_ns = t->window_start_ns;
+}
+
+/* The target holding view index i: the last whose first index is <= i. */
+static size_t view_find(const struct pinger *p, uint32_t i)
+{
+	size_t lo = 0, hi = p->n_targets;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->targets[mid]->first <= i)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void pinger_view_begin(const struct pinger *p, struct view_cursor *c)
+{
+	c->gen = p ? p->gen : 0;
+	c->next = 0;
+}
+
+bool pinger_view_next(const struct pinger *p, struct view_cursor *c, struct view_probe *out)
+{
+	const struct target *t;
+
+	if (!p || c->gen != p->gen || c->next >= p->n_probes)
+		return false;
+	t = p->targets[view_find(p, c->next)];
+	view_fill(p, t, c->next - t->first, out);
+	c->next++;
+	return true;
+}
+
+size_t pinger_view_target(const struct pinger *p, const char *name,
+			  struct view_probe *out, size_t n)
+{
+	if (!p || !name)
+		return 0;
+	for (size_t i = 0; i < p->n_targets; i++) {
+		const struct target *t = p->targets[i];
+
+		if (strcmp(t->name, name) != 0)
+			continue;
+		for (uint32_t j = 0; j < t->n_probes && j < n; j++)
+			view_fill(p, t, j, &out[j]);
+		return t->n_probes;
+	}
+	return 0;
+}
+
+void pinger_view_global(const struct pinger *p, struct view_pinger *out)
+{
+	struct pinger_counts c;
+
+	memset(out, 0, sizeof *out);
+	if (!p)
+		return;
+	pinger_counts(p, &c);
+	out->probes = c.probes;
+	out->up = c.up;
+	out->down = c.down;
+	out->unknown = c.unknown;
+	out->unresolved = c.unresolved;
+	memcpy(out->ignored, p->ignored, sizeof out->ignored);
+	out->tx_stamped = p->tx_stamped;
+	out->socket_kinds = p->socket_kinds;
+	out->timestamping = p->socks == NULL ? "none"
+			    : p->any_tx_stamps ? "kernel-tx+rx" : "kernel-rx";
+	out->late_n_buckets = LATE_BUCKETS;
+	out->late_le_ns = p->late_le_ns;
+	out->late_counts = p->late_hist;
+	out->late_sum_ns = p->late_sum_ns;
+	out->late_count = p->late_n;
+	out->late_max_ns = p->late_max_ns;
+	out->rtt_bounds.n = p->rtt_n;
+	out->rtt_bounds.le_ns = p->rtt_le_ns;
 }
