@@ -35,11 +35,13 @@ enum target_family { FAMILY_AUTO, FAMILY_4, FAMILY_6, FAMILY_BOTH };
 struct config_daemon {
 	enum log_level log_level;        /* info */
 	enum log_format log_format;      /* logfmt */
-	char *log_target;                /* "auto" | "stderr" | path */
+	char *log_target;                /* "auto" | "stderr" | "journal" | path */
 	uint64_t shutdown_timeout_ns;    /* 10s: drain deadline on SIGTERM */
 	uint64_t stats_interval_ns;      /* 60s: periodic service counters; 0 = off */
 	char *dns_servers;               /* NULL: /etc/resolv.conf; else c-ares list
 					  * "127.0.0.1:5353,[::1]:53" (port 53 default) */
+	char *control_socket;            /* /run/beacond/control.sock; "" = none */
+	char *control_group;             /* "" = the daemon's group */
 };
 
 struct config_tcp {

@@ -183,6 +183,7 @@ void pinger_set_hooks(struct pinger *p, const struct pinger_hooks *hooks);
  * return to the loop). */
 struct tcp_counters;
 struct udp_counters;
+struct endpoint;
 struct view_daemon {
 	const char *version;
 	const char *config_path;
@@ -198,6 +199,16 @@ struct view_daemon {
 	const struct tcp_counters *tcp;
 	const struct udp_counters *udp;
 	const struct pinger *pinger;
+	/* The listeners in force (addresses as configured, or as systemd
+	 * passed them), and the control socket ("" when off). */
+	const struct endpoint *tcp_listen, *udp_listen;
+	size_t n_tcp_listen, n_udp_listen;
+	const char *control_socket;
+	bool control_from_systemd;
+	/* What the last successful reload changed, for `beaconctl status`
+	 * ("" before the first): "3 targets added, 1 removed, listeners
+	 * unchanged". */
+	const char *last_reload_summary;
 };
 void daemon_view(const struct daemon *d, struct view_daemon *out);
 

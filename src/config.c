@@ -98,6 +98,8 @@ enum key_type {
 	K_DNS_SERVERS,
 	K_BUCKETS,
 	K_LABELS,
+	K_SOCKET_PATH,
+	K_GROUP,
 };
 
 /*
@@ -131,6 +133,8 @@ static const struct key_def daemon_keys[] = {
 	{ "shutdown_timeout", K_DURATION, D(shutdown_timeout_ns), 0, 0, HOUR, false, NULL },
 	{ "stats_interval", K_DURATION, D(stats_interval_ns), 0, SEC, DAY, true, NULL },
 	{ "dns_servers", K_DNS_SERVERS, D(dns_servers), 0, 0, 0, false, NULL },
+	{ "control_socket", K_SOCKET_PATH, D(control_socket), 0, 0, 0, false, NULL },
+	{ "control_group", K_GROUP, D(control_group), 0, 0, 0, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef D
@@ -420,6 +424,24 @@ static bool valid_interface(const char *s)
 	return true;
 }
 
+/* Names useradd(8) accepts, conservatively. */
+static bool valid_group(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return true;
+	if (n > 32 || (s[0] >= '0' && s[0] <= '9') || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 static void enum_list(char *buf, size_t len, const char *const *names)
 {
 	size_t used = 0;
@@ -596,8 +618,9 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		return;
 	case K_LOG_TARGET:
 		if (strcmp(value, "auto") != 0 && strcmp(value, "stderr") != 0 &&
+		    strcmp(value, "journal") != 0 &&
 		    (value[0] != '/' || strlen(value) >= 4096)) {
-			fail_key(p, k, "\"%.*s%s\" is not auto, stderr or an absolute path",
+			fail_key(p, k, "\"%.*s%s\" is not auto, stderr, journal or an absolute path",
 				 SHOW(value));
 			return;
 		}
@@ -671,6 +694,23 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 		*(char **)field(base, k->off) = norm;
 		return;
 	}
+	case K_SOCKET_PATH:
+		/* sun_path holds 107 bytes and a NUL. */
+		if (value[0] != '\0' && (value[0] != '/' || strlen(value) > 107)) {
+			fail_key(p, k, "\"%.*s%s\" is not an absolute path of at most 107 bytes "
+				 "(or empty for no control socket)", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
+	case K_GROUP:
+		if (!valid_group(value)) {
+			fail_key(p, k, "\"%.*s%s\" is not a group name (letters, digits, \"_.-\", "
+				 "at most 32, not starting with a digit or \"-\")", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
 	case K_INTERFACE:
 		if (!valid_interface(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
@@ -1162,6 +1202,8 @@ static int set_defaults(struct config *cfg)
 	cfg->daemon.log_level = LOG_INFO;
 	cfg->daemon.log_format = LOG_FMT_LOGFMT;
 	cfg->daemon.log_target = strdup("auto");
+	cfg->daemon.control_socket = strdup("/run/beacond/control.sock");
+	cfg->daemon.control_group = strdup("");
 	cfg->daemon.shutdown_timeout_ns = 10 * SEC;
 	cfg->daemon.stats_interval_ns = 60 * SEC;
 
@@ -1206,7 +1248,8 @@ static int set_defaults(struct config *cfg)
 	memcpy(cfg->icmp.rtt_buckets_ns, config_rtt_buckets_default_ns,
 	       sizeof config_rtt_buckets_default_ns);
 
-	if (cfg->daemon.log_target == NULL ||
+	if (cfg->daemon.log_target == NULL || cfg->daemon.control_socket == NULL ||
+	    cfg->daemon.control_group == NULL ||
 	    parse_endpoint_list(default_listen, &cfg->tcp.listen, &cfg->tcp.n_listen,
 				err, sizeof(err)) < 0 ||
 	    parse_endpoint_list(default_listen, &cfg->udp.listen, &cfg->udp.n_listen,
@@ -1442,6 +1485,8 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->daemon.log_target);
 	free(cfg->daemon.dns_servers);
+	free(cfg->daemon.control_socket);
+	free(cfg->daemon.control_group);
 	free(cfg->tcp.listen);
 	free(cfg->tcp.allow.v);
 	free(cfg->udp.listen);

@@ -21,7 +21,10 @@
 #include <signal.h>
 #include <sysexits.h>
 
+#include "ctl.h"
+#include "ctl_reply.h"
 #include "daemon.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -51,6 +54,7 @@ struct daemon {
 	struct udp_service *udp;
 	struct pinger *pinger;
 	struct web *web;
+	struct ctl *ctl;
 	struct sd_listen_set inherited;
 
 	struct timer stats_timer;
@@ -70,6 +74,11 @@ struct daemon {
 	uint64_t reloads, reload_failures, last_reload_wall_ns;
 	bool last_reload_ok;
 	char last_reload_error[512];
+	char last_reload_summary[256];
+	/* The target names in force, sorted: a reload's result says what it
+	 * added and removed. */
+	char **target_names;
+	size_t n_target_names;
 };
 
 void daemon_view(const struct daemon *d, struct view_daemon *out)
@@ -89,6 +98,13 @@ void daemon_view(const struct daemon *d, struct view_daemon *out)
 		.tcp = d->tcp ? tcp_counters(d->tcp) : NULL,
 		.udp = d->udp ? udp_counters(d->udp) : NULL,
 		.pinger = d->pinger,
+		.tcp_listen = d->cfg->tcp.enabled ? d->cfg->tcp.listen : NULL,
+		.n_tcp_listen = d->cfg->tcp.enabled ? d->cfg->tcp.n_listen : 0,
+		.udp_listen = d->cfg->udp.enabled ? d->cfg->udp.listen : NULL,
+		.n_udp_listen = d->cfg->udp.enabled ? d->cfg->udp.n_listen : 0,
+		.control_socket = d->ctl ? ctl_path(d->ctl) : "",
+		.control_from_systemd = d->ctl && ctl_from_systemd(d->ctl),
+		.last_reload_summary = d->last_reload_summary,
 	};
 }
 
@@ -287,7 +303,96 @@ static void notify_ready(struct daemon *d)
 
 /* ---- reload ------------------------------------------------------------------ */
 
-static void daemon_reload(struct daemon *d)
+/* The names of cfg's targets, sorted; NULL with *n = 0 when there are
+ * none (or no memory: the reload result then counts nothing). */
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **names_of(const struct config *cfg, size_t *n)
+{
+	char **v;
+
+	*n = 0;
+	if (cfg->n_targets == 0 || !(v = calloc(cfg->n_targets, sizeof *v)))
+		return NULL;
+	for (size_t i = 0; i < cfg->n_targets; i++) {
+		if (!(v[i] = strdup(cfg->targets[i].name))) {
+			names_free(v, i);
+			return NULL;
+		}
+	}
+	qsort(v, cfg->n_targets, sizeof *v, cmp_name);
+	*n = cfg->n_targets;
+	return v;
+}
+
+/* Merge two sorted lists: how many names only b has, only a has. */
+static void names_diff(char **a, size_t na, char **b, size_t nb, size_t *added,
+		       size_t *removed)
+{
+	size_t i = 0, j = 0;
+
+	*added = *removed = 0;
+	while (i < na || j < nb) {
+		int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+		if (c < 0) {
+			(*removed)++;
+			i++;
+		} else if (c > 0) {
+			(*added)++;
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+}
+
+static bool endpoints_equal(const struct endpoint *a, size_t na, const struct endpoint *b,
+			    size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!net_endpoint_equal(&a[i], &b[i]))
+			return false;
+	return true;
+}
+
+static bool listeners_equal(const struct config *a, const struct config *b)
+{
+	size_t ta = a->tcp.enabled ? a->tcp.n_listen : 0, tb = b->tcp.enabled ? b->tcp.n_listen : 0;
+	size_t ua = a->udp.enabled ? a->udp.n_listen : 0, ub = b->udp.enabled ? b->udp.n_listen : 0;
+	return endpoints_equal(a->tcp.listen, ta, b->tcp.listen, tb) &&
+	       endpoints_equal(a->udp.listen, ua, b->udp.listen, ub);
+}
+
+static void reload_failed(struct daemon *d, const char *err)
+{
+	struct logline *l = log_begin(LOG_ERR, "reload_failed");
+	log_str(l, "reason", err);
+	log_str(l, "msg", "keeping the running configuration");
+	log_end(l);
+	reload_record(d, err);
+	notify_ready(d);
+}
+
+/*
+ * Reload the configuration file.  Returns 0 with a summary of what changed
+ * in result ("3 targets added, 1 removed, listeners unchanged"), or -1 with
+ * the error in result exactly as `beacond -t` words it (file:line: [section]
+ * key: reason).  The log line and the beaconctl client both get this text.
+ */
+static int daemon_reload(struct daemon *d, char *result, size_t len)
 {
 	char err[512];
 	struct config *cfg;
@@ -301,24 +406,31 @@ static void daemon_reload(struct daemon *d)
 			strerror(errno));
 
 	if (config_load(d->opts->config_path, &cfg, err, sizeof err) < 0) {
-		struct logline *l = log_begin(LOG_ERR, "reload_failed");
-		log_str(l, "reason", err);
-		log_str(l, "msg", "keeping the running configuration");
-		log_end(l);
-		reload_record(d, err);
-		notify_ready(d);
-		return;
+		reload_failed(d, err);
+		snprintf(result, len, "%s", err);
+		return -1;
 	}
 	if (daemon_apply(d, cfg, err, sizeof err) < 0) {
-		struct logline *l = log_begin(LOG_ERR, "reload_failed");
-		log_str(l, "reason", err);
-		log_str(l, "msg", "keeping the running configuration");
-		log_end(l);
 		config_free(cfg);
-		reload_record(d, err);
-		notify_ready(d);
-		return;
+		reload_failed(d, err);
+		snprintf(result, len, "%s", err);
+		return -1;
 	}
+
+	size_t n_names, added, removed;
+	char **names = names_of(cfg, &n_names);
+	names_diff(d->target_names, d->n_target_names, names, n_names, &added, &removed);
+	names_free(d->target_names, d->n_target_names);
+	d->target_names = names;
+	d->n_target_names = n_names;
+	bool same_listeners = listeners_equal(d->cfg, cfg);
+	snprintf(d->last_reload_summary, sizeof d->last_reload_summary,
+		 "%zu target%s added, %zu removed, listeners %s", added, added == 1 ? "" : "s",
+		 removed, same_listeners ? "unchanged" : "changed");
+	if (strcmp(d->cfg->daemon.control_socket, cfg->daemon.control_socket) != 0 ||
+	    strcmp(d->cfg->daemon.control_group, cfg->daemon.control_group) != 0)
+		log_msg(LOG_WARNING, "control_socket_unchanged",
+			"control_socket and control_group take effect at the next start");
 	reload_record(d, NULL);
 
 	size_t n_targets = cfg->n_targets;
@@ -335,8 +447,50 @@ static void daemon_reload(struct daemon *d)
 	struct logline *l = log_begin(LOG_NOTICE, "reloaded");
 	log_str(l, "config", d->opts->config_path);
 	log_u64(l, "targets", n_targets);
+	log_u64(l, "added", added);
+	log_u64(l, "removed", removed);
+	log_bool(l, "listeners_changed", !same_listeners);
+	log_str(l, "msg", d->last_reload_summary);
 	log_end(l);
 	notify_ready(d);
+	snprintf(result, len, "reloaded: %s", d->last_reload_summary);
+	return 0;
+}
+
+/* `beaconctl reload`: the same reload as SIGHUP, its result as the reply. */
+static struct stream *ctl_reload_open(void *arg, const struct ctl_peer *peer,
+				      const struct ctl_req *req, struct ctl_refusal *why)
+{
+	struct daemon *d = arg;
+	char result[600], buf[2048];
+	struct jw w;
+	(void)req;
+
+	if (d->stopping) {
+		why->code = "failed";
+		snprintf(why->msg, sizeof why->msg, "the daemon is stopping");
+		return NULL;
+	}
+	struct logline *l = log_begin(LOG_NOTICE, "reload_requested");
+	log_str(l, "by", "beaconctl");
+	log_int(l, "pid", peer->pid);
+	log_u64(l, "uid", peer->uid);
+	log_end(l);
+	int r = daemon_reload(d, result, sizeof result);
+	jw_init(&w, buf, sizeof buf);
+	jw_obj_begin(&w);
+	jw_kbool(&w, "ok", true);
+	jw_ku64(&w, "version", CTL_PROTO_VERSION);
+	jw_kstr(&w, "reply", "reload");
+	jw_kbool(&w, "reloaded", r == 0);
+	jw_kstr(&w, r == 0 ? "result" : "error", result);
+	jw_obj_end(&w);
+	jw_newline(&w);
+	if (!jw_ok(&w)) {
+		snprintf(why->msg, sizeof why->msg, "%s", result);
+		return NULL;
+	}
+	return ctl_stream_bytes(buf, w.len);
 }
 
 /* ---- stop -------------------------------------------------------------------- */
@@ -379,6 +533,8 @@ static void daemon_stop(struct daemon *d, int signo)
 	tcp_stop_accepting(d->tcp);
 	web_stop(d->web);
 	udp_stop(d->udp);
+	if (d->ctl)
+		ctl_stop(d->ctl);
 	pinger_stop(d->pinger);
 	loop_timer_cancel(d->loop, &d->stats_timer);
 
@@ -403,8 +559,10 @@ static void on_signal(struct loop *loop, int signo, void *arg)
 		daemon_stop(d, signo);
 		break;
 	case SIGHUP:
-		if (!d->stopping)
-			daemon_reload(d);
+		if (!d->stopping) {
+			char result[600];
+			daemon_reload(d, result, sizeof result);
+		}
 		break;
 	case SIGUSR1:
 		daemon_log_stats(d, "signal");
@@ -437,6 +595,9 @@ static void daemon_free(struct daemon *d)
 {
 	if (d->web)
 		web_free(d->web);
+	/* Clients first: their streams read the pinger. */
+	ctl_free(d->ctl);
+	names_free(d->target_names, d->n_target_names);
 	if (d->tcp)
 		tcp_free(d->tcp);
 	if (d->udp)
@@ -511,7 +672,31 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		sd_notifyf("STATUS=start failed: %s", err);
 		goto out;
 	}
+	d.ctl = ctl_new(d.loop);
+	if (!d.ctl || ctl_reply_register(d.ctl, &d) < 0 ||
+	    ctl_register(d.ctl, &(struct ctl_command){
+		    .name = "reload", .usage = "reload", .privileged = true,
+		    .help = "reload the configuration file and report the outcome",
+		    .open = ctl_reload_open, .arg = &d }) < 0) {
+		log_msg(LOG_ERR, "start_failed", "control socket: %s", strerror(errno));
+		goto out;
+	}
+	/* Not fatal: the echo services and the pings do not need it. */
+	if (ctl_listen(d.ctl, cfg->daemon.control_socket, cfg->daemon.control_group,
+		       &d.inherited, err, sizeof err) < 0) {
+		struct logline *l = log_begin(LOG_WARNING, "control_disabled");
+		log_str(l, "reason", err);
+		log_str(l, "msg", "beaconctl cannot reach this daemon");
+		log_end(l);
+	} else if (ctl_path(d.ctl)[0]) {
+		struct logline *l = log_begin(LOG_INFO, "listen");
+		log_str(l, "service", "control");
+		log_str(l, "path", ctl_path(d.ctl));
+		log_bool(l, "systemd", ctl_from_systemd(d.ctl));
+		log_end(l);
+	}
 	release_unused_inherited(&d.inherited);
+	d.target_names = names_of(cfg, &d.n_target_names);
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
 	heap_release();

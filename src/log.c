@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <netinet/in.h>
 
+#include "json.h"
 #include "log.h"
 
 #define LOG_LINE_MAX 4096
@@ -286,48 +287,6 @@ static void put_reserved(struct logline *l, const char *s, size_t n)
 	}
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s (1 to 4), or 0 when the
- * byte at s does not start one (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF).
- */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c < 0xc2)
-		return 0;
-	if (c < 0xe0) {
-		len = 2;
-	} else if (c < 0xf0) {
-		len = 3;
-		if (c == 0xe0)
-			lo = 0xa0;
-		else if (c == 0xed)
-			hi = 0x9f;
-	} else if (c < 0xf5) {
-		len = 4;
-		if (c == 0xf0)
-			lo = 0x90;
-		else if (c == 0xf4)
-			hi = 0x8f;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 static bool logfmt_needs_quotes(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -340,80 +299,12 @@ static bool logfmt_needs_quotes(const char *s, size_t n)
 
 		if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f)
 			return true;
-		u = utf8_len(p + i, n - i);
+		u = json_utf8_len(p + i, n - i);
 		if (u == 0)
 			return true;
 		i += u;
 	}
 	return false;
-}
-
-/*
- * Escape one unit (a byte or a whole UTF-8 sequence) at s into out; return
- * how many input bytes it used and set *outlen.
- */
-static size_t escape_unit(const unsigned char *s, size_t n, bool json, char *out,
-			  size_t *outlen)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char c = s[0];
-	size_t u;
-
-	switch (c) {
-	case '"':
-	case '\\':
-		out[0] = '\\';
-		out[1] = (char)c;
-		*outlen = 2;
-		return 1;
-	case '\n':
-		memcpy(out, "\\n", 2);
-		*outlen = 2;
-		return 1;
-	case '\t':
-		memcpy(out, "\\t", 2);
-		*outlen = 2;
-		return 1;
-	case '\r':
-		memcpy(out, "\\r", 2);
-		*outlen = 2;
-		return 1;
-	default:
-		break;
-	}
-	if (c < 0x20 || c == 0x7f) {
-		if (json) {
-			memcpy(out, "\\u00", 4);
-			out[4] = hex[c >> 4];
-			out[5] = hex[c & 15];
-			*outlen = 6;
-		} else {
-			out[0] = '\\';
-			out[1] = 'x';
-			out[2] = hex[c >> 4];
-			out[3] = hex[c & 15];
-			*outlen = 4;
-		}
-		return 1;
-	}
-	u = utf8_len(s, n);
-	if (u == 0) {
-		/* Not UTF-8: JSON gets U+FFFD, logfmt keeps the byte's value. */
-		if (json) {
-			memcpy(out, "\\ufffd", 6);
-			*outlen = 6;
-		} else {
-			out[0] = '\\';
-			out[1] = 'x';
-			out[2] = hex[c >> 4];
-			out[3] = hex[c & 15];
-			*outlen = 4;
-		}
-		return 1;
-	}
-	memcpy(out, s, u);
-	*outlen = u;
-	return u;
 }
 
 /* Append an escaped string inside quotes; cut at a unit boundary when the
@@ -427,7 +318,7 @@ static bool put_quoted(struct logline *l, const char *s, size_t n, bool json)
 	if (!put(l, "\"", 1))
 		return false;
 	for (size_t i = 0; i < n;) {
-		size_t used = escape_unit(p + i, n - i, json, unit, &ulen);
+		size_t used = json_escape_unit(p + i, n - i, json, unit, &ulen);
 		if (!put(l, unit, ulen))
 			break;
 		i += used;
@@ -467,7 +358,7 @@ static bool put_string_value(struct logline *l, const char *s, size_t n)
 	/* Plain logfmt value: copy what fits, cut between UTF-8 sequences. */
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < n;) {
-		size_t u = utf8_len(p + i, n - i);
+		size_t u = json_utf8_len(p + i, n - i);
 		if (!put(l, s + i, u))
 			return i > 0;
 		i += u;
@@ -630,36 +521,16 @@ void log_u64(struct logline *l, const char *key, uint64_t value)
 	field_raw(l, key, buf);
 }
 
-/*
- * value / scale with `decimals` digits, rounded half up, in integers only:
- * q = round(value * 10^decimals / scale), then split q at the decimal
- * point.  128-bit intermediates keep value * 10^decimals exact for every
- * 64-bit value and up to 18 decimals.
- */
+/* Formatted by json.c, so log lines and control replies print numbers
+ * the same way. */
 void log_fixed(struct logline *l, const char *key, uint64_t value, uint64_t scale,
 	       int decimals)
 {
-	unsigned __int128 q;
-	uint64_t pow10 = 1, ip, fp;
-	char buf[64];
+	char buf[48];
 
 	if (!l)
 		return;
-	if (scale == 0)
-		scale = 1;
-	if (decimals < 0)
-		decimals = 0;
-	if (decimals > 18)
-		decimals = 18;
-	for (int i = 0; i < decimals; i++)
-		pow10 *= 10;
-	q = ((unsigned __int128)value * pow10 + scale / 2) / scale;
-	ip = (uint64_t)(q / pow10);
-	fp = (uint64_t)(q % pow10);
-	if (decimals > 0)
-		snprintf(buf, sizeof buf, "%" PRIu64 ".%0*" PRIu64, ip, decimals, fp);
-	else
-		snprintf(buf, sizeof buf, "%" PRIu64, ip);
+	json_fmt_fixed(buf, value, scale, decimals);
 	field_raw(l, key, buf);
 }
 

@@ -1,0 +1,488 @@
+/*
+ * ctl_reply: status, targets, target NAME and stats (see ctl_reply.h).
+ * Producers read the view and write bytes; the only clock reads are at
+ * open, for the uptime.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include "ctl.h"
+#include "ctl_reply.h"
+#include "daemon.h"
+#include "json.h"
+#include "net.h"
+#include "tcp.h"
+#include "udp.h"
+#include "util.h"
+#include "view.h"
+
+/* ns as integers: clients scale units themselves; null for "none yet". */
+static void k_ns(struct jw *w, const char *key, uint64_t ns)
+{
+	jw_key(w, key);
+	if (ns == STATS_NO_RTT)
+		jw_null(w);
+	else
+		jw_u64(w, ns);
+}
+
+static void k_unix(struct jw *w, const char *key, uint64_t wall_ns)
+{
+	jw_key(w, key);
+	if (wall_ns == 0)
+		jw_null(w);
+	else
+		jw_fixed(w, wall_ns, NSEC_PER_SEC, 3);
+}
+
+static void addr_str(const struct view_probe *p, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (!p->resolved)
+		return;
+	if (p->addr.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)&p->addr;
+		inet_ntop(AF_INET, &a->sin_addr, buf, (socklen_t)len);
+	} else if (p->addr.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)&p->addr;
+		inet_ntop(AF_INET6, &a->sin6_addr, buf, (socklen_t)len);
+	}
+}
+
+static void rtt_fields(struct jw *w, const struct stats_rtt *r, uint64_t n, const char *pfx)
+{
+	char key[32];
+
+	snprintf(key, sizeof key, "%smin_ns", pfx);
+	k_ns(w, key, n ? (uint64_t)r->min_us * NSEC_PER_USEC : STATS_NO_RTT);
+	snprintf(key, sizeof key, "%savg_ns", pfx);
+	k_ns(w, key, n ? stats_rtt_avg_ns(r, n) : STATS_NO_RTT);
+	snprintf(key, sizeof key, "%smax_ns", pfx);
+	k_ns(w, key, n ? (uint64_t)r->max_us * NSEC_PER_USEC : STATS_NO_RTT);
+	snprintf(key, sizeof key, "%smdev_ns", pfx);
+	k_ns(w, key, n ? stats_rtt_mdev_ns(r, n) : STATS_NO_RTT);
+	snprintf(key, sizeof key, "%sjitter_ns", pfx);
+	k_ns(w, key, stats_rtt_has_jitter(r) ? stats_rtt_jitter_ns(r) : STATS_NO_RTT);
+}
+
+static void counts(struct jw *w, const struct stats_counts *c)
+{
+	jw_ku64(w, "sent", c->sent);
+	jw_ku64(w, "received", c->received);
+	jw_ku64(w, "lost", c->lost);
+	jw_ku64(w, "late", c->late);
+	jw_ku64(w, "duplicates", c->duplicates);
+	jw_ku64(w, "errors", c->errors);
+	jw_key(w, "loss_pct");
+	if (c->received + c->lost == 0)
+		jw_null(w);
+	else
+		jw_fixed(w, stats_loss_milli_pct(c), 1000, 3);
+}
+
+void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	addr_str(p, addr, sizeof addr);
+	jw_obj_begin(w);
+	jw_kstr(w, "target", p->target);
+	jw_kstr(w, "host", p->host);
+	jw_key(w, "family");
+	if (p->family)
+		jw_u64(w, p->family);
+	else
+		jw_null(w);
+	jw_kbool(w, "resolved", p->resolved);
+	jw_key(w, "addr");
+	if (p->resolved)
+		jw_str(w, addr);
+	else
+		jw_null(w);
+	jw_kstr(w, "socket", p->socket);
+	jw_kstr(w, "state", health_state_name(p->state));
+	k_unix(w, "since", p->state_since_ns);
+	jw_ku64(w, "state_changes", p->state_changes);
+	counts(w, &p->run);
+	jw_ku64(w, "in_flight", p->in_flight);
+	k_ns(w, "rtt_last_ns", p->last_rtt_ns);
+	rtt_fields(w, &p->run_rtt, p->run.received, "rtt_");
+	if (detail) {
+		if (p->labels)
+			jw_kstr(w, "labels", p->labels);
+		jw_key(w, "settings");
+		jw_obj_begin(w);
+		jw_ku64(w, "interval_ns", p->interval_ns);
+		jw_ku64(w, "timeout_ns", p->timeout_ns);
+		jw_ku64(w, "payload_size", p->payload_size);
+		jw_ku64(w, "down_after", p->down_after);
+		jw_ku64(w, "up_after", p->up_after);
+		jw_obj_end(w);
+		jw_key(w, "window");
+		jw_obj_begin(w);
+		counts(w, &p->window.c);
+		rtt_fields(w, &p->window.rtt, p->window.c.received, "rtt_");
+		jw_obj_end(w);
+		jw_key(w, "send_errors");
+		jw_obj_begin(w);
+		for (int i = 0; i < VIEW_SEND_COUNT_; i++)
+			jw_ku64(w, view_send_err_name((enum view_send_err)i), p->send_errors[i]);
+		jw_obj_end(w);
+		jw_key(w, "icmp_errors");
+		jw_obj_begin(w);
+		for (int i = 0; i < VIEW_ICMP_COUNT_; i++)
+			jw_ku64(w, view_icmp_err_name((enum view_icmp_err)i), p->icmp_errors[i]);
+		jw_obj_end(w);
+	}
+	jw_obj_end(w);
+}
+
+static struct stream *bytes_or_fail(const struct jw *w, struct ctl_refusal *why)
+{
+	struct stream *st;
+
+	if (!jw_ok(w)) {
+		why->code = "failed";
+		snprintf(why->msg, sizeof why->msg, "reply too large");
+		return NULL;
+	}
+	st = ctl_stream_bytes(w->buf, w->len);
+	if (!st) {
+		why->code = "failed";
+		snprintf(why->msg, sizeof why->msg, "out of memory");
+	}
+	return st;
+}
+
+static void head(struct jw *w, const char *reply)
+{
+	jw_obj_begin(w);
+	jw_kbool(w, "ok", true);
+	jw_ku64(w, "version", CTL_PROTO_VERSION);
+	jw_kstr(w, "reply", reply);
+}
+
+static void listeners(struct jw *w, const struct endpoint *v, size_t n)
+{
+	char buf[NET_ENDPOINT_STRLEN];
+
+	jw_key(w, "listen");
+	jw_arr_begin(w);
+	for (size_t i = 0; i < n; i++)
+		jw_str(w, net_endpoint_str(&v[i], buf, sizeof buf));
+	jw_arr_end(w);
+}
+
+static void tcp_json(struct jw *w, const struct tcp_counters *c)
+{
+	jw_ku64(w, "active", c->active);
+	jw_ku64(w, "accepted", c->accepted);
+	jw_ku64(w, "refused_limit", c->refused_limit);
+	jw_ku64(w, "refused_acl", c->refused_acl);
+	jw_ku64(w, "refused_fd", c->refused_fd);
+	jw_ku64(w, "bytes_in", c->bytes_in);
+	jw_ku64(w, "bytes_out", c->bytes_out);
+	jw_ku64(w, "timeouts", c->timeouts);
+	jw_ku64(w, "errors", c->errors);
+	jw_ku64(w, "backpressure", c->backpressure);
+}
+
+static void udp_json(struct jw *w, const struct udp_counters *c)
+{
+	jw_ku64(w, "received", c->received);
+	jw_ku64(w, "echoed", c->echoed);
+	jw_ku64(w, "bytes_in", c->bytes_in);
+	jw_ku64(w, "bytes_out", c->bytes_out);
+	jw_ku64(w, "drop_truncated", c->drop_truncated);
+	jw_ku64(w, "drop_port", c->drop_port);
+	jw_ku64(w, "drop_addr", c->drop_addr);
+	jw_ku64(w, "drop_acl", c->drop_acl);
+	jw_ku64(w, "drop_rate", c->drop_rate);
+	jw_ku64(w, "drop_send", c->drop_send);
+	jw_ku64(w, "rate_evictions", c->rate_evictions);
+}
+
+static void services(struct jw *w, const struct view_daemon *v, bool with_listen)
+{
+	jw_key(w, "tcp");
+	jw_obj_begin(w);
+	if (with_listen)
+		listeners(w, v->tcp_listen, v->n_tcp_listen);
+	if (v->tcp)
+		tcp_json(w, v->tcp);
+	jw_obj_end(w);
+	jw_key(w, "udp");
+	jw_obj_begin(w);
+	if (with_listen)
+		listeners(w, v->udp_listen, v->n_udp_listen);
+	if (v->udp)
+		udp_json(w, v->udp);
+	jw_obj_end(w);
+}
+
+#define SMALL_REPLY_MAX (64u * 1024u)
+
+static struct stream *status_open(void *arg, const struct ctl_peer *peer,
+				  const struct ctl_req *req, struct ctl_refusal *why)
+{
+	const struct daemon *d = arg;
+	struct view_daemon v;
+	struct view_pinger pv;
+	char *buf = malloc(SMALL_REPLY_MAX);
+	struct jw w;
+	(void)peer;
+	(void)req;
+
+	if (!buf) {
+		why->code = "failed";
+		snprintf(why->msg, sizeof why->msg, "out of memory");
+		return NULL;
+	}
+	daemon_view(d, &v);
+	pinger_view_global(v.pinger, &pv);
+	uint64_t now_mono = mono_ns();
+
+	jw_init(&w, buf, SMALL_REPLY_MAX);
+	head(&w, "status");
+	jw_kstr(&w, "beacond_version", v.version);
+	k_unix(&w, "started", v.start_wall_ns);
+	jw_ku64(&w, "uptime_ns", now_mono - v.start_mono_ns);
+	jw_kstr(&w, "config", v.config_path);
+	k_unix(&w, "config_loaded", v.config_loaded_wall_ns);
+	jw_key(&w, "reload");
+	jw_obj_begin(&w);
+	jw_ku64(&w, "count", v.reloads);
+	jw_ku64(&w, "failures", v.reload_failures);
+	jw_key(&w, "last");
+	if (v.reloads == 0) {
+		jw_null(&w);
+	} else {
+		jw_obj_begin(&w);
+		jw_kbool(&w, "ok", v.last_reload_ok);
+		k_unix(&w, "at", v.last_reload_wall_ns);
+		if (v.last_reload_ok)
+			jw_kstr(&w, "result", v.last_reload_summary ? v.last_reload_summary : "");
+		else
+			jw_kstr(&w, "error", v.last_reload_error);
+		jw_obj_end(&w);
+	}
+	jw_obj_end(&w);
+	jw_key(&w, "targets");
+	jw_obj_begin(&w);
+	jw_ku64(&w, "probes", pv.probes);
+	jw_ku64(&w, "up", pv.up);
+	jw_ku64(&w, "down", pv.down);
+	jw_ku64(&w, "unknown", pv.unknown);
+	jw_ku64(&w, "unresolved", pv.unresolved);
+	jw_obj_end(&w);
+	services(&w, &v, true);
+	/* No HTTP listener in this daemon yet: say so rather than omit it. */
+	jw_key(&w, "web");
+	jw_null(&w);
+	jw_key(&w, "icmp");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "sockets", pv.socket_kinds);
+	jw_kstr(&w, "timestamping", pv.timestamping);
+	jw_ku64(&w, "send_late_max_ns", pv.late_max_ns);
+	jw_obj_end(&w);
+	jw_key(&w, "control");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "path", v.control_socket);
+	jw_kbool(&w, "systemd", v.control_from_systemd);
+	jw_obj_end(&w);
+	jw_obj_end(&w);
+	jw_newline(&w);
+	struct stream *st = bytes_or_fail(&w, why);
+	free(buf);
+	return st;
+}
+
+static struct stream *stats_open(void *arg, const struct ctl_peer *peer,
+				 const struct ctl_req *req, struct ctl_refusal *why)
+{
+	const struct daemon *d = arg;
+	struct view_daemon v;
+	char buf[8192];
+	struct jw w;
+	(void)peer;
+	(void)req;
+
+	daemon_view(d, &v);
+	jw_init(&w, buf, sizeof buf);
+	head(&w, "stats");
+	services(&w, &v, false);
+	jw_obj_end(&w);
+	jw_newline(&w);
+	return bytes_or_fail(&w, why);
+}
+
+static struct stream *target_open(void *arg, const struct ctl_peer *peer,
+				  const struct ctl_req *req, struct ctl_refusal *why)
+{
+	const struct daemon *d = arg;
+	struct view_daemon v;
+	struct view_probe probes[2];
+	char *buf;
+	struct jw w;
+	(void)peer;
+
+	daemon_view(d, &v);
+	size_t n = pinger_view_target(v.pinger, req->argv[0], probes, 2);
+	if (n == 0) {
+		why->code = "not_found";
+		snprintf(why->msg, sizeof why->msg, "no target named \"%.64s\"", req->argv[0]);
+		return NULL;
+	}
+	if (n > 2)
+		n = 2;
+	buf = malloc(SMALL_REPLY_MAX);
+	if (!buf) {
+		why->code = "failed";
+		snprintf(why->msg, sizeof why->msg, "out of memory");
+		return NULL;
+	}
+	jw_init(&w, buf, SMALL_REPLY_MAX);
+	head(&w, "target");
+	jw_kstr(&w, "name", probes[0].target);
+	jw_key(&w, "probes");
+	jw_arr_begin(&w);
+	for (size_t i = 0; i < n; i++)
+		ctl_probe_json(&w, &probes[i], true);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	jw_newline(&w);
+	struct stream *st = bytes_or_fail(&w, why);
+	free(buf);
+	return st;
+}
+
+/* targets: header, one line per probe as the client drains, end line.
+ * A probe's record is built in pending[] first: the cursor has already
+ * moved past it, so a record that does not fit waits there for the next
+ * fill rather than being lost. */
+struct targets_stream {
+	struct stream s;
+	const struct pinger *p;
+	struct view_cursor cur;
+	enum { T_HEAD, T_BODY, T_END, T_DONE } phase;
+	size_t probes;
+	size_t pending_len;
+	char pending[STREAM_MIN_CAP];
+};
+
+static ssize_t targets_fill(struct stream *s, char *buf, size_t cap)
+{
+	struct targets_stream *t = container_of(s, struct targets_stream, s);
+	size_t used = 0;
+	struct jw w;
+
+	if (t->phase == T_HEAD) {
+		jw_init(&w, buf, cap);
+		head(&w, "targets");
+		jw_obj_end(&w);
+		jw_newline(&w);
+		if (!jw_ok(&w))
+			return -1;
+		used = w.len;
+		t->phase = T_BODY;
+		pinger_view_begin(t->p, &t->cur);
+	}
+	while (t->phase == T_BODY) {
+		if (t->pending_len == 0) {
+			struct view_probe vp;
+			if (!pinger_view_next(t->p, &t->cur, &vp)) {
+				t->phase = T_END;
+				break;
+			}
+			jw_init(&w, t->pending, sizeof t->pending);
+			ctl_probe_json(&w, &vp, false);
+			jw_newline(&w);
+			if (!jw_ok(&w)) {
+				/* Cannot happen with names <= 64 and hosts <= 255
+				 * bytes; skip the record rather than stall. */
+				continue;
+			}
+			t->pending_len = w.len;
+		}
+		if (t->pending_len > cap - used)
+			return (ssize_t)used;
+		memcpy(buf + used, t->pending, t->pending_len);
+		used += t->pending_len;
+		t->pending_len = 0;
+		t->probes++;
+	}
+	if (t->phase == T_END) {
+		/* A reload during the walk ends it early: the client learns
+		 * the list is partial and may ask again. */
+		struct view_pinger pv;
+		pinger_view_global(t->p, &pv);
+		jw_init(&w, buf + used, cap - used);
+		jw_obj_begin(&w);
+		jw_kbool(&w, "end", true);
+		jw_ku64(&w, "probes", t->probes);
+		jw_kbool(&w, "complete", t->probes == pv.probes);
+		jw_obj_end(&w);
+		jw_newline(&w);
+		if (!jw_ok(&w))
+			return (ssize_t)used;
+		used += w.len;
+		t->phase = T_DONE;
+	}
+	return (ssize_t)used;
+}
+
+static void targets_free(struct stream *s)
+{
+	free(container_of(s, struct targets_stream, s));
+}
+
+static struct stream *targets_open(void *arg, const struct ctl_peer *peer,
+				   const struct ctl_req *req, struct ctl_refusal *why)
+{
+	const struct daemon *d = arg;
+	struct view_daemon v;
+	struct targets_stream *t = malloc(sizeof *t);
+	(void)peer;
+	(void)req;
+
+	if (!t) {
+		why->code = "failed";
+		snprintf(why->msg, sizeof why->msg, "out of memory");
+		return NULL;
+	}
+	daemon_view(d, &v);
+	t->s.fill = targets_fill;
+	t->s.free = targets_free;
+	t->p = v.pinger;
+	t->phase = T_HEAD;
+	t->probes = 0;
+	t->pending_len = 0;
+	return &t->s;
+}
+
+int ctl_reply_register(struct ctl *c, const struct daemon *d)
+{
+	const struct ctl_command cmds[] = {
+		{ .name = "status", .usage = "status", .open = status_open,
+		  .help = "version, uptime, configuration, reloads, listeners, probe counts" },
+		{ .name = "targets", .usage = "targets", .open = targets_open,
+		  .help = "one record per probe: state, counters, RTTs" },
+		{ .name = "target", .min_args = 1, .max_args = 1, .usage = "target NAME",
+		  .open = target_open,
+		  .help = "one target in detail: settings, window, errors by reason" },
+		{ .name = "stats", .usage = "stats", .open = stats_open,
+		  .help = "TCP and UDP echo counters" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++) {
+		struct ctl_command cmd = cmds[i];
+		cmd.arg = (void *)(uintptr_t)d;
+		if (ctl_register(c, &cmd) < 0)
+			return -1;
+	}
+	return 0;
+}
