@@ -76,6 +76,8 @@ struct render_source {
 	bool (*next)(void *arg, struct view_probe *out);
 	/* That probe's history, or NULL (none, or history = no). */
 	const struct history *(*history)(void *arg, const struct view_probe *p);
+	/* Called when the stream is freed (may be NULL). */
+	void (*release)(void *arg);
 	void *arg;
 };
 

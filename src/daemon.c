@@ -24,6 +24,7 @@
 #include "ctl.h"
 #include "ctl_reply.h"
 #include "daemon.h"
+#include "history_svc.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
@@ -55,6 +56,7 @@ struct daemon {
 	struct pinger *pinger;
 	struct web *web;
 	struct ctl *ctl;
+	struct history_svc *history;
 	struct sd_listen_set inherited;
 
 	struct timer stats_timer;
@@ -432,6 +434,8 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 		log_msg(LOG_WARNING, "control_socket_unchanged",
 			"control_socket and control_group take effect at the next start");
 	reload_record(d, NULL);
+	history_svc_configure(d->history, cfg);
+	history_svc_save(d->history, "reload");
 
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
@@ -604,6 +608,8 @@ static void daemon_free(struct daemon *d)
 		udp_free(d->udp);
 	if (d->pinger)
 		pinger_free(d->pinger);
+	/* After the pinger: freeing probes calls the history's on_gone. */
+	history_svc_free(d->history);
 	if (d->loop)
 		loop_free(d->loop);
 	sd_listen_release(&d->inherited);
@@ -647,7 +653,9 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
 	d.pinger = pinger_new(d.loop);
 	d.web = web_new(d.loop);
-	if (!d.tcp || !d.udp || !d.pinger || !d.web || metrics_register(d.web, &d) < 0) {
+	d.history = d.pinger ? history_svc_new(d.loop, d.pinger) : NULL;
+	if (!d.tcp || !d.udp || !d.pinger || !d.web || metrics_register(d.web, &d) < 0 ||
+	    !d.history || history_svc_register(d.history, d.web, NULL) < 0) {
 		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
 			strerror(errno));
 		goto out;
@@ -677,7 +685,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	    ctl_register(d.ctl, &(struct ctl_command){
 		    .name = "reload", .usage = "reload", .privileged = true,
 		    .help = "reload the configuration file and report the outcome",
-		    .open = ctl_reload_open, .arg = &d }) < 0) {
+		    .open = ctl_reload_open, .arg = &d }) < 0 ||
+	    history_svc_register(d.history, NULL, d.ctl) < 0) {
 		log_msg(LOG_ERR, "start_failed", "control socket: %s", strerror(errno));
 		goto out;
 	}
@@ -696,6 +705,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		log_end(l);
 	}
 	release_unused_inherited(&d.inherited);
+	/* Before the first ping, so loaded rounds are there for its outcome. */
+	history_svc_configure(d.history, cfg);
 	d.target_names = names_of(cfg, &d.n_target_names);
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
@@ -729,6 +740,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		goto out;
 	}
 
+	history_svc_stop(d.history);
 	pinger_log_summaries(d.pinger, "final");
 	daemon_log_stats(&d, "final");
 	log_msg(LOG_NOTICE, "exit", "stopped cleanly");

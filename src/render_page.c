@@ -50,8 +50,10 @@ struct overview {
 	enum ophase phase;
 	uint64_t seen;            /* probes matching the filter so far */
 	bool more;                /* one beyond this page exists */
-	bool pending;             /* `cur` is read but not written yet */
-	struct view_probe cur;
+	/* A row is formatted whole (while the probe's strings are valid) and
+	 * then copied out as room allows, over several fills if need be. */
+	size_t row_len, row_off;
+	char row[6144];
 };
 
 static bool matches(const struct overview *ov, const struct view_probe *p)
@@ -109,8 +111,10 @@ static void sparkline(const struct history *h, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-static bool overview_row(struct overview *ov, struct out *o, const struct view_probe *p)
+static void overview_row(struct overview *ov, const struct view_probe *p)
 {
+	struct out ro = { ov->row, sizeof(ov->row), 0 };
+	struct out *o = &ro;
 	const struct history *h = ov->src.history(ov->src.arg, p);
 	char name[200], host[400], rtt[32], loss[32], spark[4096];
 	xml_escape(p->target, name, sizeof(name));
@@ -130,10 +134,13 @@ static bool overview_row(struct overview *ov, struct out *o, const struct view_p
 	}
 	sparkline(h, spark, sizeof(spark));
 	const char *st = health_state_name(p->state);
-	return out_printf(o, "<tr><td><a href=\"/target/%s\">%s</a></td><td class=\"wide mut\">%s</td>"
+	if (!out_printf(o, "<tr><td><a href=\"/target/%s\">%s</a></td><td class=\"wide mut\">%s</td>"
 			  "<td class=\"wide\">IPv%u</td><td><span class=\"st %s\">%s</span></td>"
 			  "<td class=\"n\">%s</td><td class=\"n\">%s</td><td>%s</td></tr>\n",
-			  name, name, host, p->family, st, st, loss, rtt, spark);
+			  name, name, host, p->family, st, st, loss, rtt, spark))
+		o->len = 0;   /* cannot happen: the row buffer holds the largest row */
+	ov->row_len = o->len;
+	ov->row_off = 0;
 }
 
 static ssize_t overview_fill(struct stream *s, char *buf, size_t cap)
@@ -159,26 +166,33 @@ static ssize_t overview_fill(struct stream *s, char *buf, size_t cap)
 			ov->phase = O_ROWS;
 			continue;
 		case O_ROWS: {
-			if (!ov->pending) {
-				if (!ov->src.next(ov->src.arg, &ov->cur)) {
-					ov->phase = O_FOOT;
-					continue;
-				}
-				if (!matches(ov, &ov->cur))
-					continue;
-				uint64_t idx = ov->seen++;
-				if (idx < (uint64_t)ov->page * RENDER_PAGE_SIZE)
-					continue;
-				if (idx >= (uint64_t)(ov->page + 1) * RENDER_PAGE_SIZE) {
-					ov->more = true;
-					ov->phase = O_FOOT;
-					continue;
-				}
-				ov->pending = true;
+			if (ov->row_off < ov->row_len) {
+				size_t n = ov->row_len - ov->row_off;
+				if (n > o.cap - o.len)
+					n = o.cap - o.len;
+				if (n == 0)
+					goto full;
+				memcpy(o.buf + o.len, ov->row + ov->row_off, n);
+				o.len += n;
+				ov->row_off += n;
+				continue;
 			}
-			if (!overview_row(ov, &o, &ov->cur))
-				goto full;
-			ov->pending = false;
+			struct view_probe p;
+			if (!ov->src.next(ov->src.arg, &p)) {
+				ov->phase = O_FOOT;
+				continue;
+			}
+			if (!matches(ov, &p))
+				continue;
+			uint64_t idx = ov->seen++;
+			if (idx < (uint64_t)ov->page * RENDER_PAGE_SIZE)
+				continue;
+			if (idx >= (uint64_t)(ov->page + 1) * RENDER_PAGE_SIZE) {
+				ov->more = true;
+				ov->phase = O_FOOT;
+				continue;
+			}
+			overview_row(ov, &p);
 			continue;
 		}
 		case O_FOOT: {
@@ -217,6 +231,14 @@ static void free_self(struct stream *s)
 	free(s);
 }
 
+static void overview_free(struct stream *s)
+{
+	struct overview *ov = container_of(s, struct overview, s);
+	if (ov->src.release)
+		ov->src.release(ov->src.arg);
+	free(ov);
+}
+
 struct stream *render_overview_new(const struct render_source *src, const char *filter,
 				   unsigned page, uint64_t now_wall_ns)
 {
@@ -224,7 +246,7 @@ struct stream *render_overview_new(const struct render_source *src, const char *
 	if (!ov)
 		return NULL;
 	ov->s.fill = overview_fill;
-	ov->s.free = free_self;
+	ov->s.free = overview_free;
 	ov->src = *src;
 	if (filter)
 		snprintf(ov->filter, sizeof(ov->filter), "%s", filter);

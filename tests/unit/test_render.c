@@ -250,7 +250,7 @@ static const struct history *fake_history(void *arg, const struct view_probe *p)
 
 static char *overview(struct fake *f, const char *filter, unsigned page)
 {
-	struct render_source src = { fake_begin, fake_next, fake_history, f };
+	struct render_source src = { fake_begin, fake_next, fake_history, NULL, f };
 	size_t len;
 	char *html = render_collect(render_overview_new(&src, filter, page, T0), &len);
 	cr_assert_not_null(html);
