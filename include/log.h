@@ -12,8 +12,12 @@
  *
  * Output: "ts=... level=info event=reply target=gw ..." (logfmt) or
  * {"ts":"...","level":"info","event":"reply",...} (json).  When stderr is the
- * systemd journal (JOURNAL_STREAM matches stderr's st_dev:st_ino) lines get a
- * "<N>" syslog priority prefix and no timestamp.
+ * systemd journal (JOURNAL_STREAM matches stderr's st_dev:st_ino, or
+ * log_target = journal) lines go to journald's native socket
+ * (/run/systemd/journal/socket) as one datagram each: MESSAGE= the line
+ * without timestamp, PRIORITY= by level, MESSAGE_ID= per event, and every
+ * key again as a field, BEACOND_TARGET=gw, BEACOND_EVENT=state ...  Without
+ * that socket they go to the stream with a "<N>" priority prefix.
  *
  * ts is RFC 3339 UTC with milliseconds (2026-11-21T16:30:00.123Z).  Level
  * names: debug info notice warning error.  logfmt values are quoted when
@@ -104,6 +108,11 @@ bool log_rate_due(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 struct logline *log_begin_rate(struct log_rate *r, uint64_t now_ns, uint64_t period_ns,
 			       enum log_level level, const char *event,
 			       const char *service);
+
+/* The journal MESSAGE_ID of an event type (32 lower-case hex digits). */
+void log_message_id(const char *event, char out[33]);
+/* True while lines go to the journal's native socket. */
+bool log_native_journal(void);
 
 /* Convenience: an event with a free-text msg key. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)

@@ -48,5 +48,8 @@ void tcp_close_all(struct tcp_service *s);
 void tcp_free(struct tcp_service *s);
 
 const struct tcp_counters *tcp_counters(const struct tcp_service *s);
+/* The bound addresses of the listeners in force (the real port when the
+ * configuration said 0): fills up to n, returns how many there are. */
+size_t tcp_listen_addrs(const struct tcp_service *s, struct endpoint *out, size_t n);
 
 #endif

@@ -39,5 +39,7 @@ void udp_stop(struct udp_service *s);
 void udp_free(struct udp_service *s);
 
 const struct udp_counters *udp_counters(const struct udp_service *s);
+/* As tcp_listen_addrs. */
+size_t udp_listen_addrs(const struct udp_service *s, struct endpoint *out, size_t n);
 
 #endif

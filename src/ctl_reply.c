@@ -225,7 +225,7 @@ static void services(struct jw *w, const struct view_daemon *v, bool with_listen
 	jw_obj_end(w);
 }
 
-#define SMALL_REPLY_MAX (64u * 1024u)
+#define SMALL_REPLY_MAX (128u * 1024u)
 
 static struct stream *status_open(void *arg, const struct ctl_peer *peer,
 				  const struct ctl_req *req, struct ctl_refusal *why)
@@ -288,7 +288,29 @@ static struct stream *status_open(void *arg, const struct ctl_peer *peer,
 	jw_obj_begin(&w);
 	jw_kstr(&w, "sockets", pv.socket_kinds);
 	jw_kstr(&w, "timestamping", pv.timestamping);
-	jw_ku64(&w, "send_late_max_ns", pv.late_max_ns);
+	/* Send lateness (how long after its slot each request went out):
+	 * the non-empty buckets of the histogram, so a client can compute
+	 * quantiles over any interval from two readings. */
+	jw_key(&w, "send_late");
+	jw_obj_begin(&w);
+	jw_ku64(&w, "count", pv.late_count);
+	jw_ku64(&w, "sum_ns", pv.late_sum_ns);
+	jw_ku64(&w, "max_ns", pv.late_max_ns);
+	jw_key(&w, "buckets");
+	jw_arr_begin(&w);
+	for (uint32_t i = 0; i < pv.late_n_buckets && pv.late_counts; i++) {
+		if (!pv.late_counts[i])
+			continue;
+		jw_arr_begin(&w);
+		if (i + 1 == pv.late_n_buckets)
+			jw_null(&w);      /* +Inf */
+		else
+			jw_u64(&w, pv.late_le_ns[i]);
+		jw_u64(&w, pv.late_counts[i]);
+		jw_arr_end(&w);
+	}
+	jw_arr_end(&w);
+	jw_obj_end(&w);
 	jw_obj_end(&w);
 	jw_key(&w, "control");
 	jw_obj_begin(&w);

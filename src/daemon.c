@@ -81,6 +81,9 @@ struct daemon {
 	 * added and removed. */
 	char **target_names;
 	size_t n_target_names;
+	/* The listeners' bound addresses, refreshed after each apply. */
+	struct endpoint *tcp_bound, *udp_bound;
+	size_t n_tcp_bound, n_udp_bound;
 };
 
 void daemon_view(const struct daemon *d, struct view_daemon *out)
@@ -100,10 +103,10 @@ void daemon_view(const struct daemon *d, struct view_daemon *out)
 		.tcp = d->tcp ? tcp_counters(d->tcp) : NULL,
 		.udp = d->udp ? udp_counters(d->udp) : NULL,
 		.pinger = d->pinger,
-		.tcp_listen = d->cfg->tcp.enabled ? d->cfg->tcp.listen : NULL,
-		.n_tcp_listen = d->cfg->tcp.enabled ? d->cfg->tcp.n_listen : 0,
-		.udp_listen = d->cfg->udp.enabled ? d->cfg->udp.listen : NULL,
-		.n_udp_listen = d->cfg->udp.enabled ? d->cfg->udp.n_listen : 0,
+		.tcp_listen = d->tcp_bound,
+		.n_tcp_listen = d->n_tcp_bound,
+		.udp_listen = d->udp_bound,
+		.n_udp_listen = d->n_udp_bound,
 		.control_socket = d->ctl ? ctl_path(d->ctl) : "",
 		.control_from_systemd = d->ctl && ctl_from_systemd(d->ctl),
 		.last_reload_summary = d->last_reload_summary,
@@ -157,6 +160,25 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 	return udp_prepare(d->udp, &udp, &d->inherited, err, errlen);
 }
 
+/* Copy the listeners' bound addresses for the view (on failure to
+ * allocate, the view lists none rather than stale ones). */
+static void refresh_bound(struct daemon *d)
+{
+	struct endpoint *v;
+	size_t n;
+
+	n = tcp_listen_addrs(d->tcp, NULL, 0);
+	v = n ? calloc(n, sizeof *v) : NULL;
+	free(d->tcp_bound);
+	d->tcp_bound = v;
+	d->n_tcp_bound = v ? tcp_listen_addrs(d->tcp, v, n) : 0;
+	n = udp_listen_addrs(d->udp, NULL, 0);
+	v = n ? calloc(n, sizeof *v) : NULL;
+	free(d->udp_bound);
+	d->udp_bound = v;
+	d->n_udp_bound = v ? udp_listen_addrs(d->udp, v, n) : 0;
+}
+
 /* Prepare every service for cfg, then commit all of them, or none.  The
  * web listener goes first: it takes the sockets systemd passed under the
  * name "web" before tcp adopts every stream socket nobody named. */
@@ -188,6 +210,7 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 	tcp_commit(d->tcp, tcp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
+	refresh_bound(d);
 	return 0;
 }
 
@@ -602,6 +625,8 @@ static void daemon_free(struct daemon *d)
 	/* Clients first: their streams read the pinger. */
 	ctl_free(d->ctl);
 	names_free(d->target_names, d->n_target_names);
+	free(d->tcp_bound);
+	free(d->udp_bound);
 	if (d->tcp)
 		tcp_free(d->tcp);
 	if (d->udp)
@@ -672,14 +697,9 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		log_msg(LOG_ERR, "start_failed", "socket activation: %s", err);
 		goto out;
 	}
-	if (daemon_apply(&d, cfg, err, sizeof err) < 0) {
-		struct logline *l = log_begin(LOG_ERR, "start_failed");
-		log_str(l, "reason", err);
-		log_end(l);
-		/* So "systemctl status" says why, not only the journal. */
-		sd_notifyf("STATUS=start failed: %s", err);
-		goto out;
-	}
+	/* Before the services: the TCP service adopts every inherited
+	 * stream listener it is given, so the one named "control" must be
+	 * taken first. */
 	d.ctl = ctl_new(d.loop);
 	if (!d.ctl || ctl_reply_register(d.ctl, &d) < 0 ||
 	    ctl_register(d.ctl, &(struct ctl_command){
@@ -703,6 +723,14 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		log_str(l, "path", ctl_path(d.ctl));
 		log_bool(l, "systemd", ctl_from_systemd(d.ctl));
 		log_end(l);
+	}
+	if (daemon_apply(&d, cfg, err, sizeof err) < 0) {
+		struct logline *l = log_begin(LOG_ERR, "start_failed");
+		log_str(l, "reason", err);
+		log_end(l);
+		/* So "systemctl status" says why, not only the journal. */
+		sd_notifyf("STATUS=start failed: %s", err);
+		goto out;
 	}
 	release_unused_inherited(&d.inherited);
 	/* Before the first ping, so loaded rounds are there for its outcome. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 
@@ -37,10 +38,19 @@
  * a closing quote, ",\"truncated\":true", "}" and "\n". */
 #define LOG_LINE_RESERVE 32
 
+/* The native journal fields of a line: every key again as BEACOND_KEY=,
+ * with its raw (unescaped) value.  Fields that do not fit are left out of
+ * the datagram; MESSAGE= still carries them. */
+#define LOG_JOURNAL_MAX (2 * LOG_LINE_MAX)
+
 struct logline {
 	size_t len;
 	bool truncated;
 	char buf[LOG_LINE_MAX];
+	enum log_level level;
+	const char *event;
+	size_t jlen;
+	char jbuf[LOG_JOURNAL_MAX];
 };
 
 static struct {
@@ -50,14 +60,21 @@ static struct {
 	int fd;
 	bool own_fd;             /* fd is our file target, ours to close */
 	bool is_file;
-	bool journal;            /* "<N>" prefixes, no ts */
+	bool journal;            /* the journal reads us: no ts */
+	bool native;             /* ... through its datagram socket (jfd),
+				  * else through the stream, "<N>" prefixes */
+	int jfd;
 	uint64_t dropped;
 	char path[4096];
 } g = {
 	.level = LOG_INFO,
 	.format = LOG_FMT_LOGFMT,
 	.fd = 2,
+	.jfd = -1,
 };
+
+/* Tests may point the native protocol elsewhere (a socket of their own). */
+#define JOURNAL_SOCKET_DEFAULT "/run/systemd/journal/socket"
 
 static struct logline line;
 /* Scratch for log_strf/log_msg formatting. */
@@ -114,16 +131,70 @@ static bool stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-static void use_stderr(void)
+static void journal_close(void)
+{
+	if (g.jfd >= 0)
+		close(g.jfd);
+	g.jfd = -1;
+	g.native = false;
+}
+
+/* Connect a datagram socket to journald's native socket.  Returns 0, or
+ * -1 with the reason in err. */
+static int journal_open(char *err, size_t errlen)
+{
+	const char *path = getenv("BEACOND_JOURNAL_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || !*path)
+		path = JOURNAL_SOCKET_DEFAULT;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	journal_close();
+	g.jfd = fd;
+	g.native = true;
+	return 0;
+}
+
+static void use_stderr_as(bool journal)
 {
 	if (g.own_fd)
 		close(g.fd);
 	g.fd = STDERR_FILENO;
 	g.own_fd = false;
 	g.is_file = false;
-	g.journal = stderr_is_journal();
+	g.journal = journal;
 	g.path[0] = '\0';
 	g.ready = true;
+}
+
+/* Why the native socket could not be used when stderr is the journal
+ * (log_setup logs it). */
+static char auto_jerr[200];
+
+static void use_stderr(void)
+{
+	use_stderr_as(stderr_is_journal());
+	/* The journal reads our stderr: talk to it natively instead, so every
+	 * key becomes a field.  Without its socket, stay on the stream. */
+	if (g.journal && !g.native && journal_open(auto_jerr, sizeof auto_jerr) == 0)
+		auto_jerr[0] = '\0';
+	if (!g.journal)
+		journal_close();
 }
 
 /* A pipe or socket on stderr (the journal stream, a supervisor's pipe) is
@@ -170,8 +241,25 @@ int log_setup(enum log_level level, enum log_format format, const char *target,
 		errno = EINVAL;
 		return -1;
 	}
-	if (!target || !*target || !strcmp(target, "auto") || !strcmp(target, "stderr")) {
+	char jerr[200] = "";
+	if (target && !strcmp(target, "journal")) {
+		/* Without the socket, fall back to the stream (and say why
+		 * once the new level and format are in place). */
+		use_stderr_as(true);
+		if (!g.native)
+			(void)journal_open(jerr, sizeof jerr);
+		stderr_nonblocking();
+	} else if (!target || !*target || !strcmp(target, "auto")) {
 		use_stderr();
+		stderr_nonblocking();
+		if (auto_jerr[0]) {
+			snprintf(jerr, sizeof jerr, "%s", auto_jerr);
+			auto_jerr[0] = '\0';
+		}
+	} else if (!strcmp(target, "stderr")) {
+		/* Explicitly the stream: "<N>" prefixes when it is the journal. */
+		journal_close();
+		use_stderr_as(stderr_is_journal());
 		stderr_nonblocking();
 	} else {
 		size_t n = strlen(target);
@@ -195,11 +283,18 @@ int log_setup(enum log_level level, enum log_format format, const char *target,
 		g.own_fd = true;
 		g.is_file = true;
 		g.journal = false;
+		journal_close();
 		memcpy(g.path, target, n + 1);
 		g.ready = true;
 	}
 	g.level = level;
 	g.format = format;
+	if (jerr[0]) {
+		struct logline *l = log_begin(LOG_WARNING, "journal_unavailable");
+		log_str(l, "reason", jerr);
+		log_str(l, "msg", "logging to the journal through stderr instead");
+		log_end(l);
+	}
 	return 0;
 }
 
@@ -223,7 +318,8 @@ void log_close(void)
 {
 	int saved = errno;
 
-	use_stderr();
+	journal_close();
+	use_stderr_as(false);
 	errno = saved;
 }
 
@@ -231,12 +327,18 @@ void log_set_fd(int fd)
 {
 	if (g.own_fd)
 		close(g.fd);
+	journal_close();
 	g.fd = fd;
 	g.own_fd = false;
 	g.is_file = false;
 	g.journal = false;
 	g.path[0] = '\0';
 	g.ready = true;
+}
+
+bool log_native_journal(void)
+{
+	return g.native;
 }
 
 uint64_t log_dropped(void)
@@ -366,6 +468,79 @@ static bool put_string_value(struct logline *l, const char *s, size_t n)
 	return true;
 }
 
+/*
+ * The journal's native protocol (systemd.journal-fields(7), "Native
+ * Journal Protocol"): a datagram of FIELD=value lines; a value with a
+ * newline is sent as FIELD, LF, its length as 64-bit little endian, the
+ * bytes, LF.  Field names are upper case, digits and '_', so "rtt_ms"
+ * becomes BEACOND_RTT_MS.
+ */
+static void jput(struct logline *l, const void *p, size_t n)
+{
+	memcpy(l->jbuf + l->jlen, p, n);
+	l->jlen += n;
+}
+
+static void jfield_named(struct logline *l, const char *name, size_t nlen, const char *v,
+			 size_t n)
+{
+	bool binary = memchr(v, '\n', n) != NULL;
+	size_t need = nlen + 1 + (binary ? 8 : 0) + n + 1;
+
+	if (l->jlen + need > sizeof l->jbuf)
+		return;
+	jput(l, name, nlen);
+	if (binary) {
+		uint64_t le = 0;
+		for (int i = 0; i < 8; i++)
+			((unsigned char *)&le)[i] = (unsigned char)((uint64_t)n >> (8 * i));
+		jput(l, "\n", 1);
+		jput(l, &le, 8);
+	} else {
+		jput(l, "=", 1);
+	}
+	jput(l, v, n);
+	jput(l, "\n", 1);
+}
+
+static void jfield(struct logline *l, const char *key, const char *v, size_t n)
+{
+	char name[72] = "BEACOND_";
+	size_t k = 8;
+
+	if (!g.native)
+		return;
+	for (const char *p = key; *p && k < sizeof name - 1; p++) {
+		char c = *p;
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			c = '_';
+		name[k++] = c;
+	}
+	jfield_named(l, name, k, v, n);
+}
+
+/* A stable MESSAGE_ID per event type (sd-id128 style, 32 hex digits):
+ * two FNV-1a hashes of "beacond:" EVENT.  The same event name always gives
+ * the same id, across restarts, hosts and versions. */
+void log_message_id(const char *event, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t h[2] = { 0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL };
+	const char *pfx = "beacond:";
+
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = pfx; *p; p++)
+			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ULL;
+		for (const char *p = event; *p; p++)
+			h[k] = (h[k] ^ (unsigned char)*p) * 0x100000001b3ULL;
+	}
+	for (int i = 0; i < 32; i++)
+		out[i] = hex[(h[i / 16] >> (60 - 4 * (i % 16))) & 15];
+	out[32] = '\0';
+}
+
 static void field_strn(struct logline *l, const char *key, const char *s, size_t n)
 {
 	size_t start;
@@ -378,6 +553,8 @@ static void field_strn(struct logline *l, const char *key, const char *s, size_t
 	/* A key without a value would break JSON; drop the whole field. */
 	if (!put_string_value(l, s, n))
 		l->len = start;
+	else
+		jfield(l, key, s, n);
 }
 
 /* A field whose value is a token that is never quoted (numbers, booleans,
@@ -393,6 +570,8 @@ static void field_raw(struct logline *l, const char *key, const char *v)
 		return;
 	if (!puts_(l, v))
 		l->len = start;
+	else
+		jfield(l, key, v, strlen(v));
 }
 
 static const char *timestamp(void)
@@ -457,7 +636,12 @@ struct logline *log_begin(enum log_level level, const char *event)
 	json = g.format == LOG_FMT_JSON;
 	l->len = 0;
 	l->truncated = false;
-	if (g.journal) {
+	l->level = level;
+	l->event = event;
+	l->jlen = 0;
+	if (g.native)
+		jfield(l, "level", log_level_name(level), strlen(log_level_name(level)));
+	if (g.journal && !g.native) {
 		char prio[3] = { '<', '6', '>' };
 		if ((unsigned)level <= LOG_ERR)
 			prio[1] = level_prio[level];
@@ -680,6 +864,35 @@ static void emit(const char *buf, size_t n)
 	}
 }
 
+/* One datagram: MESSAGE= (the line as the stream would carry it),
+ * PRIORITY=, SYSLOG_IDENTIFIER=, MESSAGE_ID=, then the BEACOND_ fields. */
+static void emit_native(struct logline *l)
+{
+	char head[160], id[33];
+	unsigned prio = (unsigned)l->level <= LOG_ERR ? (unsigned)(level_prio[l->level] - '0') : 6;
+	size_t msglen = l->len > 0 ? l->len - 1 : 0;   /* without the LF */
+	int hn;
+
+	log_message_id(l->event ? l->event : "", id);
+	hn = snprintf(head, sizeof head, "PRIORITY=%u\nSYSLOG_IDENTIFIER=beacond\nMESSAGE_ID=%s\n",
+		      prio, id);
+	struct iovec iov[] = {
+		{ .iov_base = (void *)(uintptr_t)"MESSAGE=", .iov_len = 8 },
+		{ .iov_base = l->buf, .iov_len = msglen },
+		{ .iov_base = (void *)(uintptr_t)"\n", .iov_len = 1 },
+		{ .iov_base = head, .iov_len = (size_t)hn },
+		{ .iov_base = l->jbuf, .iov_len = l->jlen },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = sizeof iov / sizeof iov[0] };
+	ssize_t w;
+
+	do
+		w = sendmsg(g.jfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		g.dropped++;
+}
+
 void log_end(struct logline *l)
 {
 	int saved = errno;
@@ -695,7 +908,10 @@ void log_end(struct logline *l)
 	if (g.format == LOG_FMT_JSON)
 		put_reserved(l, "}", 1);
 	put_reserved(l, "\n", 1);
-	emit(l->buf, l->len);
+	if (g.native)
+		emit_native(l);
+	else
+		emit(l->buf, l->len);
 	l->len = 0;
 	errno = saved;
 }

@@ -828,3 +828,10 @@ const struct tcp_counters *tcp_counters(const struct tcp_service *s)
 {
 	return &s->counters;
 }
+
+size_t tcp_listen_addrs(const struct tcp_service *s, struct endpoint *out, size_t n)
+{
+	for (size_t i = 0; i < s->listeners.n && i < n; i++)
+		out[i] = s->listeners.v[i]->bound;
+	return s->listeners.n;
+}

@@ -735,3 +735,10 @@ void udp_free(struct udp_service *s)
 	settings_free(&s->set);
 	free(s);
 }
+
+size_t udp_listen_addrs(const struct udp_service *s, struct endpoint *out, size_t n)
+{
+	for (size_t i = 0; i < s->socks.n && i < n; i++)
+		out[i] = s->socks.v[i]->bound;
+	return s->socks.n;
+}

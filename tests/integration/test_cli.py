@@ -156,7 +156,9 @@ class Lifecycle(unittest.TestCase):
         """With stderr being the journal stream, lines carry <N> and no ts."""
         r, w = os.pipe()
         st = os.fstat(w)
-        env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        # No native journal socket here: the stream with "<N>" prefixes.
+        env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}",
+                   BEACOND_JOURNAL_SOCKET="/nonexistent/beacond-test/journal.sock")
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "b.ini")
             with open(path, "w") as f:

@@ -676,8 +676,11 @@ Test(log, long_values_truncated_safely)
 	cr_assert_str_eq(one_json_line(), "{\"level\":\"info\",\"event\":\"small\",\"msg\":\"ok\"}\n");
 }
 
-/* A journal stream on fd 2: "<N>" prefixes and no ts.  JOURNAL_STREAM
- * names a temporary file that is dup2()ed onto fd 2 for the test. */
+/* A journal stream on fd 2 without the journal's native socket: "<N>"
+ * prefixes and no ts, after one line saying why the native protocol is not
+ * used.  JOURNAL_STREAM names a temporary file that is dup2()ed onto fd 2
+ * for the test; BEACOND_JOURNAL_SOCKET points at a path that does not
+ * exist. */
 static void journal_case(unsigned dev_off, unsigned ino_off, enum log_format fmt,
 			 const char *const *want, size_t nwant)
 {
@@ -694,6 +697,7 @@ static void journal_case(unsigned dev_off, unsigned ino_off, enum log_format fmt
 	snprintf(env, sizeof env, "%lu:%lu", (unsigned long)st.st_dev + dev_off,
 		 (unsigned long)st.st_ino + ino_off);
 	setenv("JOURNAL_STREAM", env, 1);
+	setenv("BEACOND_JOURNAL_SOCKET", "/nonexistent/beacond-test/journal.sock", 1);
 	cr_assert_eq(dup2(fd, 2), 2);
 	int rc = log_setup(LOG_DEBUG, fmt, "auto", err, sizeof err);
 	log_msg(LOG_DEBUG, "d", "x");
@@ -705,6 +709,7 @@ static void journal_case(unsigned dev_off, unsigned ino_off, enum log_format fmt
 	dup2(saved, 2);
 	close(saved);
 	unsetenv("JOURNAL_STREAM");
+	unsetenv("BEACOND_JOURNAL_SOCKET");
 	cr_assert_eq(rc, 0, "%s", err);
 
 	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
@@ -712,6 +717,14 @@ static void journal_case(unsigned dev_off, unsigned ino_off, enum log_format fmt
 	cr_assert(n > 0);
 	buf[n] = '\0';
 	char *save = NULL, *line = strtok_r(buf, "\n", &save);
+	if (match) {
+		/* The fallback is announced at warning level, with the reason. */
+		cr_assert_not_null(line);
+		cr_assert(strstr(line, "event") && strstr(line, "journal_unavailable") &&
+			  strstr(line, "/nonexistent/beacond-test/journal.sock"), "%s", line);
+		cr_assert_eq(strncmp(line, "<4>", 3), 0, "%s", line);
+		line = strtok_r(NULL, "\n", &save);
+	}
 	for (size_t i = 0; i < nwant; i++, line = strtok_r(NULL, "\n", &save)) {
 		cr_assert_not_null(line, "line %zu missing", i);
 		if (match) {
