@@ -373,8 +373,6 @@ static ssize_t graph_fill(struct stream *s, char *buf, size_t cap)
 		case G_YTICK: {
 			double v = g->i * g->ytick_ns;
 			if (v > g->ymax_ns + 1) {
-				g->phase = G_XTICK;
-				g->i = 0;
 				if (!out_printf(&o, "<g class=\"plot\" shape-rendering=\"crispEdges\" "
 						"data-x0=\"%.0f\" data-x1=\"%.0f\" data-y0=\"%.0f\" "
 						"data-px-per-ms=\"%.6f\" data-t0=\"%llu\" data-t1=\"%llu\">\n",
@@ -382,6 +380,8 @@ static ssize_t graph_fill(struct stream *s, char *buf, size_t cap)
 						(unsigned long long)(g->first * g->slot_ns / NSEC_PER_SEC),
 						(unsigned long long)((g->first + g->n) * g->slot_ns / NSEC_PER_SEC)))
 					goto full;
+				g->phase = G_XTICK;
+				g->i = 0;
 				continue;
 			}
 			double y = y_of(g, (uint64_t)v);

@@ -171,17 +171,21 @@ Test(render, graph_streams_in_small_pieces_identically)
 		.target = "gw", .host = "192.0.2.1 <&>", .family = 4,
 		.range = { 0, 30 }, .now_wall_ns = T0 + 25 * S + 500 * MS,
 	};
-	struct stream *s = render_graph_new(h, &a);
-	char *buf = malloc(len + STREAM_MIN_CAP);
-	size_t n = 0;
-	ssize_t r;
-	while ((r = s->fill(s, buf + n, STREAM_MIN_CAP)) > 0)
-		n += (size_t)r;
-	cr_assert_eq(r, 0);
-	s->free(s);
-	cr_assert_eq(n, len);
-	cr_assert_eq(memcmp(buf, whole, len), 0);
-	free(buf);
+	/* Caps below STREAM_MIN_CAP (but above the largest record, the
+	 * header) move the record boundaries around. */
+	for (size_t cap = 950; cap < STREAM_MIN_CAP + 500; cap += 7) {
+		struct stream *s = render_graph_new(h, &a);
+		char *buf = malloc(len + cap);
+		size_t n = 0;
+		ssize_t r;
+		while ((r = s->fill(s, buf + n, cap)) > 0)
+			n += (size_t)r;
+		cr_assert_eq(r, 0);
+		s->free(s);
+		cr_assert_eq(n, len, "cap %zu", cap);
+		cr_assert_eq(memcmp(buf, whole, len), 0, "cap %zu", cap);
+		free(buf);
+	}
 	free(whole);
 	history_free(h);
 }
@@ -287,6 +291,34 @@ Test(render, overview_pages_and_filters)
 	free(p2);
 	free(pf);
 	free(px);
+	history_free(f->h);
+	free(f);
+}
+
+Test(render, overview_streams_in_small_pieces_identically)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	f->n = 120;
+	for (size_t i = 0; i < f->n; i++)
+		snprintf(f->names[i], sizeof(f->names[i]), "t%03u", (unsigned)(i % 1000));
+	f->h = pattern();
+	struct render_source src = { fake_begin, fake_next, fake_history, NULL, f };
+	size_t len;
+	char *whole = render_collect(render_overview_new(&src, NULL, 0, T0), &len);
+	for (size_t cap = 1500; cap < STREAM_MIN_CAP + 300; cap += 61) {
+		struct stream *s = render_overview_new(&src, NULL, 0, T0);
+		char *buf = malloc(len + cap);
+		size_t n = 0;
+		ssize_t r;
+		while ((r = s->fill(s, buf + n, cap)) > 0)
+			n += (size_t)r;
+		cr_assert_eq(r, 0);
+		s->free(s);
+		cr_assert_eq(n, len, "cap %zu", cap);
+		cr_assert_eq(memcmp(buf, whole, len), 0, "cap %zu", cap);
+		free(buf);
+	}
+	free(whole);
 	history_free(f->h);
 	free(f);
 }
