@@ -83,7 +83,7 @@ void render_span_label(uint64_t ns, char *buf, size_t len)
 	uint64_t s = ns / NSEC_PER_SEC;
 	if (s >= 2 * 86400 && s % 86400 == 0)
 		snprintf(buf, len, "%llu d", (unsigned long long)(s / 86400));
-	else if (s >= 2 * 3600 && s % 3600 == 0)
+	else if (s >= 3600 && s % 3600 == 0)
 		snprintf(buf, len, "%llu h", (unsigned long long)(s / 3600));
 	else if (s >= 120 && s % 60 == 0)
 		snprintf(buf, len, "%llu min", (unsigned long long)(s / 60));

@@ -52,6 +52,10 @@ Test(render, ranges)
 	cr_assert_str_eq(b, "10 d");
 	render_span_label(180 * S, b, sizeof(b));
 	cr_assert_str_eq(b, "3 min");
+	render_span_label(3600 * S, b, sizeof(b));
+	cr_assert_str_eq(b, "1 h");
+	render_span_label(90 * S, b, sizeof(b));
+	cr_assert_str_eq(b, "90 s");
 }
 
 /* 10 rounds of 10 ms clean, 10 of 30 ms with 2 of 10 lost, 5 all lost,
