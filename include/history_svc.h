@@ -8,8 +8,9 @@
  *
  * Files: one per probe, STATE/history/NAME.F.hist (F is 4 or 6), the
  * format of history.h.  Saving forks (as Redis's BGSAVE): the child writes
- * each file to NAME.F.hist.tmp, fsyncs it, renames it over the old one,
- * fsyncs the directory, deletes *.hist files untouched for
+ * every file to NAME.F.hist.tmp, makes them all durable with one syncfs,
+ * renames each over the old one, fsyncs the directory, deletes *.hist
+ * files untouched for
  * history_retention (targets removed from the configuration), and exits;
  * the parent goes on pinging and reaps the child through a pidfd in the
  * loop.  Saves happen every save_interval, after every reload, and at stop

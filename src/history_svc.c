@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -298,8 +300,9 @@ static int ensure_dir(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* Write one file: temp, fsync, rename.  0, or -1 with errno. */
-static int write_file(int dirfd, const char *name, const uint8_t *buf, size_t len)
+/* Write one file's temporary copy, NAME.tmp (not yet synced).  0, or -1
+ * with errno. */
+static int write_tmp(int dirfd, const char *name, const uint8_t *buf, size_t len)
 {
 	char tmp[HISTORY_NAME_MAX + 32];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
@@ -320,15 +323,7 @@ static int write_file(int dirfd, const char *name, const uint8_t *buf, size_t le
 		}
 		off += (size_t)n;
 	}
-	if (fsync(fd) < 0) {
-		int e = errno;
-		close(fd);
-		unlinkat(dirfd, tmp, 0);
-		errno = e;
-		return -1;
-	}
-	close(fd);
-	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+	if (close(fd) < 0) {
 		int e = errno;
 		unlinkat(dirfd, tmp, 0);
 		errno = e;
@@ -337,12 +332,33 @@ static int write_file(int dirfd, const char *name, const uint8_t *buf, size_t le
 	return 0;
 }
 
-static int save_list(const struct hentry *head, int dirfd, uint8_t **buf, size_t *cap,
-		     uint64_t now, size_t *n, char *err, size_t errlen)
+static int rename_tmp(int dirfd, const char *name)
+{
+	char tmp[HISTORY_NAME_MAX + 32];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	return renameat(dirfd, tmp, dirfd, name);
+}
+
+/* Pass 1 (rename false): write every probe's NAME.tmp.  Pass 2 (after one
+ * syncfs made them all durable): rename each over NAME.  One sync for
+ * 10 000 files instead of 10 000 fsyncs, and still no file is ever seen
+ * half written. */
+static int save_list(const struct hentry *head, int dirfd, bool rename, uint8_t **buf,
+		     size_t *cap, uint64_t now, size_t *n, char *err, size_t errlen)
 {
 	for (const struct hentry *e = head->prev; e != head; e = e->prev) {
 		if (!e->h)
 			continue;
+		char name[HISTORY_NAME_MAX + 16];
+		file_name(name, sizeof(name), e->target, e->family);
+		if (rename) {
+			if (rename_tmp(dirfd, name) < 0) {
+				set_err(err, errlen, "history/%s: rename: %s", name, strerror(errno));
+				return -1;
+			}
+			(*n)++;
+			continue;
+		}
 		struct history_ident id = { .family = e->family, .saved_wall_ns = now };
 		snprintf(id.target, sizeof(id.target), "%s", e->target);
 		snprintf(id.host, sizeof(id.host), "%s", e->host);
@@ -357,14 +373,11 @@ static int save_list(const struct hentry *head, int dirfd, uint8_t **buf, size_t
 			*cap = need;
 		}
 		size_t len = history_encode(e->h, &id, *buf, *cap);
-		char name[HISTORY_NAME_MAX + 16];
-		file_name(name, sizeof(name), e->target, e->family);
-		if (len == 0 || write_file(dirfd, name, *buf, len) < 0) {
-			set_err(err, errlen, "%s/%s: %s", "history", name,
+		if (len == 0 || write_tmp(dirfd, name, *buf, len) < 0) {
+			set_err(err, errlen, "history/%s: %s", name,
 				len == 0 ? "cannot encode" : strerror(errno));
 			return -1;
 		}
-		(*n)++;
 	}
 	return 0;
 }
@@ -410,10 +423,18 @@ static int save_all(struct history_svc *hs, size_t *n, size_t *removed, char *er
 	uint64_t now = wall_ns();
 	/* Retired first: a live probe of the same name (its host changed)
 	 * then wins. */
-	int r = save_list(&hs->retired, dirfd, &buf, &cap, now, n, err, errlen);
+	int r = save_list(&hs->retired, dirfd, false, &buf, &cap, now, n, err, errlen);
 	if (r == 0)
-		r = save_list(&hs->live, dirfd, &buf, &cap, now, n, err, errlen);
+		r = save_list(&hs->live, dirfd, false, &buf, &cap, now, n, err, errlen);
 	free(buf);
+	if (r == 0 && syncfs(dirfd) < 0) {
+		set_err(err, errlen, "syncfs %s: %s", hs->dir, strerror(errno));
+		r = -1;
+	}
+	if (r == 0)
+		r = save_list(&hs->retired, dirfd, true, NULL, NULL, now, n, err, errlen);
+	if (r == 0)
+		r = save_list(&hs->live, dirfd, true, NULL, NULL, now, n, err, errlen);
 	if (r == 0 && fsync(dirfd) < 0) {
 		set_err(err, errlen, "fsync %s: %s", hs->dir, strerror(errno));
 		r = -1;
@@ -528,6 +549,7 @@ static void save_start(struct history_svc *hs, const char *why)
 	for (struct hentry *e = hs->retired.next; e != &hs->retired; e = e->next)
 		n += e->h != NULL;
 	hs->save_start_ns = mono_ns();
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_saved(hs, why, false, strerror(errno), 0, 0, 0);
@@ -537,6 +559,11 @@ static void save_start(struct history_svc *hs, const char *why)
 		/* The child: a copy of the histories as they were at fork.  It
 		 * only writes files and exits; it never returns to the loop. */
 		setpriority(PRIO_PROCESS, 0, 10);
+		/* Never outlive the daemon: a writer left over from a killed
+		 * daemon could rename old files over a new daemon's. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		size_t saved, removed;
 		char err[512];
 		int r = save_all(hs, &saved, &removed, err, sizeof(err));
@@ -789,6 +816,13 @@ void history_svc_configure(struct history_svc *hs, const struct config *cfg)
 	hs->set = set;
 	hs->n_set = n;
 	hs->gen++;
+	/* Loaded histories no probe took up, of targets no longer configured:
+	 * saved once more, then left to history_retention. */
+	for (struct hentry *e = hs->live.next, *next; e != &hs->live; e = next) {
+		next = e->next;
+		if (!e->attached && !setting_of(hs, e->target))
+			entry_retire(hs, e);
+	}
 
 	const char *dir = cfg->daemon.state_directory;
 	char from_env[sizeof(hs->dir)];
@@ -965,7 +999,7 @@ static bool find_probe(struct history_svc *hs, const char *name, unsigned fam, s
 static struct stream *graph_stream(struct history_svc *hs, const char *name, unsigned fam,
 				   const char *range, bool *found, bool *bad_range)
 {
-	struct view_probe p;
+	struct view_probe p = { 0 };
 	*found = find_probe(hs, name, fam, &p);
 	*bad_range = false;
 	if (!*found)
@@ -1163,7 +1197,7 @@ static struct stream *cmd_history(void *arg, const struct ctl_peer *peer,
 {
 	struct history_svc *hs = arg;
 	struct cmd_opts o;
-	struct view_probe p;
+	struct view_probe p = { 0 };
 	const struct history *h;
 	(void)peer;
 	if (!parse_cmd(req, &o, why) || !cmd_probe(hs, &o, &p, &h, why))
