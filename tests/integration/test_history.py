@@ -98,6 +98,8 @@ class HistoryNetns(unittest.TestCase):
                 targets={"gw": {"host": netns.T_A4}},
                 extra="\n[web]\nlisten = 127.0.0.1:0\n")
             t.nft("add set inet bcn drop4 { typeof icmp sequence; flags dynamic; }\n")
+            # The responder first: no request may go unanswered before it runs.
+            resp = t.start_delay(10, max_seconds=120)
             d = t.daemon(cfg)
             d.start()
             port = web_port(d)
@@ -108,7 +110,6 @@ class HistoryNetns(unittest.TestCase):
                 time.sleep(seconds)
                 phases.append((name, delay, t0, time.time()))
 
-            resp = t.start_delay(10, max_seconds=120)
             phase("clean10", 10, 3 * self.STEP + 0.5)
             # Requests the old responder holds when it stops are lost too.
             swap0 = time.time()
