@@ -31,6 +31,9 @@
 enum svc_mode { MODE_ECHO, MODE_DISCARD };
 enum icmp_socket_kind { ICMP_SOCKET_AUTO, ICMP_SOCKET_DGRAM, ICMP_SOCKET_RAW };
 enum target_family { FAMILY_AUTO, FAMILY_4, FAMILY_6, FAMILY_BOTH };
+enum stamp_mode { STAMP_STATELESS, STAMP_STATEFUL };
+enum stamp_short { STAMP_SHORT_REPLY, STAMP_SHORT_DROP };
+enum stamp_cos { STAMP_COS_KEEP, STAMP_COS_APPLY };
 
 struct config_daemon {
 	enum log_level log_level;        /* info */
@@ -72,6 +75,21 @@ struct config_udp {
 	uint32_t rate_burst;             /* bucket depth; default = max(1, 2 * rate_limit) */
 	uint32_t rate_table_size;        /* sources tracked, 4096, 64..1048576 */
 	uint64_t recv_buffer;            /* SO_RCVBUF; 0 = kernel default */
+};
+
+struct config_stamp {
+	bool enabled;                    /* no */
+	struct endpoint *listen;         /* 127.0.0.1:862, [::1]:862 */
+	size_t n_listen;
+	struct acl allow;                /* same default as udp */
+	uint32_t rate_limit;             /* replies/s per source; 0 = off; default 100 */
+	uint32_t rate_burst;             /* default = max(1, 2 * rate_limit) */
+	uint32_t rate_table_size;        /* sources tracked, 4096, 64..1048576 */
+	enum stamp_mode mode;            /* stateless */
+	uint32_t sessions;               /* stateful: table size, 1024, 1..1048576 */
+	uint64_t session_timeout_ns;     /* stateful: idle expiry, 5m, 1s..1d */
+	enum stamp_short short_requests; /* reply */
+	enum stamp_cos class_of_service; /* keep: never re-mark replies; apply: DSCP1 of a CoS TLV */
 };
 
 /* Settings of [icmp] that each [target] may override. */
@@ -144,6 +162,7 @@ struct config {
 	struct config_daemon daemon;
 	struct config_tcp tcp;
 	struct config_udp udp;
+	struct config_stamp stamp;
 	struct config_icmp icmp;
 	struct config_web web;
 	struct config_target *targets;

@@ -184,6 +184,7 @@ void pinger_set_hooks(struct pinger *p, const struct pinger_hooks *hooks);
 struct tcp_counters;
 struct udp_counters;
 struct endpoint;
+struct stamp_counters;
 struct view_daemon {
 	const char *version;
 	const char *config_path;
@@ -198,6 +199,7 @@ struct view_daemon {
 	const char *last_reload_error;   /* "" unless the last one failed */
 	const struct tcp_counters *tcp;
 	const struct udp_counters *udp;
+	const struct stamp_counters *stamp;  /* stamp.h; counted even when disabled */
 	const struct pinger *pinger;
 	/* The listeners in force (addresses as configured, or as systemd
 	 * passed them), and the control socket ("" when off). */

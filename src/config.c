@@ -58,6 +58,7 @@ _Static_assert(sizeof(enum target_family) == sizeof(int), "enum stored as int");
 static const char default_listen[] = "127.0.0.1:7, [::1]:7";
 static const char default_web_listen[] = "127.0.0.1:9437, [::1]:9437";
 static const char default_web_allow[] = "127.0.0.0/8, ::1/128";
+static const char default_stamp_listen[] = "127.0.0.1:862, [::1]:862";
 static const char default_allow[] =
 	"127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
 	"169.254.0.0/16, fc00::/7, fe80::/10";
@@ -67,6 +68,7 @@ enum section_kind {
 	SEC_DAEMON,
 	SEC_TCP,
 	SEC_UDP,
+	SEC_STAMP,
 	SEC_ICMP,
 	SEC_WEB,
 	SEC_TARGET,
@@ -78,6 +80,7 @@ static const char *const section_names[SEC_COUNT] = {
 	[SEC_DAEMON] = "daemon",
 	[SEC_TCP] = "tcp",
 	[SEC_UDP] = "udp",
+	[SEC_STAMP] = "stamp",
 	[SEC_ICMP] = "icmp",
 	[SEC_WEB] = "web",
 	[SEC_TARGET] = "target NAME",
@@ -125,6 +128,9 @@ static const char *const mode_names[] = { "echo", "discard", NULL };
 static const char *const socket_names[] = { "auto", "dgram", "raw", NULL };
 static const char *const family_names[] = { "auto", "4", "6", "both", NULL };
 static const char *const histogram_names[] = { "fine", "coarse", "off", NULL };
+static const char *const stamp_mode_names[] = { "stateless", "stateful", NULL };
+static const char *const stamp_short_names[] = { "reply", "drop", NULL };
+static const char *const stamp_cos_names[] = { "keep", "apply", NULL };
 
 #define D(f) offsetof(struct config_daemon, f)
 static const struct key_def daemon_keys[] = {
@@ -172,6 +178,26 @@ static const struct key_def udp_keys[] = {
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef U
+
+_Static_assert(sizeof(enum stamp_mode) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum stamp_short) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum stamp_cos) == sizeof(int), "enum stored as int");
+#define S(f) offsetof(struct config_stamp, f)
+static const struct key_def stamp_keys[] = {
+	{ "enabled", K_BOOL, S(enabled), 0, 0, 0, false, NULL },
+	{ "listen", K_ENDPOINTS, S(listen), S(n_listen), 0, 0, false, NULL },
+	{ "allow", K_CIDRS, S(allow), 0, 0, 0, false, NULL },
+	{ "rate_limit", K_U32, S(rate_limit), 0, 0, 1000000, false, NULL },
+	{ "rate_burst", K_U32, S(rate_burst), 0, 1, 10000000, false, NULL },
+	{ "rate_table_size", K_U32, S(rate_table_size), 0, 64, 1048576, false, NULL },
+	{ "mode", K_ENUM, S(mode), 0, 0, 0, false, stamp_mode_names },
+	{ "sessions", K_U32, S(sessions), 0, 1, 1048576, false, NULL },
+	{ "session_timeout", K_DURATION, S(session_timeout_ns), 0, SEC, DAY, false, NULL },
+	{ "short_requests", K_ENUM, S(short_requests), 0, 0, 0, false, stamp_short_names },
+	{ "class_of_service", K_ENUM, S(class_of_service), 0, 0, 0, false, stamp_cos_names },
+	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
+};
+#undef S
 
 static const struct key_def icmp_keys[] = {
 	{ "socket", K_ENUM, offsetof(struct config_icmp, socket), 0, 0, 0, false,
@@ -253,6 +279,7 @@ static const struct key_def *const section_tables[SEC_COUNT][2] = {
 	[SEC_DAEMON] = { daemon_keys, NULL },
 	[SEC_TCP] = { tcp_keys, NULL },
 	[SEC_UDP] = { udp_keys, NULL },
+	[SEC_STAMP] = { stamp_keys, NULL },
 	[SEC_ICMP] = { icmp_keys, probe_keys },
 	[SEC_WEB] = { web_keys, NULL },
 	[SEC_TARGET] = { target_keys, probe_keys },
@@ -275,6 +302,7 @@ struct parser {
 	unsigned section_seen[SEC_COUNT];  /* header line of singletons */
 	bool rate_burst_set;
 	unsigned web_histogram_line, web_buckets_line;
+	bool stamp_burst_set;
 
 	/* Targets grow by doubling; probe_set[i] has bit k set when target i
 	 * sets probe_keys[k] itself.  Names are indexed by an open-addressing
@@ -869,6 +897,10 @@ static int on_key(void *user, const char *section, const char *name,
 		base = &p->cfg->udp;
 		p->rate_burst_set |= strcmp(name, "rate_burst") == 0;
 		break;
+	case SEC_STAMP:
+		base = &p->cfg->stamp;
+		p->stamp_burst_set |= strcmp(name, "rate_burst") == 0;
+		break;
 	case SEC_ICMP:
 		base = table == 0 ? (void *)&p->cfg->icmp : (void *)&p->cfg->icmp.defaults;
 		break;
@@ -1249,6 +1281,16 @@ static int set_defaults(struct config *cfg)
 	cfg->udp.rate_table_size = 4096;
 	cfg->udp.recv_buffer = 0;
 
+	cfg->stamp.enabled = false;
+	cfg->stamp.rate_limit = 100;
+	cfg->stamp.rate_burst = 200;
+	cfg->stamp.rate_table_size = 4096;
+	cfg->stamp.mode = STAMP_STATELESS;
+	cfg->stamp.sessions = 1024;
+	cfg->stamp.session_timeout_ns = 5 * MINUTE;
+	cfg->stamp.short_requests = STAMP_SHORT_REPLY;
+	cfg->stamp.class_of_service = STAMP_COS_KEEP;
+
 	cfg->icmp.socket = ICMP_SOCKET_AUTO;
 	cfg->icmp.defaults = (struct probe_opts){
 		.interval_ns = SEC,
@@ -1282,6 +1324,10 @@ static int set_defaults(struct config *cfg)
 	    parse_endpoint_list(default_web_listen, &cfg->web.listen, &cfg->web.n_listen,
 				err, sizeof(err)) < 0 ||
 	    parse_cidr_list(default_web_allow, &cfg->web.allow.v, &cfg->web.allow.n,
+			    err, sizeof(err)) < 0 ||
+	    parse_endpoint_list(default_stamp_listen, &cfg->stamp.listen,
+				&cfg->stamp.n_listen, err, sizeof(err)) < 0 ||
+	    parse_cidr_list(default_allow, &cfg->stamp.allow.v, &cfg->stamp.allow.n,
 			    err, sizeof(err)) < 0)
 		return -1;
 	return 0;
@@ -1295,6 +1341,10 @@ static void finish(struct parser *p)
 	if (!p->rate_burst_set) {
 		uint64_t burst = 2 * (uint64_t)cfg->udp.rate_limit;
 		cfg->udp.rate_burst = burst < 1 ? 1 : (uint32_t)burst;
+	}
+	if (!p->stamp_burst_set) {
+		uint64_t burst = 2 * (uint64_t)cfg->stamp.rate_limit;
+		cfg->stamp.rate_burst = burst < 1 ? 1 : (uint32_t)burst;
 	}
 	/* Targets inherit every [icmp] value they do not set themselves, no
 	 * matter whether [icmp] came before or after them in the file. */
@@ -1346,6 +1396,9 @@ static void finish(struct parser *p)
 		fail(p, p->section_seen[SEC_TCP], "[tcp] listen: at least one address is required");
 	else if (cfg->udp.enabled && cfg->udp.n_listen == 0)
 		fail(p, p->section_seen[SEC_UDP], "[udp] listen: at least one address is required");
+	else if (cfg->stamp.enabled && cfg->stamp.n_listen == 0)
+		fail(p, p->section_seen[SEC_STAMP],
+		     "[stamp] listen: at least one address is required");
 }
 
 int config_parse_buffer(const char *buf, size_t len, const char *name,
@@ -1515,6 +1568,8 @@ void config_free(struct config *cfg)
 	free(cfg->udp.allow.v);
 	free(cfg->web.listen);
 	free(cfg->web.allow.v);
+	free(cfg->stamp.listen);
+	free(cfg->stamp.allow.v);
 	config_drop_targets(cfg);
 	free(cfg);
 }

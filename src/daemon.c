@@ -1,5 +1,5 @@
 /*
- * daemon: lifecycle around the services.
+ * daemon: lifecycle around the services (tcp, udp, stamp, the pinger).
  *
  *   start:  inherit sockets (LISTEN_FDS) -> prepare every service -> commit
  *           -> READY=1 -> loop_run
@@ -32,6 +32,7 @@
 #include "net.h"
 #include "pinger.h"
 #include "sd.h"
+#include "stamp.h"
 #include "tcp.h"
 #include "udp.h"
 #include "view.h"
@@ -53,6 +54,7 @@ struct daemon {
 
 	struct tcp_service *tcp;
 	struct udp_service *udp;
+	struct stamp_service *stamp;
 	struct pinger *pinger;
 	struct web *web;
 	struct ctl *ctl;
@@ -102,6 +104,7 @@ void daemon_view(const struct daemon *d, struct view_daemon *out)
 		.last_reload_error = d->last_reload_error,
 		.tcp = d->tcp ? tcp_counters(d->tcp) : NULL,
 		.udp = d->udp ? udp_counters(d->udp) : NULL,
+		.stamp = d->stamp ? stamp_counters(d->stamp) : NULL,
 		.pinger = d->pinger,
 		.tcp_listen = d->tcp_bound,
 		.n_tcp_listen = d->n_tcp_bound,
@@ -179,9 +182,21 @@ static void refresh_bound(struct daemon *d)
 	d->n_udp_bound = v ? udp_listen_addrs(d->udp, v, n) : 0;
 }
 
+static struct stamp_plan *prepare_stamp(struct daemon *d, const struct config *cfg,
+					char *err, size_t errlen)
+{
+	struct config_stamp stamp = cfg->stamp;
+	if (!stamp.enabled)
+		stamp.n_listen = 0;
+	return stamp_prepare(d->stamp, &stamp, &d->inherited, err, errlen);
+}
+
 /* Prepare every service for cfg, then commit all of them, or none.  The
  * web listener goes first: it takes the sockets systemd passed under the
- * name "web" before tcp adopts every stream socket nobody named. */
+ * name "web" before tcp adopts every stream socket nobody named.  STAMP
+ * goes before UDP: the UDP echo adopts every unnamed datagram socket
+ * systemd passed that no entry took, so the STAMP listen addresses must
+ * have taken theirs first. */
 static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 			size_t errlen)
 {
@@ -193,8 +208,15 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 		web_abort(web);
 		return -1;
 	}
+	struct stamp_plan *stamp = prepare_stamp(d, cfg, err, errlen);
+	if (!stamp) {
+		tcp_abort(tcp);
+		web_abort(web);
+		return -1;
+	}
 	struct udp_plan *udp = prepare_udp(d, cfg, err, errlen);
 	if (!udp) {
+		stamp_abort(stamp);
 		tcp_abort(tcp);
 		web_abort(web);
 		return -1;
@@ -202,12 +224,14 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 	struct pinger_plan *ping = pinger_prepare(d->pinger, cfg, err, errlen);
 	if (!ping) {
 		udp_abort(udp);
+		stamp_abort(stamp);
 		tcp_abort(tcp);
 		web_abort(web);
 		return -1;
 	}
 	web_commit(d->web, web);
 	tcp_commit(d->tcp, tcp);
+	stamp_commit(d->stamp, stamp);
 	udp_commit(d->udp, udp);
 	pinger_commit(d->pinger, ping);
 	refresh_bound(d);
@@ -270,10 +294,47 @@ static void log_udp_stats(const struct udp_counters *c, const char *why)
 	log_end(l);
 }
 
+static void log_stamp_stats(const struct stamp_counters *c, const char *why)
+{
+	struct logline *l = log_begin(LOG_INFO, "stats");
+	log_str(l, "service", "stamp");
+	log_str(l, "why", why);
+	log_u64(l, "received", c->received);
+	log_u64(l, "reflected", c->reflected);
+	log_u64(l, "bytes_in", c->bytes_in);
+	log_u64(l, "bytes_out", c->bytes_out);
+	log_u64(l, "short_reflected", c->short_reflected);
+	log_u64(l, "drop_truncated", c->drop_truncated);
+	log_u64(l, "drop_acl", c->drop_acl);
+	log_u64(l, "drop_addr", c->drop_addr);
+	log_u64(l, "drop_port", c->drop_port);
+	log_u64(l, "drop_runt", c->drop_runt);
+	log_u64(l, "drop_short", c->drop_short);
+	log_u64(l, "drop_auth", c->drop_auth);
+	log_u64(l, "drop_rate", c->drop_rate);
+	log_u64(l, "drop_session", c->drop_session);
+	log_u64(l, "drop_send", c->drop_send);
+	log_u64(l, "tlv_unknown", c->tlv_unknown);
+	log_u64(l, "tlv_malformed", c->tlv_malformed);
+	log_u64(l, "tx_stamps", c->tx_stamps);
+	log_u64(l, "sessions_active", c->sessions_active);
+	log_u64(l, "sessions_created", c->sessions_created);
+	log_u64(l, "sessions_expired", c->sessions_expired);
+	log_u64(l, "rate_evictions", c->rate_evictions);
+	log_bool(l, "clock_synced", c->clock_synced);
+	log_u64(l, "clock_error_ns", c->clock_error_ns);
+	log_end(l);
+}
+
 static void daemon_log_stats(struct daemon *d, const char *why)
 {
 	log_tcp_stats(tcp_counters(d->tcp), why);
 	log_udp_stats(udp_counters(d->udp), why);
+	/* Only for a reflector that is, or was, serving: a disabled one would
+	 * add a line of zeros to every interval. */
+	const struct stamp_counters *sc = stamp_counters(d->stamp);
+	if (d->cfg->stamp.enabled || sc->received)
+		log_stamp_stats(sc, why);
 }
 
 static void on_stats_timer(struct timer *t)
@@ -562,6 +623,7 @@ static void daemon_stop(struct daemon *d, int signo)
 	udp_stop(d->udp);
 	if (d->ctl)
 		ctl_stop(d->ctl);
+	stamp_stop(d->stamp);
 	pinger_stop(d->pinger);
 	loop_timer_cancel(d->loop, &d->stats_timer);
 
@@ -631,6 +693,8 @@ static void daemon_free(struct daemon *d)
 		tcp_free(d->tcp);
 	if (d->udp)
 		udp_free(d->udp);
+	if (d->stamp)
+		stamp_free(d->stamp);
 	if (d->pinger)
 		pinger_free(d->pinger);
 	/* After the pinger: freeing probes calls the history's on_gone. */
@@ -676,10 +740,12 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	}
 	d.tcp = tcp_new(d.loop, d.iobuf, IOBUF_SIZE);
 	d.udp = udp_new(d.loop, d.iobuf, IOBUF_SIZE);
+	d.stamp = stamp_new(d.loop, d.iobuf, IOBUF_SIZE);
 	d.pinger = pinger_new(d.loop);
 	d.web = web_new(d.loop);
 	d.history = d.pinger ? history_svc_new(d.loop, d.pinger) : NULL;
-	if (!d.tcp || !d.udp || !d.pinger || !d.web || metrics_register(d.web, &d) < 0 ||
+	if (!d.tcp || !d.udp || !d.stamp || !d.pinger || !d.web ||
+	    metrics_register(d.web, &d) < 0 ||
 	    !d.history || history_svc_register(d.history, d.web, NULL) < 0) {
 		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
 			strerror(errno));
@@ -690,6 +756,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	log_str(cl, "path", opts->config_path);
 	log_u64(cl, "tcp_listen", cfg->tcp.enabled ? cfg->tcp.n_listen : 0);
 	log_u64(cl, "udp_listen", cfg->udp.enabled ? cfg->udp.n_listen : 0);
+	log_u64(cl, "stamp_listen", cfg->stamp.enabled ? cfg->stamp.n_listen : 0);
 	log_u64(cl, "targets", cfg->n_targets);
 	log_end(cl);
 
@@ -759,6 +826,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	log_bool(l, "tcp", cfg->tcp.enabled);
 	log_bool(l, "udp", cfg->udp.enabled);
 	log_bool(l, "web", cfg->web.enabled);
+	log_bool(l, "stamp", cfg->stamp.enabled);
 	log_u64(l, "targets", n_targets);
 	log_end(l);
 	notify_ready(&d);

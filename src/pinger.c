@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "icmp.h"
+#include "kstamp.h"
 #include "log.h"
 #include "pinger.h"
 #include "resolve_sched.h"
@@ -1076,19 +1077,11 @@ static void clock_pair_now(struct clock_pair *c)
 
 static uint64_t rx_time(struct msghdr *msg, const struct clock_pair *now)
 {
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
-		struct timespec kts;
-		uint64_t k;
+	uint64_t k = kstamp_rx_ns(msg);
 
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS ||
-		    c->cmsg_len < CMSG_LEN(sizeof kts))
-			continue;
-		memcpy(&kts, CMSG_DATA(c), sizeof kts);
-		k = timespec_to_ns(&kts);
-		/* A timestamp from the future (clock stepped) is not usable. */
-		if (k <= now->real && now->real - k < now->mono)
-			return now->mono - (now->real - k);
-	}
+	/* A timestamp from the future (clock stepped) is not usable. */
+	if (k && k <= now->real && now->real - k < now->mono)
+		return now->mono - (now->real - k);
 	return now->mono;
 }
 
@@ -1291,22 +1284,11 @@ static void errqueue_tx_stamp(struct pinger *p, struct psock *s, struct msghdr *
 {
 	const struct tx_slot *slot = &s->tx_ring[ee->ee_data & (TX_RING - 1)];
 	struct seqmap_info e;
-	struct timespec ts;
-	bool found = false;
 	uint64_t k, tx;
 
 	if (ee->ee_info != SCM_TSTAMP_SCHED || slot->key != ee->ee_data)
 		return;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
-			memcpy(&ts, CMSG_DATA(c), sizeof ts); /* ts[0]: software */
-			found = true;
-		}
-	}
-	if (!found)
-		return;
-	k = timespec_to_ns(&ts);
+	k = kstamp_tx_ns(h);
 	if (k == 0 || k > now->real || now->real - k >= now->mono)
 		return;
 	tx = now->mono - (now->real - k);

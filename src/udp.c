@@ -15,7 +15,7 @@
  *
  * Reflection safeguards, checked in this order, each with its counter:
  *   1. source port 0 or a port where an answering service lives (see
- *      udp_port_refused) -- two echo-like services answering each other
+ *      reflect_port_refused in reflect.c) -- two echo-like services answering each other
  *      forever is the classic UDP packet storm (CVE-1999-0103);
  *   2. a source (or, on wildcard sockets, a destination) that is not one
  *      unicast host: unspecified, broadcast, multicast, class E;
@@ -37,7 +37,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "acl.h"
@@ -45,6 +44,8 @@
 #include "log.h"
 #include "net.h"
 #include "ratelimit.h"
+#include "reflect.h"
+#include "stamp.h"
 #include "udp.h"
 #include "util.h"
 
@@ -148,134 +149,6 @@ static void drop_log(struct udp_service *s, enum udp_drop why, const struct sock
 
 /* ---- safeguards ---------------------------------------------------------- */
 
-/*
- * Source ports that get no reply.  Port 0 means "no reply wanted" and cannot
- * be answered anyway.  Below 1024 live the services that answer whatever
- * they are sent (echo 7, daytime 13, qotd 17, chargen 19, time 37) and the
- * amplifiers (dns 53, ntp 123, snmp 161, cldap 389, ...): an echo aimed at
- * one, from a forged request, starts a loop or an amplified stream, so the
- * whole range is refused, as OpenBSD's inetd does.  Above it: NFS (2049),
- * which trusts its clients by port, and the best-known answering services on
- * unprivileged ports.  None of these is an ephemeral port a real client would
- * send from (Linux uses 32768-60999, IANA 49152-65535).
- */
-static bool udp_port_refused(uint16_t port)
-{
-	if (port < 1024)
-		return true;
-	switch (port) {
-	case 1900:   /* SSDP */
-	case 2049:   /* NFS */
-	case 3283:   /* Apple Remote Desktop */
-	case 3702:   /* WS-Discovery */
-	case 5353:   /* mDNS */
-	case 5683:   /* CoAP */
-	case 11211:  /* memcached */
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* An IPv4 address that is not one unicast host: 0/8 ("this network", the
- * unspecified 0.0.0.0), 224/4 (multicast) and 240/4 (reserved, including the
- * limited broadcast 255.255.255.255).  Directed broadcasts depend on the
- * interfaces' netmasks; the kernel refuses to send to them without
- * SO_BROADCAST, which we never set, so such replies fail and are counted as
- * drop_send. */
-static bool v4_not_unicast(const struct in_addr *a)
-{
-	uint32_t h = ntohl(a->s_addr);
-	return (h >> 24) == 0 || h >= 0xe0000000u;
-}
-
-static bool v6_not_unicast(const struct in6_addr *a)
-{
-	if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_MULTICAST(a))
-		return true;
-	if (IN6_IS_ADDR_V4MAPPED(a)) {
-		struct in_addr v4;
-		memcpy(&v4, &a->s6_addr[12], 4);
-		return v4_not_unicast(&v4);
-	}
-	return false;
-}
-
-/* Source port and address of a datagram; false for a family we cannot
- * answer (which then counts as drop_addr). */
-static bool peer_parts(const struct sockaddr_storage *ss, socklen_t len, uint16_t *port,
-		       bool *unicast)
-{
-	if (ss->ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)ss;
-		*port = ntohs(in4->sin_port);
-		*unicast = !v4_not_unicast(&in4->sin_addr);
-		return true;
-	}
-	if (ss->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)ss;
-		*port = ntohs(in6->sin6_port);
-		*unicast = !v6_not_unicast(&in6->sin6_addr);
-		return true;
-	}
-	return false;
-}
-
-/* The arrival address of a datagram on a wildcard socket, turned into the
- * control message that makes its reply leave from that address.  Returns
- * the control length written to out (0 when there was no pktinfo), or -1
- * when the datagram was sent to a broadcast or multicast address: such
- * requests get no reply at all. */
-static int reply_source(struct msghdr *in, union udp_ctl *out)
-{
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
-		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-			struct in_pktinfo got;
-			memcpy(&got, CMSG_DATA(c), sizeof got);
-			/* For a datagram addressed to one of our unicast addresses
-			 * the kernel reports that address twice; for a broadcast,
-			 * directed (10.0.0.255) or limited, ipi_spec_dst is our
-			 * address on the subnet instead. */
-			if (v4_not_unicast(&got.ipi_addr) ||
-			    got.ipi_addr.s_addr != got.ipi_spec_dst.s_addr)
-				return -1;
-			/* ipi_spec_dst is the source of the reply; no interface, so
-			 * the route for the client decides where it leaves. */
-			struct in_pktinfo put = { .ipi_ifindex = 0, .ipi_spec_dst = got.ipi_addr };
-			memset(out, 0, sizeof *out);
-			struct cmsghdr *o = &out->align;
-			o->cmsg_level = IPPROTO_IP;
-			o->cmsg_type = IP_PKTINFO;
-			o->cmsg_len = CMSG_LEN(sizeof put);
-			memcpy(CMSG_DATA(o), &put, sizeof put);
-			return (int)CMSG_SPACE(sizeof put);
-		}
-		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-		    c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-			struct in6_pktinfo got;
-			memcpy(&got, CMSG_DATA(c), sizeof got);
-			if (v6_not_unicast(&got.ipi6_addr))
-				return -1;
-			/* A link-local address is only meaningful with its
-			 * interface; otherwise let the route choose, as above.
-			 * (IPv4 traffic on a dual-stack socket arrives here as a
-			 * mapped address, which the kernel accepts back.) */
-			struct in6_pktinfo put = { .ipi6_addr = got.ipi6_addr };
-			if (IN6_IS_ADDR_LINKLOCAL(&got.ipi6_addr))
-				put.ipi6_ifindex = got.ipi6_ifindex;
-			memset(out, 0, sizeof *out);
-			struct cmsghdr *o = &out->align;
-			o->cmsg_level = IPPROTO_IPV6;
-			o->cmsg_type = IPV6_PKTINFO;
-			o->cmsg_len = CMSG_LEN(sizeof put);
-			memcpy(CMSG_DATA(o), &put, sizeof put);
-			return (int)CMSG_SPACE(sizeof put);
-		}
-	}
-	return 0;
-}
-
 /* ---- datagrams ------------------------------------------------------------ */
 
 static void count_drop(struct udp_service *s, enum udp_drop why, const struct sockaddr *peer)
@@ -308,11 +181,11 @@ static bool udp_admit(struct udp_service *s, struct udp_sock *u, unsigned i, uns
 	}
 	if (s->set.mode == MODE_DISCARD)
 		return false;
-	if (!peer_parts(&s->names[i], m->msg_namelen, &port, &unicast)) {
+	if (!reflect_peer_parts(&s->names[i], m->msg_namelen, &port, &unicast)) {
 		count_drop(s, DROP_ADDR, peer);
 		return false;
 	}
-	if (udp_port_refused(port)) {
+	if (reflect_port_refused(port)) {
 		count_drop(s, DROP_PORT, peer);
 		return false;
 	}
@@ -322,7 +195,7 @@ static bool udp_admit(struct udp_service *s, struct udp_sock *u, unsigned i, uns
 	}
 	*ctllen = 0;
 	if (u->pktinfo) {
-		int n = reply_source(m, &s->ctl_out[k]);
+		int n = reflect_reply_source(m, &s->ctl_out[k], sizeof s->ctl_out[k]);
 		if (n < 0) {
 			count_drop(s, DROP_ADDR, peer);
 			return false;
@@ -469,15 +342,6 @@ static void sock_free(struct listen_sock *ls)
 	free(container_of(ls, struct udp_sock, ls));
 }
 
-static bool endpoint_is_wildcard(const struct endpoint *ep)
-{
-	if (ep->u.sa.sa_family == AF_INET)
-		return ep->u.in4.sin_addr.s_addr == htonl(INADDR_ANY);
-	if (ep->u.sa.sa_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(&ep->u.in6.sin6_addr);
-	return false;
-}
-
 /* Set up a new socket.  On wildcard sockets, ask for the arrival address of
  * each datagram (see the top of the file).  Returns -1 with errno set. */
 static int sock_setup(struct listen_sock *ls)
@@ -485,7 +349,7 @@ static int sock_setup(struct listen_sock *ls)
 	struct udp_sock *u = container_of(ls, struct udp_sock, ls);
 	int fd = ls->fd;
 
-	if (endpoint_is_wildcard(&ls->bound)) {
+	if (reflect_endpoint_is_wildcard(&ls->bound)) {
 		int one = 1;
 		int r = ls->bound.u.sa.sa_family == AF_INET6
 			? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one)
@@ -565,21 +429,6 @@ const struct udp_counters *udp_counters(const struct udp_service *s)
 	return &s->counters;
 }
 
-/* The hash key of a new rate table.  getrandom() cannot fail this way on
- * a running system; the fallback only keeps a table usable if it does. */
-static void random_seed(uint8_t seed[RATELIMIT_SEED_LEN])
-{
-	if (getrandom(seed, RATELIMIT_SEED_LEN, GRND_NONBLOCK) == RATELIMIT_SEED_LEN)
-		return;
-	uint64_t mix[2] = { mono_ns(), (uint64_t)getpid() ^ (uint64_t)(uintptr_t)seed };
-	uint8_t k[RATELIMIT_SEED_LEN] = { 0 };
-	uint64_t a = ratelimit_siphash(k, mix, sizeof mix);
-	mix[0] ^= a;
-	uint64_t b = ratelimit_siphash(k, mix, sizeof mix);
-	memcpy(seed, &a, 8);
-	memcpy(seed + 8, &b, 8);
-}
-
 static void settings_free(struct udp_settings *set)
 {
 	free(set->allow.v);
@@ -609,7 +458,9 @@ static int settings_from_config(struct udp_settings *set, const struct config_ud
 /* Datagram sockets passed by systemd that no listen entry names: the socket
  * unit is the authority on where to listen, so serve them, and keep them
  * across reloads (they could not be re-created without systemd).  Only IPv4
- * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on. */
+ * and IPv6 ones: an AF_UNIX datagram socket is not ours to echo on; and not
+ * those named "stamp", which belong to the STAMP reflector even while it is
+ * disabled. */
 static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
 		      char *err, size_t errlen)
 {
@@ -619,7 +470,8 @@ static int plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited,
 		const struct sd_listen_fd *f = &inherited->v[i];
 		int family = f->addr.u.sa.sa_family;
 		if (f->taken || f->type != SOCK_DGRAM ||
-		    (family != AF_INET && family != AF_INET6))
+		    (family != AF_INET && family != AF_INET6) ||
+		    strcmp(f->name, STAMP_FD_NAME) == 0)   /* the STAMP reflector's */
 			continue;
 		int fd = sd_listen_take(inherited, SOCK_DGRAM, &f->addr);
 		if (fd < 0)
@@ -668,7 +520,7 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			p->rl = s->rl;
 		} else {
 			uint8_t seed[RATELIMIT_SEED_LEN];
-			random_seed(seed);
+			reflect_random_seed(seed);
 			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
 			if (!p->rl) {
 				snprintf(err, errlen, "[udp] rate_table_size %u: %s",

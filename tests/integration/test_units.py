@@ -25,11 +25,12 @@ MAX_EXPOSURE = 1.5
 
 
 def built_units():
-    """Paths of the three units as the build produces them."""
+    """Paths of the units as the build produces them."""
     return {
         "beacond.service": os.path.join(BUILD, "systemd", "beacond.service"),
         "beacond-socket.service": os.path.join(BUILD, "systemd", "beacond-socket.service"),
         "beacond.socket": os.path.join(SOURCE, "systemd", "beacond.socket"),
+        "beacond-stamp.socket": os.path.join(SOURCE, "systemd", "beacond-stamp.socket"),
     }
 
 
@@ -115,6 +116,14 @@ class Analyze(unittest.TestCase):
         self.assertRegex(sock, r"(?m)^Service=beacond-socket\.service$")
         self.assertRegex(sock, r"(?m)^ListenStream=.*:7$")
         self.assertRegex(sock, r"(?m)^ListenDatagram=.*:7$")
+        with open(self.units["beacond-stamp.socket"]) as f:
+            sock = f.read()
+        # The reflector's sockets go to the same service, named so that the
+        # UDP echo never serves them.
+        self.assertRegex(sock, r"(?m)^Service=beacond-socket\.service$")
+        self.assertRegex(sock, r"(?m)^FileDescriptorName=stamp$")
+        self.assertRegex(sock, r"(?m)^ListenDatagram=.*:862$")
+        self.assertNotRegex(sock, r"(?m)^ListenStream=")
 
 
 class Install(unittest.TestCase):
@@ -142,7 +151,8 @@ class Install(unittest.TestCase):
             for page in ("man8/beacond.8", "man5/beacond.ini.5"):
                 path = at(os.path.join(man, page))
                 self.assertTrue(os.path.exists(path) or os.path.exists(path + ".gz"), path)
-            for unit in ("beacond.service", "beacond-socket.service", "beacond.socket"):
+            for unit in ("beacond.service", "beacond-socket.service", "beacond.socket",
+                         "beacond-stamp.socket"):
                 self.assertTrue(os.path.isfile(at(os.path.join(unitdir, unit))),
                                 f"{unit} not in {unitdir}")
 
@@ -171,7 +181,7 @@ class Install(unittest.TestCase):
                  if os.path.basename(dst).startswith("beacond") and
                  dst.endswith((".service", ".socket"))}
         self.assertEqual(set(units), {"beacond.service", "beacond-socket.service",
-                                      "beacond.socket"})
+                                      "beacond.socket", "beacond-stamp.socket"})
         self.assertEqual(set(units.values()), {expected_unit_dir(opts)})
 
 

@@ -380,7 +380,7 @@ Test(config, structure_errors)
 	expect_error("[target a]\nhost = a\nsocket = raw\n",
 		     "t.ini:3: [target a] unknown key \"socket\" (it belongs in [icmp])");
 	expect_error("[daemon]\nrate_limit = 5\n",
-		     "t.ini:2: [daemon] unknown key \"rate_limit\" (it belongs in [udp])");
+		     "t.ini:2: [daemon] unknown key \"rate_limit\" (it belongs in [udp] or [stamp])");
 	expect_error("[tcp]\nbacklog = 1\nmode = echo\nbacklog = 2\n",
 		     "t.ini:4: [tcp] duplicate key \"backlog\" (first set on line 2)");
 	expect_error("[target a]\nhost = a\nttl = 3\nttl = 4\n",
@@ -891,4 +891,58 @@ Test(config, dns_servers_and_resolve_interval)
 		     "t.ini:2: [daemon] dns_servers: \"1.2.3.4,,5.6.7.8\" is not a list of DNS server addresses (e.g. 127.0.0.1, [::1]:5353)");
 	expect_error("[icmp]\nresolve_interval = 500ms\n",
 		     "t.ini:2: [icmp] resolve_interval: 500ms is out of range (1s..1d)");
+}
+
+static void expect_error_has(const char *text, const char *want)
+{
+	struct config *cfg = NULL;
+	char err[1024] = "";
+
+	cr_expect_eq(config_parse_string(text, "t.ini", &cfg, err, sizeof(err)), -1,
+		     "should fail: %s", text);
+	cr_expect_null(cfg);
+	cr_expect_not_null(strstr(err, want), "error \"%s\" lacks \"%s\"", err, want);
+}
+
+Test(config, stamp_defaults_and_keys)
+{
+	struct config *cfg = parse_ok("");
+	cr_assert_not(cfg->stamp.enabled, "off unless asked for");
+	cr_assert_eq(cfg->stamp.n_listen, 2);
+	cr_assert_eq(ntohs(cfg->stamp.listen[0].u.in4.sin_port), 862);
+	cr_assert_eq(ntohs(cfg->stamp.listen[1].u.in6.sin6_port), 862);
+	cr_assert_eq(cfg->stamp.allow.n, cfg->udp.allow.n, "the echo services' ranges");
+	cr_assert_eq(cfg->stamp.mode, STAMP_STATELESS);
+	cr_assert_eq(cfg->stamp.short_requests, STAMP_SHORT_REPLY);
+	cr_assert_eq(cfg->stamp.class_of_service, STAMP_COS_KEEP);
+	cr_assert_eq(cfg->stamp.rate_limit, 100);
+	cr_assert_eq(cfg->stamp.rate_burst, 200);
+	cr_assert_eq(cfg->stamp.sessions, 1024);
+	cr_assert_eq(cfg->stamp.session_timeout_ns, 300 * SEC);
+	config_free(cfg);
+
+	cfg = parse_ok("[stamp]\nenabled = yes\nlisten = 0.0.0.0:8862\nmode = stateful\n"
+		       "sessions = 10\nsession_timeout = 30s\nshort_requests = drop\n"
+		       "rate_limit = 7\nallow = 10.0.0.0/8\nrate_table_size = 64\n"
+		       "class_of_service = apply\n");
+	cr_assert_eq(cfg->stamp.class_of_service, STAMP_COS_APPLY);
+	cr_assert(cfg->stamp.enabled);
+	cr_assert_eq(cfg->stamp.n_listen, 1);
+	cr_assert_eq(cfg->stamp.mode, STAMP_STATEFUL);
+	cr_assert_eq(cfg->stamp.sessions, 10);
+	cr_assert_eq(cfg->stamp.session_timeout_ns, 30 * SEC);
+	cr_assert_eq(cfg->stamp.short_requests, STAMP_SHORT_DROP);
+	cr_assert_eq(cfg->stamp.rate_burst, 14, "burst follows [stamp] rate_limit");
+	cr_assert_eq(cfg->udp.rate_burst, 200, "and not [udp]'s");
+	cr_assert_eq(cfg->stamp.allow.n, 1);
+	cr_assert_eq(cfg->stamp.rate_table_size, 64);
+	config_free(cfg);
+
+	expect_error_has("[stamp]\nmode = reflective\n", "[stamp] mode");
+	expect_error_has("[stamp]\nshort_requests = maybe\n", "[stamp] short_requests");
+	expect_error_has("[stamp]\nsessions = 0\n", "[stamp] sessions");
+	expect_error_has("[stamp]\nclass_of_service = sometimes\n", "[stamp] class_of_service");
+	expect_error_has("[stamp]\nsession_timeout = 0\n", "[stamp] session_timeout");
+	expect_error_has("[stamp]\nenabled = yes\nlisten = \n", "[stamp] listen");
+	expect_error_has("[stamp]\n[stamp]\n", "stamp");
 }

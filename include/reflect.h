@@ -1,0 +1,47 @@
+/*
+ * reflect: the safeguards every datagram reflector shares (the UDP echo
+ * and the STAMP reflector): which source ports never get an answer, which
+ * addresses are not one unicast host, and the reply's source address on a
+ * wildcard socket.  Pure functions, but for reflect_random_seed().
+ */
+#ifndef BEACOND_REFLECT_H
+#define BEACOND_REFLECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "ratelimit.h"
+#include "util.h"
+
+/* Source ports that get no reply: 0, everything below 1024, and the
+ * best-known answering services above it (see reflect.c). */
+bool reflect_port_refused(uint16_t port);
+
+/* Addresses that are not one unicast host: unspecified, multicast,
+ * 0/8 and 240/4 (with 255.255.255.255); IPv4-mapped IPv6 as IPv4. */
+bool reflect_v4_not_unicast(const struct in_addr *a);
+bool reflect_v6_not_unicast(const struct in6_addr *a);
+
+/* Source port and address kind of a datagram's sender; false for a family
+ * that cannot be answered. */
+bool reflect_peer_parts(const struct sockaddr_storage *ss, socklen_t len, uint16_t *port,
+			bool *unicast);
+
+/* The arrival address of a datagram (its IP_PKTINFO / IPV6_PKTINFO control
+ * message) turned into the control message that makes the reply leave from
+ * that address, written to out (outlen >= REFLECT_PKTINFO_SPACE).  Returns
+ * the control length written (0 when there was no pktinfo), or -1 when the
+ * datagram was sent to a broadcast or multicast address. */
+#define REFLECT_PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
+int reflect_reply_source(struct msghdr *in, void *out, size_t outlen);
+
+/* A wildcard address (0.0.0.0 or ::): replies need the arrival address. */
+bool reflect_endpoint_is_wildcard(const struct endpoint *ep);
+
+/* A random SipHash key for a new rate table (getrandom, with a fallback
+ * that keeps the table usable should it ever fail). */
+void reflect_random_seed(uint8_t seed[RATELIMIT_SEED_LEN]);
+
+#endif
