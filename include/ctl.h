@@ -8,9 +8,13 @@
  * client holds at most CTL_OUT_CAP bytes of reply in the daemon (the
  * producer only runs when there is room); a client that makes no progress
  * for CTL_IDLE_TIMEOUT is closed; at most CTL_MAX_CLIENTS are served at
- * once (more are told "busy" and closed); one write event moves at most
- * CTL_WRITE_BUDGET bytes, so a fast reader of 10 000 targets shares the
- * loop with the pings.
+ * once (more are told "busy" and closed).  Producing replies costs CPU, so
+ * all clients together get at most CTL_LOOP_BUDGET bytes of reply produced
+ * per loop iteration (a few milliseconds at most); clients still writable
+ * are served in the next iterations, after the timers.  100 clients
+ * asking for 10 000 targets at once thus delay a ping by one budget, not
+ * by 100 replies.  Each client's kernel send buffer is kept small
+ * (CTL_SNDBUF), so one that never reads absorbs little work.
  *
  * Permissions come from SO_PEERCRED: anyone who can connect may run
  * read-only commands; a command registered as privileged (reload) only
@@ -31,7 +35,8 @@
 #include "stream.h"
 
 #define CTL_OUT_CAP (64u * 1024u)
-#define CTL_WRITE_BUDGET (256u * 1024u)
+#define CTL_LOOP_BUDGET (16u * 1024u)
+#define CTL_SNDBUF (128 * 1024)
 #define CTL_MAX_CLIENTS 256
 #define CTL_IDLE_TIMEOUT_NS (5ULL * 1000000000ULL)
 #define CTL_DEFAULT_SOCKET "/run/beacond/control.sock"

@@ -1,7 +1,7 @@
 # Shared by scripts/run and scripts/test: install missing Debian packages.
 # Sourced, not executed.
 
-BUILD_PKGS=(meson ninja-build pkg-config gcc libc6-dev libinih-dev libc-ares-dev
+BUILD_PKGS=(meson ninja-build pkg-config gcc libc6-dev libinih-dev libc-ares-dev libjansson-dev
 	zlib1g-dev)
 TEST_PKGS=(libcriterion-dev python3 iproute2 nftables socat netcat-openbsd
 	iputils-ping procps systemd systemd-container tcpdump strace

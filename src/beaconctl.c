@@ -72,9 +72,15 @@ static void usage(FILE *out)
 
 /* ---- talking to the daemon ---- */
 
+/* The reply's lines.  With fn set, every line after the first goes to
+ * fn, which returns true when it took the line (and its reference): a
+ * 10 000-target list is turned into rows as it arrives, not kept as 10 000
+ * JSON objects. */
 struct reply {
 	json_t **lines;
 	size_t n;
+	bool (*fn)(json_t *j, void *arg);
+	void *arg;
 };
 
 static void reply_free(struct reply *r)
@@ -198,6 +204,8 @@ static int request(const char *path, const char *line, struct reply *r)
 					status = EX_PROTOCOL;
 					goto out;
 				}
+				if (r->fn && r->n > 0 && r->fn(j, r->arg))
+					goto next_line;
 				if (r->n == cap_lines) {
 					cap_lines = cap_lines ? cap_lines * 2 : 64;
 					json_t **nv = realloc(r->lines, cap_lines * sizeof *nv);
@@ -210,6 +218,7 @@ static int request(const char *path, const char *line, struct reply *r)
 				}
 				r->lines[r->n++] = j;
 			}
+next_line:
 			start += ll + (nl < buf + used);
 			if (start >= used)
 				break;
@@ -446,58 +455,82 @@ static int parse_targets_opts(int argc, char **argv, struct targets_opts *o, boo
 	return 0;
 }
 
+struct rows {
+	struct ctl_row *v;
+	size_t n, cap;
+	json_t *arr;                 /* -j: the records themselves */
+	bool down_only;
+	bool oom;
+};
+
+static bool take_probe(json_t *j, void *arg)
+{
+	struct rows *rs = arg;
+
+	if (!json_object_get(j, "target"))
+		return false;            /* the end line: keep it */
+	if (rs->arr) {
+		const char *st = json_string_value(json_object_get(j, "state"));
+		if (!rs->down_only || (st && !strcmp(st, "down")))
+			json_array_append_new(rs->arr, j);
+		else
+			json_decref(j);
+		return true;
+	}
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 256;
+		struct ctl_row *v = realloc(rs->v, cap * sizeof *v);
+		if (!v) {
+			rs->oom = true;
+			json_decref(j);
+			return true;
+		}
+		rs->v = v;
+		rs->cap = cap;
+	}
+	row_of(j, &rs->v[rs->n++]);
+	json_decref(j);
+	return true;
+}
+
 /* Fetch the targets and render them into out (the table, CSV or JSON). */
 static int targets_text(const char *path, struct targets_opts *o, struct sbuf *out)
 {
-	struct reply r = { 0 };
+	struct rows rs = { .down_only = o->t.down_only };
+	struct reply r = { .fn = take_probe, .arg = &rs };
+	if (o->json && !(rs.arr = json_array()))
+		return EX_OSERR;
 	int st = request(path, "1 targets\n", &r);
-	if (st || (st = check_head(&r, "targets"))) {
-		reply_free(&r);
-		return st;
-	}
+	if (!st)
+		st = check_head(&r, "targets");
 	const json_t *end = r.n > 1 ? r.lines[r.n - 1] : NULL;
-	if (!end || !json_is_true(json_object_get(end, "end"))) {
+	if (!st && (!end || !json_is_true(json_object_get(end, "end")))) {
 		fprintf(stderr, "%s: the reply ended early (the daemon closed mid-list)\n", prog);
-		reply_free(&r);
-		return EX_PROTOCOL;
+		st = EX_PROTOCOL;
 	}
-	size_t n = r.n - 2;
-	if (o->json) {
-		json_t *arr = json_array();
-		for (size_t i = 1; i + 1 < r.n; i++) {
-			const char *s = json_string_value(json_object_get(r.lines[i], "state"));
-			if (o->t.down_only && (!s || strcmp(s, "down")))
-				continue;
-			json_array_append(arr, r.lines[i]);
-		}
-		char *s = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!st && rs.oom)
+		st = EX_OSERR;
+	if (!st && o->json) {
+		char *s = json_dumps(rs.arr, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		if (s)
 			sbuf_printf(out, "%s\n", s);
 		free(s);
-		json_decref(arr);
-		reply_free(&r);
-		return 0;
+	} else if (!st) {
+		o->t.now_ms = now_ms();
+		if (o->csv) {
+			ctl_table_csv(rs.v, rs.n, &o->t, out);
+		} else {
+			if (o->verbose)
+				ctl_table_legend(out);
+			ctl_table_render(rs.v, rs.n, &o->t, out);
+			if (!json_is_true(json_object_get(end, "complete")))
+				sbuf_printf(out, "(partial: the daemon reloaded while listing)\n");
+		}
 	}
-	struct ctl_row *rows = calloc(n ? n : 1, sizeof *rows);
-	if (!rows) {
-		reply_free(&r);
-		return EX_OSERR;
-	}
-	for (size_t i = 0; i < n; i++)
-		row_of(r.lines[i + 1], &rows[i]);
-	o->t.now_ms = now_ms();
-	if (o->csv) {
-		ctl_table_csv(rows, n, &o->t, out);
-	} else {
-		if (o->verbose)
-			ctl_table_legend(out);
-		ctl_table_render(rows, n, &o->t, out);
-		if (!json_is_true(json_object_get(end, "complete")))
-			sbuf_printf(out, "(partial: the daemon reloaded while listing)\n");
-	}
-	free(rows);
+	json_decref(rs.arr);
+	free(rs.v);
 	reply_free(&r);
-	return 0;
+	return st;
 }
 
 static int use_color(void)
@@ -915,9 +948,11 @@ static int cmd_stats(const char *path, int argc, char **argv)
 		reply_free(&r);
 		return 0;
 	}
-	const char *svcs[] = { "tcp", "udp" };
-	for (int s = 0; s < 2; s++) {
+	const char *svcs[] = { "tcp", "udp", "stamp" };
+	for (int s = 0; s < 3; s++) {
 		const json_t *o = json_object_get(r.lines[0], svcs[s]);
+		if (!json_is_object(o))
+			continue;
 		const char *key;
 		json_t *v;
 		printf("%s\n", svcs[s]);

@@ -50,7 +50,22 @@ struct ctl {
 	struct ctl_command *cmds;
 	size_t n_cmds;
 	struct log_rate busy_rate;
+	/* Reply bytes produced in the loop iteration that started at
+	 * budget_at (loop_now() is fixed for one iteration). */
+	uint64_t budget_at;
+	size_t budget_used;
 };
+
+static bool budget_left(struct ctl *c)
+{
+	uint64_t now = loop_now(c->loop);
+
+	if (now != c->budget_at) {
+		c->budget_at = now;
+		c->budget_used = 0;
+	}
+	return c->budget_used < CTL_LOOP_BUDGET;
+}
 
 static void client_close(struct ctl_client *cl);
 
@@ -258,11 +273,12 @@ static void on_client_timeout(struct timer *t)
 	client_close(cl);
 }
 
-/* Write what is buffered, refill from the stream while there is room;
- * at most CTL_WRITE_BUDGET bytes per call. */
+/* Write what is buffered; refill from the stream while there is room and
+ * the loop iteration's budget lasts.  Level-triggered EPOLLOUT brings a
+ * client whose turn was cut short back in the next iteration. */
 static void client_pump(struct ctl_client *cl)
 {
-	size_t budget = CTL_WRITE_BUDGET;
+	struct ctl *c = cl->ctl;
 	bool progress = false;
 
 	for (;;) {
@@ -272,7 +288,7 @@ static void client_pump(struct ctl_client *cl)
 			cl->out_len -= cl->out_off;
 			cl->out_off = 0;
 		}
-		while (cl->st && CTL_OUT_CAP - cl->out_len >= STREAM_MIN_CAP) {
+		while (cl->st && CTL_OUT_CAP - cl->out_len >= STREAM_MIN_CAP && budget_left(c)) {
 			ssize_t n = cl->st->fill(cl->st, cl->out + cl->out_len,
 						 CTL_OUT_CAP - cl->out_len);
 			if (n < 0) {
@@ -286,6 +302,7 @@ static void client_pump(struct ctl_client *cl)
 				break;
 			}
 			cl->out_len += (size_t)n;
+			c->budget_used += (size_t)n;
 		}
 		if (cl->out_off == cl->out_len) {
 			if (!cl->st) {
@@ -294,17 +311,10 @@ static void client_pump(struct ctl_client *cl)
 				client_close(cl);
 				return;
 			}
-			/* A producer that wrote nothing with room to spare
-			 * would spin: treat it as broken. */
-			client_close(cl);
-			return;
+			break;   /* the budget is spent: more next iteration */
 		}
-		if (budget == 0)
-			break;
-		size_t want = cl->out_len - cl->out_off;
-		if (want > budget)
-			want = budget;
-		ssize_t w = send(cl->io.fd, cl->out + cl->out_off, want, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = send(cl->io.fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -314,8 +324,9 @@ static void client_pump(struct ctl_client *cl)
 			return;
 		}
 		cl->out_off += (size_t)w;
-		budget -= (size_t)w;
 		progress = true;
+		if (!budget_left(c) && cl->out_off == cl->out_len)
+			break;
 	}
 	if (progress)
 		client_touch(cl);
@@ -495,6 +506,10 @@ static void accept_one(struct ctl *c, int fd)
 		close(fd);
 		return;
 	}
+	/* A small kernel buffer: a client that never reads then holds (and
+	 * costs the daemon the work of) little more than CTL_OUT_CAP. */
+	int sndbuf = CTL_SNDBUF;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 	struct ctl_client *cl = calloc(1, sizeof *cl);
 	if (!cl) {
 		close(fd);

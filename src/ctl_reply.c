@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "json.h"
 #include "net.h"
+#include "stamp.h"
 #include "tcp.h"
 #include "udp.h"
 #include "util.h"
@@ -54,20 +55,13 @@ static void addr_str(const struct view_probe *p, char *buf, size_t len)
 	}
 }
 
-static void rtt_fields(struct jw *w, const struct stats_rtt *r, uint64_t n, const char *pfx)
+static void rtt_fields(struct jw *w, const struct stats_rtt *r, uint64_t n)
 {
-	char key[32];
-
-	snprintf(key, sizeof key, "%smin_ns", pfx);
-	k_ns(w, key, n ? (uint64_t)r->min_us * NSEC_PER_USEC : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%savg_ns", pfx);
-	k_ns(w, key, n ? stats_rtt_avg_ns(r, n) : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%smax_ns", pfx);
-	k_ns(w, key, n ? (uint64_t)r->max_us * NSEC_PER_USEC : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%smdev_ns", pfx);
-	k_ns(w, key, n ? stats_rtt_mdev_ns(r, n) : STATS_NO_RTT);
-	snprintf(key, sizeof key, "%sjitter_ns", pfx);
-	k_ns(w, key, stats_rtt_has_jitter(r) ? stats_rtt_jitter_ns(r) : STATS_NO_RTT);
+	k_ns(w, "rtt_min_ns", n ? (uint64_t)r->min_us * NSEC_PER_USEC : STATS_NO_RTT);
+	k_ns(w, "rtt_avg_ns", n ? stats_rtt_avg_ns(r, n) : STATS_NO_RTT);
+	k_ns(w, "rtt_max_ns", n ? (uint64_t)r->max_us * NSEC_PER_USEC : STATS_NO_RTT);
+	k_ns(w, "rtt_mdev_ns", n ? stats_rtt_mdev_ns(r, n) : STATS_NO_RTT);
+	k_ns(w, "rtt_jitter_ns", stats_rtt_has_jitter(r) ? stats_rtt_jitter_ns(r) : STATS_NO_RTT);
 }
 
 static void counts(struct jw *w, const struct stats_counts *c)
@@ -111,7 +105,7 @@ void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
 	counts(w, &p->run);
 	jw_ku64(w, "in_flight", p->in_flight);
 	k_ns(w, "rtt_last_ns", p->last_rtt_ns);
-	rtt_fields(w, &p->run_rtt, p->run.received, "rtt_");
+	rtt_fields(w, &p->run_rtt, p->run.received);
 	if (detail) {
 		if (p->labels)
 			jw_kstr(w, "labels", p->labels);
@@ -126,7 +120,7 @@ void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
 		jw_key(w, "window");
 		jw_obj_begin(w);
 		counts(w, &p->window.c);
-		rtt_fields(w, &p->window.rtt, p->window.c.received, "rtt_");
+		rtt_fields(w, &p->window.rtt, p->window.c.received);
 		jw_obj_end(w);
 		jw_key(w, "send_errors");
 		jw_obj_begin(w);
@@ -207,6 +201,32 @@ static void udp_json(struct jw *w, const struct udp_counters *c)
 	jw_ku64(w, "rate_evictions", c->rate_evictions);
 }
 
+static void stamp_json(struct jw *w, const struct stamp_counters *c)
+{
+	jw_ku64(w, "received", c->received);
+	jw_ku64(w, "reflected", c->reflected);
+	jw_ku64(w, "bytes_in", c->bytes_in);
+	jw_ku64(w, "bytes_out", c->bytes_out);
+	jw_ku64(w, "short_reflected", c->short_reflected);
+	jw_ku64(w, "drop_truncated", c->drop_truncated);
+	jw_ku64(w, "drop_acl", c->drop_acl);
+	jw_ku64(w, "drop_addr", c->drop_addr);
+	jw_ku64(w, "drop_port", c->drop_port);
+	jw_ku64(w, "drop_runt", c->drop_runt);
+	jw_ku64(w, "drop_short", c->drop_short);
+	jw_ku64(w, "drop_auth", c->drop_auth);
+	jw_ku64(w, "drop_rate", c->drop_rate);
+	jw_ku64(w, "drop_session", c->drop_session);
+	jw_ku64(w, "drop_send", c->drop_send);
+	jw_ku64(w, "tlv_unknown", c->tlv_unknown);
+	jw_ku64(w, "tlv_malformed", c->tlv_malformed);
+	jw_ku64(w, "tx_stamps", c->tx_stamps);
+	jw_ku64(w, "sessions_active", c->sessions_active);
+	jw_ku64(w, "sessions_created", c->sessions_created);
+	jw_ku64(w, "sessions_expired", c->sessions_expired);
+	jw_ku64(w, "rate_evictions", c->rate_evictions);
+}
+
 static void services(struct jw *w, const struct view_daemon *v, bool with_listen)
 {
 	jw_key(w, "tcp");
@@ -223,6 +243,14 @@ static void services(struct jw *w, const struct view_daemon *v, bool with_listen
 	if (v->udp)
 		udp_json(w, v->udp);
 	jw_obj_end(w);
+	/* The STAMP reflector's counters (its listeners are in its own log
+	 * lines; the view does not carry them yet). */
+	if (v->stamp) {
+		jw_key(w, "stamp");
+		jw_obj_begin(w);
+		stamp_json(w, v->stamp);
+		jw_obj_end(w);
+	}
 }
 
 #define SMALL_REPLY_MAX (128u * 1024u)

@@ -458,8 +458,11 @@ static bool listeners_equal(const struct config *a, const struct config *b)
 {
 	size_t ta = a->tcp.enabled ? a->tcp.n_listen : 0, tb = b->tcp.enabled ? b->tcp.n_listen : 0;
 	size_t ua = a->udp.enabled ? a->udp.n_listen : 0, ub = b->udp.enabled ? b->udp.n_listen : 0;
+	size_t sa = a->stamp.enabled ? a->stamp.n_listen : 0;
+	size_t sb = b->stamp.enabled ? b->stamp.n_listen : 0;
 	return endpoints_equal(a->tcp.listen, ta, b->tcp.listen, tb) &&
-	       endpoints_equal(a->udp.listen, ua, b->udp.listen, ub);
+	       endpoints_equal(a->udp.listen, ua, b->udp.listen, ub) &&
+	       endpoints_equal(a->stamp.listen, sa, b->stamp.listen, sb);
 }
 
 static void reload_failed(struct daemon *d, const char *err)

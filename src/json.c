@@ -176,6 +176,12 @@ static void sep(struct jw *w)
 	w->first[w->depth] = false;
 }
 
+/* Printable ASCII other than '"' and '\\' goes out as is. */
+static bool plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 static void put_escaped(struct jw *w, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -184,10 +190,33 @@ static void put_escaped(struct jw *w, const char *s, size_t n)
 
 	put(w, "\"", 1);
 	for (size_t i = 0; i < n && !w->overflow;) {
+		/* Runs of plain bytes in one copy: names, addresses and keys are
+		 * nearly always all plain. */
+		size_t j = i;
+		while (j < n && plain_byte(p[j]))
+			j++;
+		if (j > i) {
+			put(w, s + i, j - i);
+			i = j;
+			continue;
+		}
 		i += json_escape_unit(p + i, n - i, true, unit, &ulen);
 		put(w, unit, ulen);
 	}
 	put(w, "\"", 1);
+}
+
+/* Decimal digits of v into the end of b (24 bytes); returns the start. */
+static char *u64_digits(char *b, uint64_t v)
+{
+	char *e = b + 23;
+
+	*e = '\0';
+	do {
+		*--e = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return e;
 }
 
 static void open_(struct jw *w, char c)
@@ -264,8 +293,8 @@ static void raw(struct jw *w, const char *s, size_t n)
 void jw_u64(struct jw *w, uint64_t v)
 {
 	char b[24];
-	int n = snprintf(b, sizeof b, "%" PRIu64, v);
-	raw(w, b, (size_t)n);
+	char *d = u64_digits(b, v);
+	raw(w, d, (size_t)(b + 23 - d));
 }
 
 void jw_i64(struct jw *w, int64_t v)

@@ -137,9 +137,10 @@ class Ctl(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         try:
-            if cls.d.alive():
-                cls.d.stop()
+            rc = cls.d.stop() if cls.d.alive() else None
             cls.d.close()
+            # A clean exit (under ASan: no leak, no error report).
+            assert rc in (0, None), f"beacond exited {rc}"
         finally:
             cls.dns.terminate()
             cls.dns.wait(timeout=10)
@@ -331,6 +332,9 @@ class Ctl(unittest.TestCase):
         self.assertRegex(r.stdout, r"(?m)^tcp\n  active +0$")
         self.assertRegex(r.stdout, rf"(?m)^  accepted +{st['tcp']['accepted']}$")
         self.assertIn("\nudp\n", r.stdout)
+        # The STAMP reflector is off here, its counters are still reported.
+        self.assertEqual(st["stamp"]["received"], 0)
+        self.assertRegex(r.stdout, r"(?m)^stamp\n  received +0$")
 
     def test_help(self):
         r = subprocess.run([BEACONCTL, "--help"], capture_output=True, text=True)
@@ -343,6 +347,26 @@ class Ctl(unittest.TestCase):
         self.assertRegex(r.stdout, r"(?m)^reload .*\(root or the daemon's user\)$")
         r = ctl(self.sock, "frobnicate")
         self.assertEqual(r.returncode, EX_USAGE)
+
+    @unittest.skipUnless(have("bash"), "bash not installed")
+    def test_bash_completion(self):
+        comp = os.path.join(harness.SOURCE_ROOT, "completion", "beaconctl.bash")
+        script = (f'source {comp}; '
+                  'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _beaconctl; '
+                  'printf "%s\\n" "${COMPREPLY[@]}"')
+        env = dict(os.environ, PATH=os.path.dirname(BEACONCTL) + ":" + os.environ["PATH"])
+
+        def complete(*words):
+            r = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True,
+                               text=True, env=env, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return sorted(r.stdout.split())
+        self.assertEqual(complete("beaconctl", "ta"), ["target", "targets"])
+        self.assertEqual(complete("beaconctl", "-s", self.sock, "target", ""),
+                         ["down", "dual", "unres", "v4", "v6"])
+        self.assertEqual(complete("beaconctl", "-s", self.sock, "target", "d"), ["down", "dual"])
+        self.assertIn("--sort=loss", complete("beaconctl", "targets", "--s"))
+        self.assertEqual(complete("beaconctl", "--so"), ["--socket"])
 
     # -- permissions --------------------------------------------------------------
     def test_permissions(self):

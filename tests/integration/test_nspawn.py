@@ -10,7 +10,8 @@ container's manager with nsenter + systemctl/journalctl:
   start returns after READY=1 (StatusText already set, port 7 answers);
   reload with a good and a broken config (same MainPID, old behaviour kept,
   the rejection in journalctl -u beacond); health-ping lines in the journal
-  with their syslog priorities; the watchdog killing a stopped (SIGSTOP)
+  with their syslog priorities, and as native journal fields
+  (journalctl BEACOND_TARGET=lo); beaconctl on the unit's control socket; the watchdog killing a stopped (SIGSTOP)
   main process and Restart= bringing up a new one; stop with Result=success;
   beacond.socket passing port 7 to beacond-socket.service, which runs with
   no capabilities at all.
@@ -412,6 +413,61 @@ class UnderSystemd(unittest.TestCase):
         warn = c.journal("beacond.service", "-p", "warning")
         self.assertTrue(events(warn, "state", to="down"))
         self.assertFalse(events(warn, "summary"))
+
+    def test_04b_journal_fields_filter_by_target(self):
+        """Native journal protocol: every logfmt key is a field, so
+        journalctl BEACOND_TARGET=lo returns lo's state and summary lines and
+        nothing else; PRIORITY follows the level; MESSAGE_ID is stable."""
+        c = self.c
+        ents = c.journal("beacond.service", "BEACOND_TARGET=lo")
+        self.assertTrue(ents, "no entries for BEACOND_TARGET=lo" + self.diag())
+        prio = {"debug": "7", "info": "6", "notice": "5", "warning": "4", "error": "3"}
+        kinds = set()
+        for e in ents:
+            ev = harness.parse_logfmt(e["MESSAGE"])
+            self.assertEqual(e.get("BEACOND_TARGET"), "lo", e)
+            self.assertEqual(ev.get("target"), "lo", e["MESSAGE"])
+            kinds.add(ev.get("event"))
+            self.assertEqual(e.get("BEACOND_EVENT"), ev.get("event"), e)
+            self.assertEqual(e.get("PRIORITY"), prio[ev["level"]], e)
+            self.assertEqual(e.get("BEACOND_LEVEL"), ev["level"], e)
+            # Every key of the line is a field with the same value.
+            for k, v in ev.items():
+                self.assertEqual(e.get("BEACOND_" + k.upper().replace(".", "_")), v, (k, e))
+        self.assertEqual(kinds, {"state", "summary"}, kinds)
+        # lo2's lines are not among them, but are there under their own name.
+        other = c.journal("beacond.service", "BEACOND_TARGET=lo2")
+        self.assertTrue(other and all(e.get("BEACOND_TARGET") == "lo2" for e in other))
+        # State changes share one MESSAGE_ID, summaries another.
+        ids = {}
+        for e in ents:
+            ids.setdefault(e["BEACOND_EVENT"], set()).add(e.get("MESSAGE_ID"))
+        self.assertEqual(len(ids["state"]), 1, ids)
+        self.assertEqual(len(ids["summary"]), 1, ids)
+        self.assertNotEqual(ids["state"], ids["summary"])
+        self.assertEqual(ids["state"], {"19313fe1c67e0b28dd917579d97ad53f"},
+                         "the README documents this id")
+        by_id = c.journal("beacond.service", "MESSAGE_ID=19313fe1c67e0b28dd917579d97ad53f")
+        self.assertTrue(by_id and all(e["BEACOND_EVENT"] == "state" for e in by_id))
+        down = c.journal("beacond.service", "BEACOND_EVENT=state", "BEACOND_TO=down")
+        self.assertTrue(down and all(e["PRIORITY"] == "4" for e in down), down)
+
+    def test_04c_beaconctl_under_systemd(self):
+        """The control socket in the unit's RuntimeDirectory: beaconctl reads
+        the targets and reloads (root), through the installed binary."""
+        c = self.c
+        ctl = os.path.join(os.path.dirname(os.path.dirname(self.binary)), "bin", "beaconctl")
+        r = c.ct(ctl, "targets", "-j")
+        recs = json.loads(r.stdout)
+        self.assertEqual(sorted(x["target"] for x in recs), ["lo", "lo2"], r.stdout)
+        st = json.loads(c.ct(ctl, "status", "-j").stdout)
+        self.assertEqual(st["control"]["path"], "/run/beacond/control.sock")
+        self.assertEqual(st["tcp"]["listen"], ["127.0.0.1:7", "[::1]:7"])
+        r = c.ct(ctl, "reload")
+        self.assertEqual(r.stdout.strip(), "reloaded: 0 targets added, 0 removed, listeners unchanged")
+        self.assertEqual(c.show("beacond.service", "MainPID"), self.pid)
+        mode = c.ct("stat", "-c", "%a", "/run/beacond/control.sock").stdout.strip()
+        self.assertEqual(mode, "660")
 
     def test_05_watchdog_restarts_stuck_loop(self):
         c = self.c

@@ -50,6 +50,13 @@ class Run(unittest.TestCase):
                 u.settimeout(5)
                 u.sendto(b"udp", ("::1", 7007))
                 self.assertEqual(u.recv(100), b"udp")
+            # The README's next step: beaconctl on the socket in build-run/.
+            root = harness.SOURCE_ROOT
+            r = subprocess.run([os.path.join(root, "build-run", "beaconctl"), "-s",
+                                os.path.join(root, "build-run", "control.sock"), "targets"],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stdout, r"(?m)^. loopback4 +127\.0\.0\.1 ")
             # scripts/run execs beacond: its PID is the daemon's.
             p.send_signal(sig)
             self.assertEqual(p.wait(timeout=30), 0)

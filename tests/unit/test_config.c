@@ -81,6 +81,19 @@ static unsigned port_of(const struct endpoint *ep)
 						   : ep->u.in6.sin6_port);
 }
 
+Test(config, control_socket_group_and_journal_target)
+{
+	struct config *cfg = parse_ok("[daemon]\nlog_target = journal\ncontrol_socket = /tmp/x/c.sock\n"
+				      "control_group = beacond-ctl\n");
+	cr_expect_str_eq(cfg->daemon.log_target, "journal");
+	cr_expect_str_eq(cfg->daemon.control_socket, "/tmp/x/c.sock");
+	cr_expect_str_eq(cfg->daemon.control_group, "beacond-ctl");
+	config_free(cfg);
+	cfg = parse_ok("[daemon]\ncontrol_socket =\n");
+	cr_expect_str_eq(cfg->daemon.control_socket, "");
+	config_free(cfg);
+}
+
 Test(config, defaults_from_empty_string)
 {
 	struct config *cfg = parse_ok("");
@@ -90,6 +103,8 @@ Test(config, defaults_from_empty_string)
 	cr_expect_eq(cfg->daemon.log_level, LOG_INFO);
 	cr_expect_eq(cfg->daemon.log_format, LOG_FMT_LOGFMT);
 	cr_expect_str_eq(cfg->daemon.log_target, "auto");
+	cr_expect_str_eq(cfg->daemon.control_socket, "/run/beacond/control.sock");
+	cr_expect_str_eq(cfg->daemon.control_group, "");
 	cr_expect_eq(cfg->daemon.shutdown_timeout_ns, 10 * SEC);
 	cr_expect_eq(cfg->daemon.stats_interval_ns, 60 * SEC);
 
@@ -462,7 +477,13 @@ Test(config, value_errors)
 	expect_error("[daemon]\nlog_format = xml\n",
 		     "t.ini:2: [daemon] log_format: \"xml\" is not one of logfmt, json");
 	expect_error("[daemon]\nlog_target = var/log/beacond.log\n",
-		     "t.ini:2: [daemon] log_target: \"var/log/beacond.log\" is not auto, stderr or an absolute path");
+		     "t.ini:2: [daemon] log_target: \"var/log/beacond.log\" is not auto, stderr, journal or an absolute path");
+	expect_error("[daemon]\ncontrol_socket = run/c.sock\n",
+		     "t.ini:2: [daemon] control_socket: \"run/c.sock\" is not an absolute path of at most 107 bytes (or empty for no control socket)");
+	expect_error("[daemon]\ncontrol_group = 9lives\n",
+		     "t.ini:2: [daemon] control_group: \"9lives\" is not a group name (letters, digits, \"_.-\", at most 32, not starting with a digit or \"-\")");
+	expect_error("[daemon]\ncontrol_group = a b\n",
+		     "t.ini:2: [daemon] control_group: \"a b\" is not a group name (letters, digits, \"_.-\", at most 32, not starting with a digit or \"-\")");
 	expect_error("[daemon]\nstats_interval = 500ms\n",
 		     "t.ini:2: [daemon] stats_interval: 500ms is out of range (0 or 1s..1d)");
 	expect_error("[daemon]\nshutdown_timeout = 2h\n",
