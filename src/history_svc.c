@@ -487,11 +487,20 @@ static void child_done(struct history_svc *hs, int status)
 {
 	uint64_t took = mono_ns() - hs->save_start_ns;
 	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (!ok && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+	    strncmp(hs->save_why, "superseded", 10) == 0) {
+		struct logline *l = log_begin(LOG_INFO, "history_save_superseded");
+		log_fixed(l, "ran_ms", took, NSEC_PER_MSEC, 1);
+		log_end(l);
+		ok = true;
+		goto done;
+	}
 	char why[64];
 	if (!ok)
 		snprintf(why, sizeof(why), WIFSIGNALED(status) ? "killed by signal %d" : "exit status %d",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 	log_saved(hs, hs->save_why, ok, ok ? NULL : why, hs->save_probes, 0, took);
+done:
 	hs->child = 0;
 	if (hs->pidfd.fd >= 0) {
 		int fd = hs->pidfd.fd;
@@ -604,6 +613,14 @@ void history_svc_stop(struct history_svc *hs)
 {
 	loop_timer_cancel(hs->loop, &hs->save_timer);
 	tick_all(hs, true);
+	/* A background save still running is superseded by the final one:
+	 * kill it and wait until it is gone (it must not rename a file this
+	 * save is writing), rather than wait for it to finish. */
+	hs->save_again = false;
+	if (hs->child > 0) {
+		hs->save_why = "superseded by the save at stop";
+		kill(hs->child, SIGKILL);
+	}
 	reap(hs, true);
 	if (!hs->dir[0])
 		return;

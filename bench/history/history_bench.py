@@ -186,6 +186,7 @@ def main():
                 raise RuntimeError("no icmp_stats line after SIGUSR1")
             return out
 
+        load0 = open("/proc/loadavg").read().split()[0]
         log(f"3 daemons x {n} targets; warming up 10 s")
         time.sleep(10)
         st0 = icmp_stats(0)
@@ -196,9 +197,16 @@ def main():
         c1 = {k: (cpu_s(p), cpu_s(p, True)) for k, p in pids.items()}
         window = time.monotonic() - t0
         rss = {k: rss_kib(p) for k, p in pids.items()}
+        load1 = open("/proc/loadavg").read().split()[0]
         st1 = icmp_stats(1)
-        s0 = {k: int(st0[k]["lateness_n"]) for k in daemons}
-        s1 = {k: int(st1[k]["lateness_n"]) for k in daemons}
+        # The counts are read when each icmp_stats line is logged, after
+        # the summary dump; scale the sends between the two lines to the
+        # CPU window (the send rate is steady at 1 Hz a target).
+        s0, s1 = {}, {}
+        for k in daemons:
+            span = harness.log_time(st1[k]) - harness.log_time(st0[k])
+            sends = int(st1[k]["lateness_n"]) - int(st0[k]["lateness_n"])
+            s0[k], s1[k] = 0, sends * window / span
         late = {k: (int(st1[k]["lateness_p99_us"]), int(st1[k]["lateness_max_us"]),
                     int(st1[k]["lateness_n"])) for k in daemons}
 
@@ -235,7 +243,8 @@ def main():
     took = [float(e["took_ms"]) for e in saves if e.get("why") != "stop"]
     out = []
     out.append(f"## bench/history, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-               f"{n} targets at 1 Hz each, 3 daemons at once, {window:.0f} s window\n")
+               f"{n} targets at 1 Hz each, 3 daemons at once, {window:.0f} s window, "
+               f"load average {load0} -> {load1} on {os.cpu_count()} CPUs\n")
     out.append("| daemon | requests | CPU s | CPU us/probe | with children us/probe | "
                "RSS-base bytes/target | lateness p99 us | max us |")
     out.append("|---|---|---|---|---|---|---|---|")
