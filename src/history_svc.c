@@ -408,6 +408,16 @@ static void sweep(int dirfd, uint64_t now, uint64_t retention_ns, size_t *remove
 }
 
 /* Everything a save does, in the child or (at stop) in the daemon. */
+static size_t histories(const struct history_svc *hs)
+{
+	size_t n = 0;
+	for (const struct hentry *e = hs->live.next; e != &hs->live; e = e->next)
+		n += e->h != NULL;
+	for (const struct hentry *e = hs->retired.next; e != &hs->retired; e = e->next)
+		n += e->h != NULL;
+	return n;
+}
+
 static int save_all(struct history_svc *hs, size_t *n, size_t *removed, char *err, size_t errlen)
 {
 	*n = *removed = 0;
@@ -552,11 +562,9 @@ static void save_start(struct history_svc *hs, const char *why)
 		return;
 	}
 	tick_all(hs, false);
-	size_t n = 0;
-	for (struct hentry *e = hs->live.next; e != &hs->live; e = e->next)
-		n += e->h != NULL;
-	for (struct hentry *e = hs->retired.next; e != &hs->retired; e = e->next)
-		n += e->h != NULL;
+	size_t n = histories(hs);
+	if (n == 0)
+		return;   /* nothing to write (and no directory made for nothing) */
 	hs->save_start_ns = mono_ns();
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -622,7 +630,7 @@ void history_svc_stop(struct history_svc *hs)
 		kill(hs->child, SIGKILL);
 	}
 	reap(hs, true);
-	if (!hs->dir[0])
+	if (!hs->dir[0] || histories(hs) == 0)
 		return;
 	uint64_t t0 = mono_ns();
 	size_t n, removed;
