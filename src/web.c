@@ -380,6 +380,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req,
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[256];
 	(void)cls;
