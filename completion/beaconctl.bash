@@ -9,7 +9,7 @@ _beaconctl()
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local commands="status targets target watch reload stats help"
+	local commands="status targets target watch reload stats history graph help"
 	local i cmd="" sockopt=()
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -47,9 +47,16 @@ _beaconctl()
 		[[ $cmd == watch ]] && opts+=" --count="
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
 		;;
-	target)
+	target|history|graph)
 		if [[ $cur == -* ]]; then
-			COMPREPLY=($(compgen -W "-j --json" -- "$cur"))
+			local opts="-j --json"
+			[[ $cmd != target ]] && opts="--range --family"
+			[[ $cmd == history ]] && opts+=" -j --json"
+			COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+		elif [[ $prev == --range ]]; then
+			COMPREPLY=($(compgen -W "3h 30h 10d" -- "$cur"))
+		elif [[ $prev == --family ]]; then
+			COMPREPLY=($(compgen -W "4 6" -- "$cur"))
 		else
 			local names
 			names=$(beaconctl "${sockopt[@]}" targets -c 2>/dev/null |

@@ -45,6 +45,10 @@ struct config_daemon {
 					  * "127.0.0.1:5353,[::1]:53" (port 53 default) */
 	char *control_socket;            /* /run/beacond/control.sock; "" = none */
 	char *control_group;             /* "" = the daemon's group */
+	char *state_directory;           /* NULL: $STATE_DIRECTORY or /var/lib/beacond;
+					  * "" = history not saved */
+	uint64_t save_interval_ns;       /* 5m, 10s..1d; 0 = only at stop and reload */
+	uint64_t history_retention_ns;   /* 30d, 1h..10y: files of removed targets */
 };
 
 struct config_tcp {
@@ -102,6 +106,8 @@ struct probe_opts {
 	bool log_replies;                /* no */
 	uint64_t resolve_interval_ns;    /* 5m, 1s..1d: re-resolve host names (or at
 					  * the record TTL when shorter, >= 1s) */
+	bool history;                    /* yes: keep rounds (history.h) */
+	uint64_t history_step_ns;        /* 1m, 1s..1h: one round */
 };
 
 /* The RTT histogram's finite upper bounds (the +Inf bucket is implicit). */

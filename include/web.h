@@ -72,6 +72,8 @@ struct web_reply {
 	struct stream *body;     /* web frees it; NULL: a short text body
 				  * naming the status (and 500 if status is 200) */
 	bool no_gzip;            /* true: never compress (already compressed) */
+	const char *csp;         /* a static Content-Security-Policy (sent with
+				  * X-Content-Type-Options: nosniff), or NULL */
 };
 
 /* Return 0 with reply filled, or -1 for a 500. */

@@ -51,6 +51,11 @@ static void usage(FILE *out)
 		"  watch [--count=N]    redraw the targets table every second (targets options apply)\n"
 		"  reload               reload the configuration and print the outcome\n"
 		"  stats                TCP and UDP echo counters\n"
+		"  history NAME [OPTIONS]  the target's history rounds (sent, lost, RTT quantiles)\n"
+		"      --range=R        3h (default), 30h, 10d or any duration: the tier that covers it\n"
+		"      --family=4|6     which probe of a dual-stack target\n"
+		"      -j, --json       one JSON object: the target and its rounds\n"
+		"  graph NAME [--range=R] [--family=4|6]  the SmokePing-style graph as SVG on stdout\n"
 		"  help                 the commands the daemon knows\n"
 		"  status, target and stats also take -j (the daemon's JSON).\n"
 		"\n"
@@ -795,6 +800,138 @@ static int cmd_target(const char *path, int argc, char **argv)
 	return 0;
 }
 
+/* history and graph: NAME, --range R / --range=R, --family F / --family=F,
+ * -j (history).  Builds the request line. */
+static int history_args(const char *what, int argc, char **argv, bool *j, char *line, size_t len)
+{
+	const char *name = NULL, *range = NULL, *fam = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (j && (!strcmp(a, "-j") || !strcmp(a, "--json")))
+			*j = true;
+		else if (!strncmp(a, "--range=", 8))
+			range = a + 8;
+		else if (!strcmp(a, "--range") && i + 1 < argc)
+			range = argv[++i];
+		else if (!strncmp(a, "--family=", 9))
+			fam = a + 9;
+		else if (!strcmp(a, "--family") && i + 1 < argc)
+			fam = argv[++i];
+		else if (a[0] != '-' && !name)
+			name = a;
+		else {
+			fprintf(stderr, "%s: %s: unexpected argument \"%s\"\n", prog, what, a);
+			return EX_USAGE;
+		}
+	}
+	if (!name) {
+		fprintf(stderr, "%s: usage: beaconctl %s NAME [--range=R] [--family=4|6]%s\n", prog,
+			what, j ? " [-j]" : "");
+		return EX_USAGE;
+	}
+	const char *args[3] = { name, range, fam };
+	for (int i = 0; i < 3; i++)
+		if (args[i] && (strlen(args[i]) > 128 || strpbrk(args[i], " \t\r\n") || !*args[i])) {
+			fprintf(stderr, "%s: \"%s\" is not a valid argument\n", prog, args[i]);
+			return EX_USAGE;
+		}
+	snprintf(line, len, "1 %s %s%s%s%s%s\n", what, name, range ? " --range=" : "",
+		 range ? range : "", fam ? " --family=" : "", fam ? fam : "");
+	return 0;
+}
+
+static void fmt_clock(char *buf, size_t len, uint64_t unix_s)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+static int cmd_history(const char *path, int argc, char **argv)
+{
+	bool j = false;
+	char line[512];
+	int st = history_args("history", argc, argv, &j, line, sizeof line);
+	if (st)
+		return st;
+	struct reply r = { 0 };
+	if ((st = request(path, line, &r)) || (st = check_head(&r, "history"))) {
+		reply_free(&r);
+		return st;
+	}
+	const json_t *h = r.lines[0];
+	const json_t *end = r.lines[r.n - 1];
+	if (r.n < 2 || !json_is_true(json_object_get(end, "end"))) {
+		fprintf(stderr, "%s: the reply ended early\n", prog);
+		reply_free(&r);
+		return EX_PROTOCOL;
+	}
+	if (j) {
+		json_t *out = json_object();
+		json_t *rounds = json_array();
+		const char *keys[] = { "target", "host", "family", "tier", "step_s", "quantile_pct" };
+		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+			json_object_set(out, keys[k], json_object_get(h, keys[k]));
+		for (size_t i = 1; i + 1 < r.n; i++)
+			json_array_append(rounds, r.lines[i]);
+		json_object_set_new(out, "rounds", rounds);
+		char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+		if (s)
+			puts(s);
+		free(s);
+		json_decref(out);
+		reply_free(&r);
+		return 0;
+	}
+	printf("%s (%s, IPv%" PRIu64 "): rounds of %.0f s, UTC\n", jstr(h, "target", "?"),
+	       jstr(h, "host", "?"), ju64(h, "family"), jnum(h, "step_s"));
+	printf("%-19s %7s %7s %6s %10s %10s %10s\n", "start", "sent", "lost", "loss",
+	       "min", "median", "max");
+	for (size_t i = 1; i + 1 < r.n; i++) {
+		const json_t *o = r.lines[i];
+		char when[32], mn[16] = "-", md[16] = "-", mx[16] = "-";
+		fmt_clock(when, sizeof when, ju64(o, "start"));
+		const json_t *q = json_object_get(o, "quantiles_ms");
+		if (json_is_array(q) && json_array_size(q) == 11) {
+			ctl_fmt_rtt(mn, sizeof mn, (uint64_t)(json_number_value(json_array_get(q, 0)) * 1e6));
+			ctl_fmt_rtt(md, sizeof md, (uint64_t)(json_number_value(json_array_get(q, 5)) * 1e6));
+			ctl_fmt_rtt(mx, sizeof mx, (uint64_t)(json_number_value(json_array_get(q, 10)) * 1e6));
+		}
+		uint64_t sent = ju64(o, "sent"), lost = ju64(o, "lost");
+		printf("%-19s %7" PRIu64 " %7" PRIu64 " %5.1f%% %10s %10s %10s\n", when, sent, lost,
+		       sent ? 100.0 * (double)lost / (double)sent : 0.0, mn, md, mx);
+	}
+	printf("%" PRIu64 " rounds\n", ju64(end, "rounds"));
+	reply_free(&r);
+	return 0;
+}
+
+static int cmd_graph(const char *path, int argc, char **argv)
+{
+	char line[512];
+	int st = history_args("graph", argc, argv, NULL, line, sizeof line);
+	if (st)
+		return st;
+	struct reply r = { 0 };
+	if ((st = request(path, line, &r)) || (st = check_head(&r, "graph"))) {
+		reply_free(&r);
+		return st;
+	}
+	if (r.n < 2 || !json_is_true(json_object_get(r.lines[r.n - 1], "end"))) {
+		fprintf(stderr, "%s: the reply ended early\n", prog);
+		reply_free(&r);
+		return EX_PROTOCOL;
+	}
+	for (size_t i = 1; i + 1 < r.n; i++) {
+		const json_t *d = json_object_get(r.lines[i], "data");
+		if (json_is_string(d))
+			fwrite(json_string_value(d), 1, json_string_length(d), stdout);
+	}
+	reply_free(&r);
+	return 0;
+}
+
 static int cmd_stats(const char *path, int argc, char **argv)
 {
 	int st;
@@ -947,6 +1084,10 @@ int main(int argc, char **argv)
 		st = cmd_reload(sock, cargc, cargv);
 	else if (!strcmp(cmd, "stats"))
 		st = cmd_stats(sock, cargc, cargv);
+	else if (!strcmp(cmd, "history"))
+		st = cmd_history(sock, cargc, cargv);
+	else if (!strcmp(cmd, "graph"))
+		st = cmd_graph(sock, cargc, cargv);
 	else if (!strcmp(cmd, "help"))
 		st = cmd_help(sock, cargc, cargv);
 	else {

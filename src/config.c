@@ -103,6 +103,7 @@ enum key_type {
 	K_LABELS,
 	K_SOCKET_PATH,
 	K_GROUP,
+	K_DIR,
 };
 
 /*
@@ -141,6 +142,9 @@ static const struct key_def daemon_keys[] = {
 	{ "dns_servers", K_DNS_SERVERS, D(dns_servers), 0, 0, 0, false, NULL },
 	{ "control_socket", K_SOCKET_PATH, D(control_socket), 0, 0, 0, false, NULL },
 	{ "control_group", K_GROUP, D(control_group), 0, 0, 0, false, NULL },
+	{ "state_directory", K_DIR, D(state_directory), 0, 0, 0, false, NULL },
+	{ "save_interval", K_DURATION, D(save_interval_ns), 0, 10 * SEC, DAY, true, NULL },
+	{ "history_retention", K_DURATION, D(history_retention_ns), 0, HOUR, 3650 * DAY, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef D
@@ -226,7 +230,7 @@ static const uint64_t coarse_buckets_ns[] = {
 
 /* The [icmp] keys every [target] may override.  Their index is the bit in
  * the per-target "explicitly set" mask. */
-#define PROBE_KEYS 11  /* fits the uint16_t "set" mask */
+#define PROBE_KEYS 13  /* fits the uint16_t "set" mask */
 #define P(f) offsetof(struct probe_opts, f)
 static const struct key_def probe_keys[] = {
 	{ "interval", K_DURATION, P(interval_ns), 0, 10 * MSEC, HOUR, false, NULL },
@@ -240,6 +244,8 @@ static const struct key_def probe_keys[] = {
 	{ "summary_interval", K_DURATION, P(summary_interval_ns), 0, SEC, DAY, true, NULL },
 	{ "log_replies", K_BOOL, P(log_replies), 0, 0, 0, false, NULL },
 	{ "resolve_interval", K_DURATION, P(resolve_interval_ns), 0, SEC, DAY, false, NULL },
+	{ "history", K_BOOL, P(history), 0, 0, 0, false, NULL },
+	{ "history_step", K_DURATION, P(history_step_ns), 0, SEC, HOUR, false, NULL },
 	{ NULL, K_BOOL, 0, 0, 0, 0, false, NULL },
 };
 #undef P
@@ -683,6 +689,14 @@ static void set_string(struct parser *p, const struct key_def *k, void *base,
 		}
 		replace_string(p, (char **)field(base, k->off), value);
 		return;
+	case K_DIR:
+		if (value[0] != '\0' && (value[0] != '/' || strlen(value) > 1024)) {
+			fail_key(p, k, "\"%.*s%s\" is not an absolute path of at most 1024 bytes "
+				 "(or empty: history kept in memory only)", SHOW(value));
+			return;
+		}
+		replace_string(p, (char **)field(base, k->off), value);
+		return;
 	case K_INTERFACE:
 		if (!valid_interface(value)) {
 			fail_key(p, k, "\"%.*s%s\" is not an interface name (1..15 characters, no \"/\" or spaces)",
@@ -740,6 +754,7 @@ static void set_value(struct parser *p, const struct key_def *k, void *base,
 	case K_HOST:
 	case K_SOCKET_PATH:
 	case K_GROUP:
+	case K_DIR:
 	case K_INTERFACE:
 		set_string(p, k, base, value);
 		return;
@@ -1235,6 +1250,11 @@ static int set_defaults(struct config *cfg)
 	cfg->daemon.log_target = strdup("auto");
 	cfg->daemon.control_socket = strdup("/run/beacond/control.sock");
 	cfg->daemon.control_group = strdup("");
+	/* NULL: not set; the history takes $STATE_DIRECTORY (systemd's
+	 * StateDirectory=), else /var/lib/beacond. */
+	cfg->daemon.state_directory = NULL;
+	cfg->daemon.save_interval_ns = 5 * MINUTE;
+	cfg->daemon.history_retention_ns = 30 * DAY;
 	cfg->daemon.shutdown_timeout_ns = 10 * SEC;
 	cfg->daemon.stats_interval_ns = 60 * SEC;
 
@@ -1284,6 +1304,8 @@ static int set_defaults(struct config *cfg)
 		.up_after = 2,
 		.log_replies = false,
 		.resolve_interval_ns = 5 * MINUTE,
+		.history = true,
+		.history_step_ns = MINUTE,
 	};
 	cfg->icmp.n_rtt_buckets = 0;
 	memcpy(cfg->icmp.rtt_buckets_ns, config_rtt_buckets_default_ns,
@@ -1540,6 +1562,7 @@ void config_free(struct config *cfg)
 	free(cfg->daemon.dns_servers);
 	free(cfg->daemon.control_socket);
 	free(cfg->daemon.control_group);
+	free(cfg->daemon.state_directory);
 	free(cfg->tcp.listen);
 	free(cfg->tcp.allow.v);
 	free(cfg->udp.listen);

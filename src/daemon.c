@@ -27,6 +27,7 @@
 #include "ctl.h"
 #include "ctl_reply.h"
 #include "daemon.h"
+#include "history_svc.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
@@ -61,6 +62,7 @@ struct daemon {
 	struct web *web;
 	struct metrics_page metrics;
 	struct ctl *ctl;
+	struct history_svc *history;
 	struct sd_listen_set inherited;
 
 	struct timer stats_timer;
@@ -523,6 +525,8 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 		log_msg(LOG_WARNING, "control_socket_unchanged",
 			"control_socket and control_group take effect at the next start");
 	reload_record(d, NULL);
+	history_svc_configure(d->history, cfg);
+	history_svc_save(d->history, "reload");
 
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
@@ -697,6 +701,8 @@ static void daemon_free(struct daemon *d)
 		stamp_free(d->stamp);
 	if (d->pinger)
 		pinger_free(d->pinger);
+	/* After the pinger: freeing probes calls the history's on_gone. */
+	history_svc_free(d->history);
 	if (d->loop)
 		loop_free(d->loop);
 	sd_listen_release(&d->inherited);
@@ -724,8 +730,11 @@ static int daemon_create(struct daemon *d)
 	d->stamp = stamp_new(d->loop, d->iobuf, IOBUF_SIZE);
 	d->pinger = pinger_new(d->loop);
 	d->web = web_new(d->loop);
+	/* The history is the pinger's hook user: made right after it. */
+	d->history = d->pinger ? history_svc_new(d->loop, d->pinger) : NULL;
 	if (!d->tcp || !d->udp || !d->stamp || !d->pinger || !d->web ||
-	    metrics_register(&d->metrics, d->web, d) < 0) {
+	    metrics_register(&d->metrics, d->web, d) < 0 ||
+	    !d->history || history_svc_register(d->history, d->web, NULL) < 0) {
 		log_msg(LOG_ERR, "start_failed", "cannot create services: %s",
 			strerror(errno));
 		return -1;
@@ -807,7 +816,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	    ctl_register(d.ctl, &(struct ctl_command){
 		    .name = "reload", .usage = "reload", .privileged = true,
 		    .help = "reload the configuration file and report the outcome",
-		    .open = ctl_reload_open, .arg = &d }) < 0) {
+		    .open = ctl_reload_open, .arg = &d }) < 0 ||
+	    history_svc_register(d.history, NULL, d.ctl) < 0) {
 		log_msg(LOG_ERR, "start_failed", "control socket: %s", strerror(errno));
 		goto out;
 	}
@@ -834,6 +844,8 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		goto out;
 	}
 	release_unused_inherited(&d.inherited);
+	/* Before the first ping, so loaded rounds are there for its outcome. */
+	history_svc_configure(d.history, cfg);
 	d.target_names = names_of(cfg, &d.n_target_names);
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
@@ -850,6 +862,7 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 		goto out;
 	}
 
+	history_svc_stop(d.history);
 	pinger_log_summaries(d.pinger, "final");
 	daemon_log_stats(&d, "final");
 	log_msg(LOG_NOTICE, "exit", "stopped cleanly");

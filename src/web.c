@@ -403,6 +403,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req,
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[256];
 	(void)cls;
@@ -617,6 +620,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return queue_text(conn, 500, status_text(500), false);
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type);
+	if (reply.csp) {
+		MHD_add_response_header(resp, "Content-Security-Policy", reply.csp);
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	}
 	if (can_gzip)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
 					MHD_HTTP_HEADER_ACCEPT_ENCODING);

@@ -127,6 +127,9 @@ class Daemon:
         self.env.pop("LISTEN_PID", None)
         self.env.pop("JOURNAL_STREAM", None)
         self.env.pop("WATCHDOG_USEC", None)
+        # The history is saved under $STATE_DIRECTORY unless the config
+        # says otherwise: this daemon's own temp dir, never /var/lib/beacond.
+        self.env["STATE_DIRECTORY"] = self.dir
         if env:
             self.env.update(env)
         self.prefix = list(prefix)

@@ -1,0 +1,172 @@
+/*
+ * history: per-probe latency rounds and their consolidated tiers, and the
+ * on-disk form of both.  Pure: no clocks, no I/O.  The caller passes the
+ * wall-clock time of each outcome (rounds are aligned to multiples of the
+ * step in CLOCK_REALTIME, like RRD, so that they mean the same thing after
+ * a restart) and reads and writes byte buffers.
+ *
+ * A round is `step` long (history_step, 60 s by default).  It records how
+ * many requests were resolved in it (sent), how many of those were lost,
+ * and the distribution of the RTTs received: HISTORY_Q quantiles at 0, 10,
+ * ..., 100 % (so q[0] is the minimum, q[5] the median, q[10] the maximum),
+ * each as a 16-bit code (history_rtt_encode: exact below 2048 ns, then
+ * 11 significant bits, a relative error under 0.025 %).  An outcome belongs
+ * to the round in which it was resolved: a reply when it arrived, a loss
+ * when its timeout passed.
+ *
+ * Tiers, like an RRD's archives (ratios to the step, rounds kept):
+ *   tier 0   1 x step   180 rounds   (3 h at 1 min)
+ *   tier 1   5 x step   360 rounds   (30 h at 5 min)
+ *   tier 2  60 x step   240 rounds   (10 d at 1 h)
+ * A coarse round is made from the finer tier's rounds of its window when
+ * the finer tier moves past that window: sent and lost are summed, the
+ * minimum and maximum are the extremes, every other quantile is the mean of
+ * the finer rounds' quantile weighted by their replies (SmokePing's AVERAGE
+ * of each sorted rank).  Reading the newest, still open window of a coarse
+ * tier computes it the same way on the fly, so coarse graphs do not lag.
+ *
+ * Memory with the defaults: 780 rounds x 30 bytes (struct history_round) +
+ * up to HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round + the
+ * struct itself (about 120 bytes) = at most 24 032 bytes per probe.  A
+ * round with more replies than HISTORY_SAMPLES_MAX keeps a uniform random
+ * sample of them (reservoir sampling, deterministic) for its interior
+ * quantiles; its minimum, maximum and counts stay exact.
+ */
+#ifndef BEACOND_HISTORY_H
+#define BEACOND_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define HISTORY_Q 11                  /* quantiles 0, 10, ..., 100 % */
+#define HISTORY_MEDIAN 5
+#define HISTORY_TIERS 3
+#define HISTORY_SAMPLES_MAX 256
+#define HISTORY_NONE UINT64_MAX       /* no slot yet */
+#define HISTORY_STEP_MIN_NS 1000000000ULL          /* 1 s */
+#define HISTORY_STEP_MAX_NS (3600ULL * 1000000000ULL) /* 1 h */
+#define HISTORY_STEP_DEFAULT_NS (60ULL * 1000000000ULL)
+
+/* Ratio of each tier's round to the step, and rounds kept. */
+extern const uint32_t history_tier_ratio[HISTORY_TIERS];
+extern const uint32_t history_tier_len[HISTORY_TIERS];
+
+/* 16-bit words only, so the struct is 30 bytes with no padding. */
+struct history_round {
+	uint16_t q[HISTORY_Q];        /* RTT codes; all 0 when nothing was received */
+	uint16_t sent[2], lost[2];    /* 32-bit counts, low word first */
+};
+
+struct history_tier {
+	uint64_t last;                /* newest slot stored, or HISTORY_NONE */
+	struct history_round *r;      /* len rounds, slot s at r[s % len] */
+};
+
+struct history {
+	uint64_t step_ns;
+	struct history_tier tier[HISTORY_TIERS];
+	/* The open round. */
+	uint64_t cur_slot;            /* HISTORY_NONE: none open */
+	uint32_t cur_sent, cur_lost, cur_recv;
+	uint16_t cur_min, cur_max;
+	uint16_t n_samples, cap_samples;
+	uint16_t *samples;
+	uint32_t rng;
+	uint64_t dropped;             /* outcomes older than the newest round (clock stepped back) */
+};
+
+/* A round's counts as plain numbers. */
+static inline uint32_t history_round_sent(const struct history_round *r)
+{
+	return (uint32_t)r->sent[0] | (uint32_t)r->sent[1] << 16;
+}
+static inline uint32_t history_round_lost(const struct history_round *r)
+{
+	return (uint32_t)r->lost[0] | (uint32_t)r->lost[1] << 16;
+}
+static inline bool history_round_empty(const struct history_round *r)
+{
+	return history_round_sent(r) == 0;
+}
+
+uint16_t history_rtt_encode(uint64_t ns);
+uint64_t history_rtt_decode(uint16_t code);
+
+/* A fresh history (step within HISTORY_STEP_MIN_NS..MAX).  NULL on ENOMEM
+ * or a bad step (errno EINVAL). */
+struct history *history_new(uint64_t step_ns);
+void history_free(struct history *h);
+/* Bytes the history holds (for the memory goal and the bench). */
+size_t history_memory(const struct history *h);
+
+/* One outcome at wall-clock wall_ns: rtt_ns, or STATS_NO_RTT (UINT64_MAX)
+ * when the request was lost.  Closes the open round first when wall_ns is
+ * past its end.  Returns false when the outcome was older than the newest
+ * round (dropped and counted). */
+bool history_add(struct history *h, uint64_t wall_ns, uint64_t rtt_ns);
+/* Close the open round if wall_ns is past its end (force: in any case, as
+ * at stop, so a partial round is kept). */
+void history_tick(struct history *h, uint64_t wall_ns, bool force);
+
+/* Slot length of a tier, in ns. */
+static inline uint64_t history_tier_step(const struct history *h, unsigned tier)
+{
+	return h->step_ns * history_tier_ratio[tier];
+}
+/* The newest slot a tier can answer for (its own, or the open window made
+ * from the finer tiers); HISTORY_NONE when the history is empty. */
+uint64_t history_newest(const struct history *h, unsigned tier);
+/* The round of tier `tier` at slot `slot`; false when there is none (a gap,
+ * or too old). */
+bool history_get(const struct history *h, unsigned tier, uint64_t slot,
+		 struct history_round *out);
+
+/*
+ * Files.  One file per probe:
+ *   magic "BCNDHIST", u32 version (1), u32 body length,
+ *   u64 step_ns, u64 saved_wall_ns, u8 family, u8 tiers (3), u16 0,
+ *   u16 target length, target, u16 host length, host,
+ *   per tier: u32 ratio, u32 len, u64 last slot, u32 rounds,
+ *             then that many { u32 age (last - slot), u32 sent, u32 lost,
+ *             u16 q[11] } oldest first,
+ *   u32 CRC-32 (zlib) of everything before it.
+ * Little-endian throughout.  Only non-empty rounds are written.
+ */
+#define HISTORY_FILE_VERSION 1
+#define HISTORY_NAME_MAX 255
+
+struct history_ident {
+	char target[HISTORY_NAME_MAX + 1];
+	char host[HISTORY_NAME_MAX + 1];
+	uint8_t family;
+	uint64_t saved_wall_ns;
+};
+
+/* An upper bound of the encoded size. */
+size_t history_encoded_max(const struct history *h, const struct history_ident *id);
+/* Encode into buf (cap >= history_encoded_max); returns the length, or 0
+ * when it does not fit. */
+size_t history_encode(const struct history *h, const struct history_ident *id,
+		      uint8_t *buf, size_t cap);
+/* Decode a file.  check_crc false skips the checksum (the fuzzer, so it
+ * reaches the structure).  0 and *out, *id set; -1 with a reason in err
+ * (truncated, bad magic, version, checksum, inconsistent content). */
+int history_decode(const uint8_t *buf, size_t len, bool check_crc,
+		   struct history **out, struct history_ident *id,
+		   char *err, size_t errlen);
+
+/* Totals of one round (used by JSON and the renderers). */
+struct history_stats {
+	uint64_t sent, lost;
+	uint64_t rtt_min_ns, rtt_max_ns, rtt_avg_ns, rtt_now_ns;  /* medians' avg; STATS_NO_RTT when none */
+	double loss_now_pct;          /* the newest round's loss; < 0 when none */
+	size_t rounds;                /* non-empty rounds */
+};
+/* Summary over slots [first, last] of a tier: avg/min/max of the median,
+ * the newest median and loss. */
+void history_summary(const struct history *h, unsigned tier, uint64_t first,
+		     uint64_t last, struct history_stats *out);
+
+#endif
