@@ -940,3 +940,15 @@ const struct web_counters *web_counters(const struct web *w)
 {
 	return &w->c;
 }
+
+size_t web_plan_listeners(const struct web_plan *p)
+{
+	return p->listeners.n;
+}
+
+size_t web_listen_addrs(const struct web *w, struct endpoint *out, size_t n)
+{
+	for (size_t i = 0; i < w->listeners.n && i < n; i++)
+		out[i] = w->listeners.v[i]->bound;
+	return w->listeners.n;
+}
