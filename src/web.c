@@ -832,14 +832,9 @@ struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
 	p->set.idle_s = idle < 1 ? 1 : (unsigned)idle;
 	p->set.pool = (size_t)cfg->max_header_size + WEB_POOL_EXTRA;
 	p->set.gzip = cfg->gzip;
-	if (cfg->allow.n > 0) {
-		p->set.allow.v = malloc(cfg->allow.n * sizeof *cfg->allow.v);
-		if (p->set.allow.v == NULL) {
-			set_err(err, errlen, "[web] out of memory");
-			goto fail;
-		}
-		memcpy(p->set.allow.v, cfg->allow.v, cfg->allow.n * sizeof *cfg->allow.v);
-		p->set.allow.n = cfg->allow.n;
+	if (acl_copy(&p->set.allow, &cfg->allow) < 0) {
+		set_err(err, errlen, "[web] out of memory");
+		goto fail;
 	}
 	if (cfg->enabled) {
 		for (size_t i = 0; i < cfg->n_listen; i++)
