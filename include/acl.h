@@ -16,4 +16,8 @@ struct acl {
  * IPv4-mapped address (::ffff:a.b.c.d) is matched against IPv4 entries. */
 bool acl_allows(const struct acl *acl, const struct sockaddr *sa);
 
+/* A service's own copy of a configured list (configs are freed on reload):
+ * dst = src's entries in new memory.  0, or -1 (ENOMEM) with dst empty. */
+int acl_copy(struct acl *dst, const struct acl *src);
+
 #endif

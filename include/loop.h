@@ -48,9 +48,11 @@ struct io {
  * (EPOLLET, EPOLLONESHOT, EPOLLEXCLUSIVE and EPOLLWAKEUP are refused). */
 #define IO_EVENTS_MASK 0xffffffu
 
-/* io_init() flags.  IO_PRIVATE: the fd is never duplicated, inherited or
- * passed on (an accepted connection), so close() alone removes it from the
- * epoll set and loop_close() saves the EPOLL_CTL_DEL.  Without it (a socket
+/* io_init() flags.  IO_PRIVATE: the fd is never duplicated or passed on (an
+ * accepted connection), so close() alone removes it from the epoll set and
+ * loop_close() saves the EPOLL_CTL_DEL -- except while a forked child of the
+ * daemon is alive (loop_child_started: the history's writer), which holds a
+ * copy of every fd, so loop_close() deregisters then too.  Without it (a socket
  * from systemd, whose copy stays open in PID 1, or one a library may dup),
  * loop_close() deregisters first: epoll forgets an fd only when the last
  * descriptor of its open file is closed, and a stale registration would
@@ -120,6 +122,10 @@ int loop_unwatch(struct loop *loop, struct io *io);
 /* Deregister (see IO_PRIVATE) and close io's fd, if any; io->fd becomes -1.
  * Pending events of this batch are skipped.  Never fails. */
 void loop_close(struct loop *loop, struct io *io);
+/* A fork()ed child that shares our fds started / was reaped: while one is
+ * alive, loop_close() deregisters IO_PRIVATE fds too (see IO_PRIVATE). */
+void loop_child_started(struct loop *loop);
+void loop_child_ended(struct loop *loop);
 
 
 static inline void timer_init(struct timer *t, timer_fn fn)

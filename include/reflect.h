@@ -2,8 +2,9 @@
  * reflect: the safeguards every datagram reflector shares (the UDP echo
  * and the STAMP reflector): which source ports never get an answer, which
  * addresses are not one unicast host, and the reply's source address on a
- * wildcard socket.  Pure functions (rate-table keys come from util's
- * random_bytes(), the one random source).
+ * wildcard socket, and the rate table a reload keeps or makes.  No system
+ * calls (rate-table keys come from util's random_bytes(), the one random
+ * source).
  */
 #ifndef BEACOND_REFLECT_H
 #define BEACOND_REFLECT_H
@@ -37,6 +38,13 @@ bool reflect_peer_parts(const struct sockaddr_storage *ss, socklen_t len, uint16
  * datagram was sent to a broadcast or multicast address. */
 #define REFLECT_PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
 int reflect_reply_source(struct msghdr *in, void *out, size_t outlen);
+
+/* The per-source rate table a reload's plan uses: cur (the running one,
+ * which keeps its sources) when its size is unchanged, else a new one keyed
+ * with random_bytes() -- a new size means new memory, and a fresh start is
+ * the simple, lenient choice.  NULL with errno when it cannot be made. */
+struct ratelimit *reflect_ratelimit_plan(struct ratelimit *cur, uint32_t size,
+					 uint32_t rate, uint32_t burst);
 
 /* A wildcard address (0.0.0.0 or ::): replies need the arrival address. */
 bool reflect_endpoint_is_wildcard(const struct endpoint *ep);

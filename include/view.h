@@ -184,6 +184,7 @@ void pinger_set_hooks(struct pinger *p, const struct pinger_hooks *hooks);
  * return to the loop). */
 struct tcp_counters;
 struct udp_counters;
+struct web_counters;
 struct endpoint;
 struct stamp_counters;
 struct view_daemon {
@@ -201,11 +202,12 @@ struct view_daemon {
 	const struct tcp_counters *tcp;
 	const struct udp_counters *udp;
 	const struct stamp_counters *stamp;  /* stamp.h; counted even when disabled */
+	const struct web_counters *web;      /* web.h */
 	const struct pinger *pinger;
 	/* The listeners in force (addresses as configured, or as systemd
 	 * passed them), and the control socket ("" when off). */
-	const struct endpoint *tcp_listen, *udp_listen;
-	size_t n_tcp_listen, n_udp_listen;
+	const struct endpoint *tcp_listen, *udp_listen, *web_listen;
+	size_t n_tcp_listen, n_udp_listen, n_web_listen;
 	const char *control_socket;
 	bool control_from_systemd;
 	/* What the last successful reload changed, for `beaconctl status`

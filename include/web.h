@@ -127,6 +127,10 @@ void web_abort(struct web_plan *plan);
 void web_stop(struct web *w);
 
 const struct web_counters *web_counters(const struct web *w);
+/* The listeners a plan will have, and the bound addresses now (fills up
+ * to n, returns how many there are), as tcp_listen_addrs. */
+size_t web_plan_listeners(const struct web_plan *p);
+size_t web_listen_addrs(const struct web *w, struct endpoint *out, size_t n);
 
 /* Pure helpers, exposed for the unit tests and the fuzzer. */
 /* True when an Accept-Encoding value accepts gzip (a "gzip" or "*" coding

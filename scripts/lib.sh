@@ -6,7 +6,7 @@ BUILD_PKGS=(meson ninja-build pkg-config gcc libc6-dev libinih-dev libc-ares-dev
 TEST_PKGS=(libcriterion-dev python3 iproute2 nftables socat netcat-openbsd
 	iputils-ping procps systemd systemd-container tcpdump strace
 	clang libclang-rt-14-dev dnsmasq-base valgrind man-db groff-base
-	tshark prometheus libxml2-utils chromium)
+	tshark prometheus libxml2-utils chromium tmux)
 
 # What scripts/package needs besides the build dependencies in debian/control
 # (which it installs with mk-build-deps from equivs).

@@ -3,10 +3,11 @@
  * ranges by default), so a linear scan with a prefix compare beats any
  * trie on both code size and cache behaviour.
  */
-#include "acl.h"
-
+#include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+
+#include "acl.h"
 
 static bool prefix_match(const uint8_t *addr, const struct cidr *c)
 {
@@ -50,4 +51,18 @@ bool acl_allows(const struct acl *acl, const struct sockaddr *sa)
 		return match_family(acl, AF_INET6, a);
 	}
 	return false;
+}
+
+int acl_copy(struct acl *dst, const struct acl *src)
+{
+	dst->v = NULL;
+	dst->n = 0;
+	if (src->n == 0)
+		return 0;
+	dst->v = malloc(src->n * sizeof *dst->v);
+	if (dst->v == NULL)
+		return -1;
+	memcpy(dst->v, src->v, src->n * sizeof *dst->v);
+	dst->n = src->n;
+	return 0;
 }

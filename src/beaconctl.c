@@ -682,7 +682,12 @@ static int cmd_status(const char *path, int argc, char **argv)
 	printf("; %" PRIu64 " received, %" PRIu64 " echoed, %" PRIu64 " dropped by rate\n",
 	       ju64(udp, "received"), ju64(udp, "echoed"), ju64(udp, "drop_rate"));
 	const json_t *web = json_object_get(h, "web");
-	printf("web:         %s\n", json_is_object(web) ? jstr(web, "listen", "?") : "none");
+	printf("web:         ");
+	print_listen(web);
+	if (json_array_size(json_object_get(web, "listen")))
+		printf("; %" PRIu64 " active, %" PRIu64 " requests", ju64(web, "active"),
+		       ju64(web, "requests"));
+	printf("\n");
 	const json_t *icmp = json_object_get(h, "icmp");
 	printf("icmp:        sockets %s, timestamping %s\n", jstr(icmp, "sockets", "-"),
 	       jstr(icmp, "timestamping", "-"));

@@ -21,6 +21,7 @@
 #include "udp.h"
 #include "util.h"
 #include "view.h"
+#include "web.h"
 
 /* ns as integers: clients scale units themselves; null for "none yet". */
 static void k_ns(struct jw *w, const char *key, uint64_t ns)
@@ -309,9 +310,17 @@ static struct stream *status_open(void *arg, const struct ctl_peer *peer,
 	jw_ku64(&w, "unresolved", pv.unresolved);
 	jw_obj_end(&w);
 	services(&w, &v, true);
-	/* No HTTP listener in this daemon yet: say so rather than omit it. */
 	jw_key(&w, "web");
-	jw_null(&w);
+	jw_obj_begin(&w);
+	listeners(&w, v.web_listen, v.n_web_listen);
+	if (v.web) {
+		jw_ku64(&w, "active", v.web->active);
+		jw_ku64(&w, "accepted", v.web->accepted);
+		jw_ku64(&w, "requests", v.web->requests);
+		jw_ku64(&w, "refused_acl", v.web->refused_acl);
+		jw_ku64(&w, "refused_limit", v.web->refused_limit);
+	}
+	jw_obj_end(&w);
 	jw_key(&w, "icmp");
 	jw_obj_begin(&w);
 	jw_kstr(&w, "sockets", pv.socket_kinds);

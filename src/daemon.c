@@ -88,8 +88,8 @@ struct daemon {
 	char **target_names;
 	size_t n_target_names;
 	/* The listeners' bound addresses, refreshed after each apply. */
-	struct endpoint *tcp_bound, *udp_bound;
-	size_t n_tcp_bound, n_udp_bound;
+	struct endpoint *tcp_bound, *udp_bound, *web_bound;
+	size_t n_tcp_bound, n_udp_bound, n_web_bound;
 };
 
 void daemon_view(const struct daemon *d, struct view_daemon *out)
@@ -109,11 +109,14 @@ void daemon_view(const struct daemon *d, struct view_daemon *out)
 		.tcp = d->tcp ? tcp_counters(d->tcp) : NULL,
 		.udp = d->udp ? udp_counters(d->udp) : NULL,
 		.stamp = d->stamp ? stamp_counters(d->stamp) : NULL,
+		.web = d->web ? web_counters(d->web) : NULL,
 		.pinger = d->pinger,
 		.tcp_listen = d->tcp_bound,
 		.n_tcp_listen = d->n_tcp_bound,
 		.udp_listen = d->udp_bound,
 		.n_udp_listen = d->n_udp_bound,
+		.web_listen = d->web_bound,
+		.n_web_listen = d->n_web_bound,
 		.control_socket = d->ctl ? ctl_path(d->ctl) : "",
 		.control_from_systemd = d->ctl && ctl_from_systemd(d->ctl),
 		.last_reload_summary = d->last_reload_summary,
@@ -172,20 +175,23 @@ static struct udp_plan *prepare_udp(struct daemon *d, const struct config *cfg,
 /* The view's copies of the bound listener addresses, allocated while
  * preparing (sized from the plans) and filled by the commit. */
 struct bound_plan {
-	struct endpoint *tcp, *udp;
-	size_t n_tcp, n_udp;
+	struct endpoint *tcp, *udp, *web;
+	size_t n_tcp, n_udp, n_web;
 };
 
 static int bound_prepare(struct bound_plan *b, const struct tcp_plan *tcp,
-			 const struct udp_plan *udp)
+			 const struct udp_plan *udp, const struct web_plan *web)
 {
 	b->n_tcp = tcp_plan_listeners(tcp);
 	b->n_udp = udp_plan_listeners(udp);
+	b->n_web = web_plan_listeners(web);
 	b->tcp = b->n_tcp ? calloc(b->n_tcp, sizeof *b->tcp) : NULL;
 	b->udp = b->n_udp ? calloc(b->n_udp, sizeof *b->udp) : NULL;
-	if ((b->n_tcp && !b->tcp) || (b->n_udp && !b->udp)) {
+	b->web = b->n_web ? calloc(b->n_web, sizeof *b->web) : NULL;
+	if ((b->n_tcp && !b->tcp) || (b->n_udp && !b->udp) || (b->n_web && !b->web)) {
 		free(b->tcp);
 		free(b->udp);
+		free(b->web);
 		return -1;
 	}
 	return 0;
@@ -195,11 +201,14 @@ static void bound_commit(struct daemon *d, struct bound_plan *b)
 {
 	free(d->tcp_bound);
 	free(d->udp_bound);
+	free(d->web_bound);
 	d->tcp_bound = b->tcp;
 	d->udp_bound = b->udp;
+	d->web_bound = b->web;
 	d->n_tcp_bound = b->n_tcp ? tcp_listen_addrs(d->tcp, b->tcp, b->n_tcp) : 0;
 	d->n_udp_bound = b->n_udp ? udp_listen_addrs(d->udp, b->udp, b->n_udp) : 0;
-	b->tcp = b->udp = NULL;
+	d->n_web_bound = b->n_web ? web_listen_addrs(d->web, b->web, b->n_web) : 0;
+	b->tcp = b->udp = b->web = NULL;
 }
 
 static struct stamp_plan *prepare_stamp(struct daemon *d, const struct config *cfg,
@@ -257,7 +266,7 @@ static int daemon_apply(struct daemon *d, const struct config *cfg, char *err,
 	    !(udp = prepare_udp(d, cfg, err, errlen)) ||
 	    !(ping = pinger_prepare(d->pinger, cfg, err, errlen)))
 		goto out;
-	if (bound_prepare(&bound, tcp, udp) < 0) {
+	if (bound_prepare(&bound, tcp, udp, web) < 0) {
 		set_err(err, errlen, "out of memory");
 		pinger_abort(ping);
 		goto out;
@@ -693,6 +702,7 @@ static void daemon_free(struct daemon *d)
 	names_free(d->target_names, d->n_target_names);
 	free(d->tcp_bound);
 	free(d->udp_bound);
+	free(d->web_bound);
 	if (d->tcp)
 		tcp_free(d->tcp);
 	if (d->udp)

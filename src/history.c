@@ -602,6 +602,116 @@ static bool get_name(struct rbuf *r, char *dst)
 	return true;
 }
 
+/* The envelope (magic, version, length, checksum) and the header up to the
+ * tiers; leaves r at the first tier and returns the step, or 0 with err. */
+static uint64_t decode_header(struct rbuf *r, const uint8_t *buf, size_t len,
+			      bool check_crc, struct history_ident *id,
+			      char *err, size_t errlen)
+{
+	uint8_t m[8];
+	if (!get(r, m, sizeof(m)) || memcmp(m, magic, sizeof(m)) != 0) {
+		set_err(err, errlen, len < sizeof(m) ? "truncated" : "not a beacond history file");
+		return 0;
+	}
+	uint32_t version = get_u32(r);
+	uint32_t body = get_u32(r);
+	if (r->short_) {
+		set_err(err, errlen, "truncated");
+		return 0;
+	}
+	if (version != HISTORY_FILE_VERSION) {
+		set_err(err, errlen, "format version %u, this beacond reads %u",
+			version, HISTORY_FILE_VERSION);
+		return 0;
+	}
+	if (len < 16 + 4 || body > len - 16 - 4) {
+		set_err(err, errlen, "truncated");
+		return 0;
+	}
+	if (body != len - 16 - 4) {
+		set_err(err, errlen, "%zu bytes after the end", len - 16 - 4 - body);
+		return 0;
+	}
+	if (check_crc) {
+		uint32_t want = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
+				(uint32_t)buf[len - 2] << 16 | (uint32_t)buf[len - 1] << 24;
+		if ((uint32_t)crc32(0L, buf, (uInt)(len - 4)) != want) {
+			set_err(err, errlen, "checksum mismatch");
+			return 0;
+		}
+	}
+	r->len = len - 4;   /* the body ends before the CRC */
+	uint64_t step = get_u64(r);
+	id->saved_wall_ns = get_u64(r);
+	id->family = get_u8(r);
+	uint8_t tiers = get_u8(r);
+	(void)get_u16(r);
+	if (r->short_) {
+		set_err(err, errlen, "truncated");
+		return 0;
+	}
+	if (step < HISTORY_STEP_MIN_NS || step > HISTORY_STEP_MAX_NS ||
+	    (id->family != 4 && id->family != 6) || tiers != HISTORY_TIERS) {
+		set_err(err, errlen, "bad header (step %llu ns, family %u, %u tiers)",
+			(unsigned long long)step, id->family, tiers);
+		return 0;
+	}
+	if (!get_name(r, id->target) || !get_name(r, id->host)) {
+		set_err(err, errlen, r->short_ ? "truncated" : "bad target or host name");
+		return 0;
+	}
+	return step;
+}
+
+/* Tier k's rounds into h; 0, or -1 with err. */
+static int decode_tier(struct rbuf *r, struct history *h, unsigned k, uint64_t step,
+		       char *err, size_t errlen)
+{
+	uint32_t ratio = get_u32(r), tlen = get_u32(r);
+	uint64_t last = get_u64(r);
+	uint32_t n = get_u32(r);
+	if (r->short_)
+		goto truncated;
+	if (ratio != history_tier_ratio[k] || tlen != history_tier_len[k]) {
+		set_err(err, errlen, "tier %u is %u x %u rounds, not %u x %u", k,
+			ratio, tlen, history_tier_ratio[k], history_tier_len[k]);
+		return -1;
+	}
+	if (n > tlen || (last == HISTORY_NONE && n > 0) ||
+	    (last != HISTORY_NONE && last > UINT64_MAX / (step * ratio))) {
+		set_err(err, errlen, "tier %u: bad round count or slot", k);
+		return -1;
+	}
+	h->tier[k].last = last;
+	uint32_t prev_age = UINT32_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t age = get_u32(r);
+		uint32_t sent = get_u32(r), lost = get_u32(r);
+		struct history_round rd;
+		for (unsigned q = 0; q < HISTORY_Q; q++)
+			rd.q[q] = get_u16(r);
+		if (r->short_)
+			goto truncated;
+		if (age >= tlen || age > last || (prev_age != UINT32_MAX && age >= prev_age) ||
+		    sent == 0 || lost > sent) {
+			set_err(err, errlen, "tier %u round %u: inconsistent", k, i);
+			return -1;
+		}
+		for (unsigned q = 1; q < HISTORY_Q; q++)
+			if (rd.q[q] < rd.q[q - 1] || (sent == lost && rd.q[q] != 0)) {
+				set_err(err, errlen, "tier %u round %u: quantiles out of order", k, i);
+				return -1;
+			}
+		prev_age = age;
+		round_set_counts(&rd, sent, lost);
+		*tier_at(h, k, last - age) = rd;
+	}
+	return 0;
+truncated:
+	set_err(err, errlen, "truncated");
+	return -1;
+}
+
 int history_decode(const uint8_t *buf, size_t len, bool check_crc,
 		   struct history **out, struct history_ident *id,
 		   char *err, size_t errlen)
@@ -609,104 +719,17 @@ int history_decode(const uint8_t *buf, size_t len, bool check_crc,
 	*out = NULL;
 	memset(id, 0, sizeof(*id));
 	struct rbuf r = { buf, len, 0, false };
-	uint8_t m[8];
-	if (!get(&r, m, sizeof(m)) || memcmp(m, magic, sizeof(m)) != 0) {
-		set_err(err, errlen, len < sizeof(m) ? "truncated" : "not a beacond history file");
+	uint64_t step = decode_header(&r, buf, len, check_crc, id, err, errlen);
+	if (step == 0)
 		return -1;
-	}
-	uint32_t version = get_u32(&r);
-	uint32_t body = get_u32(&r);
-	if (r.short_) {
-		set_err(err, errlen, "truncated");
-		return -1;
-	}
-	if (version != HISTORY_FILE_VERSION) {
-		set_err(err, errlen, "format version %u, this beacond reads %u",
-			version, HISTORY_FILE_VERSION);
-		return -1;
-	}
-	if (len < 16 + 4 || body > len - 16 - 4) {
-		set_err(err, errlen, "truncated");
-		return -1;
-	}
-	if (body != len - 16 - 4) {
-		set_err(err, errlen, "%zu bytes after the end", len - 16 - 4 - body);
-		return -1;
-	}
-	if (check_crc) {
-		uint32_t want = (uint32_t)buf[len - 4] | (uint32_t)buf[len - 3] << 8 |
-				(uint32_t)buf[len - 2] << 16 | (uint32_t)buf[len - 1] << 24;
-		if ((uint32_t)crc32(0L, buf, (uInt)(len - 4)) != want) {
-			set_err(err, errlen, "checksum mismatch");
-			return -1;
-		}
-	}
-	r.len = len - 4;   /* the body ends before the CRC */
-	uint64_t step = get_u64(&r);
-	id->saved_wall_ns = get_u64(&r);
-	id->family = get_u8(&r);
-	uint8_t tiers = get_u8(&r);
-	(void)get_u16(&r);
-	if (r.short_) {
-		set_err(err, errlen, "truncated");
-		return -1;
-	}
-	if (step < HISTORY_STEP_MIN_NS || step > HISTORY_STEP_MAX_NS ||
-	    (id->family != 4 && id->family != 6) || tiers != HISTORY_TIERS) {
-		set_err(err, errlen, "bad header (step %llu ns, family %u, %u tiers)",
-			(unsigned long long)step, id->family, tiers);
-		return -1;
-	}
-	if (!get_name(&r, id->target) || !get_name(&r, id->host)) {
-		set_err(err, errlen, r.short_ ? "truncated" : "bad target or host name");
-		return -1;
-	}
 	struct history *h = history_new(step);
 	if (!h) {
 		set_err(err, errlen, "out of memory");
 		return -1;
 	}
-	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
-		uint32_t ratio = get_u32(&r), tlen = get_u32(&r);
-		uint64_t last = get_u64(&r);
-		uint32_t n = get_u32(&r);
-		if (r.short_)
-			goto truncated;
-		if (ratio != history_tier_ratio[k] || tlen != history_tier_len[k]) {
-			set_err(err, errlen, "tier %u is %u x %u rounds, not %u x %u", k,
-				ratio, tlen, history_tier_ratio[k], history_tier_len[k]);
+	for (unsigned k = 0; k < HISTORY_TIERS; k++)
+		if (decode_tier(&r, h, k, step, err, errlen) < 0)
 			goto bad;
-		}
-		if (n > tlen || (last == HISTORY_NONE && n > 0) ||
-		    (last != HISTORY_NONE && last > UINT64_MAX / (step * ratio))) {
-			set_err(err, errlen, "tier %u: bad round count or slot", k);
-			goto bad;
-		}
-		h->tier[k].last = last;
-		uint32_t prev_age = UINT32_MAX;
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t age = get_u32(&r);
-			uint32_t sent = get_u32(&r), lost = get_u32(&r);
-			struct history_round rd;
-			for (unsigned q = 0; q < HISTORY_Q; q++)
-				rd.q[q] = get_u16(&r);
-			if (r.short_)
-				goto truncated;
-			if (age >= tlen || age > last || (prev_age != UINT32_MAX && age >= prev_age) ||
-			    sent == 0 || lost > sent) {
-				set_err(err, errlen, "tier %u round %u: inconsistent", k, i);
-				goto bad;
-			}
-			for (unsigned q = 1; q < HISTORY_Q; q++)
-				if (rd.q[q] < rd.q[q - 1] || (sent == lost && rd.q[q] != 0)) {
-					set_err(err, errlen, "tier %u round %u: quantiles out of order", k, i);
-					goto bad;
-				}
-			prev_age = age;
-			round_set_counts(&rd, sent, lost);
-			*tier_at(h, k, last - age) = rd;
-		}
-	}
 	/* Coarse tiers can never be ahead of the open window. */
 	for (unsigned k = 1; k < HISTORY_TIERS; k++) {
 		uint64_t last = h->tier[k].last;
@@ -722,8 +745,6 @@ int history_decode(const uint8_t *buf, size_t len, bool check_crc,
 	}
 	*out = h;
 	return 0;
-truncated:
-	set_err(err, errlen, "truncated");
 bad:
 	history_free(h);
 	return -1;

@@ -512,6 +512,7 @@ static void child_done(struct history_svc *hs, int status)
 	log_saved(hs, hs->save_why, ok, ok ? NULL : why, hs->save_probes, 0, took);
 done:
 	hs->child = 0;
+	loop_child_ended(hs->loop);
 	if (io_fd(&hs->pidfd) >= 0)
 		loop_close(hs->loop, &hs->pidfd);
 	loop_timer_cancel(hs->loop, &hs->reap_timer);
@@ -586,6 +587,7 @@ static void save_start(struct history_svc *hs, const char *why)
 		_exit(r < 0 ? 1 : 0);
 	}
 	hs->child = pid;
+	loop_child_started(hs->loop);
 	hs->save_why = why;
 	hs->save_probes = n;
 	/* The child has its own copy of the retired probes now. */

@@ -64,6 +64,67 @@ static void trim(const char **s, size_t *n)
 		(*n)--;
 }
 
+/* A label name of 1..LABEL_NAME_MAX bytes: Prometheus's syntax, not reserved, not given before. */
+static int check_name(const char *name, size_t name_len, const char *const *names,
+		      const size_t *name_lens, size_t count, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < name_len; i++) {
+		if (!name_char(name[i], i == 0)) {
+			set_err(err, errlen, "\"%.*s\" is not a label name ([A-Za-z_][A-Za-z0-9_]*)",
+				(int)name_len, name);
+			return -1;
+		}
+	}
+	if (name_len >= 2 && name[0] == '_' && name[1] == '_') {
+		set_err(err, errlen, "\"%.*s\": names starting with __ are reserved",
+			(int)name_len, name);
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
+		if (strlen(reserved[i]) == name_len && memcmp(reserved[i], name, name_len) == 0) {
+			set_err(err, errlen, "\"%.*s\" is a label beacond or Prometheus sets itself",
+				(int)name_len, name);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (name_lens[i] == name_len && memcmp(names[i], name, name_len) == 0) {
+			set_err(err, errlen, "label \"%.*s\" given twice", (int)name_len, name);
+			return -1;
+		}
+	}
+	if (count == LABELS_MAX) {
+		set_err(err, errlen, "more than %d labels", LABELS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* A label value: 1..LABEL_VALUE_MAX bytes of UTF-8 without control characters. */
+static int check_value(const char *name, size_t name_len, const char *value,
+		       size_t value_len, char *err, size_t errlen)
+{
+	if (value_len == 0 || value_len > LABEL_VALUE_MAX) {
+		set_err(err, errlen, "value of label \"%.*s\" must be 1..%d bytes",
+			(int)name_len, name, LABEL_VALUE_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < value_len; i++) {
+		unsigned char c = (unsigned char)value[i];
+		if (c < 0x20 || c == 0x7f) {
+			set_err(err, errlen, "value of label \"%.*s\" has a control character",
+				(int)name_len, name);
+			return -1;
+		}
+	}
+	if (!utf8_valid(value, value_len)) {
+		set_err(err, errlen, "value of label \"%.*s\" is not valid UTF-8",
+			(int)name_len, name);
+		return -1;
+	}
+	return 0;
+}
+
 int labels_parse(const char *s, char *out, size_t outlen, char *err, size_t errlen)
 {
 	const char *names[LABELS_MAX];
@@ -97,55 +158,9 @@ int labels_parse(const char *s, char *out, size_t outlen, char *err, size_t errl
 				(int)item_len, item, LABEL_NAME_MAX);
 			return -1;
 		}
-		for (size_t i = 0; i < name_len; i++) {
-			if (!name_char(name[i], i == 0)) {
-				set_err(err, errlen,
-					"\"%.*s\" is not a label name ([A-Za-z_][A-Za-z0-9_]*)",
-					(int)name_len, name);
-				return -1;
-			}
-		}
-		if (name_len >= 2 && name[0] == '_' && name[1] == '_') {
-			set_err(err, errlen, "\"%.*s\": names starting with __ are reserved",
-				(int)name_len, name);
+		if (check_name(name, name_len, names, name_lens, count, err, errlen) < 0 ||
+		    check_value(name, name_len, value, value_len, err, errlen) < 0)
 			return -1;
-		}
-		for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
-			if (strlen(reserved[i]) == name_len &&
-			    memcmp(reserved[i], name, name_len) == 0) {
-				set_err(err, errlen, "\"%.*s\" is a label beacond or Prometheus sets itself",
-					(int)name_len, name);
-				return -1;
-			}
-		}
-		for (size_t i = 0; i < count; i++) {
-			if (name_lens[i] == name_len && memcmp(names[i], name, name_len) == 0) {
-				set_err(err, errlen, "label \"%.*s\" given twice", (int)name_len, name);
-				return -1;
-			}
-		}
-		if (count == LABELS_MAX) {
-			set_err(err, errlen, "more than %d labels", LABELS_MAX);
-			return -1;
-		}
-		if (value_len == 0 || value_len > LABEL_VALUE_MAX) {
-			set_err(err, errlen, "value of label \"%.*s\" must be 1..%d bytes",
-				(int)name_len, name, LABEL_VALUE_MAX);
-			return -1;
-		}
-		for (size_t i = 0; i < value_len; i++) {
-			unsigned char c = (unsigned char)value[i];
-			if (c < 0x20 || c == 0x7f) {
-				set_err(err, errlen, "value of label \"%.*s\" has a control character",
-					(int)name_len, name);
-				return -1;
-			}
-		}
-		if (!utf8_valid(value, value_len)) {
-			set_err(err, errlen, "value of label \"%.*s\" is not valid UTF-8",
-				(int)name_len, name);
-			return -1;
-		}
 		names[count] = name;
 		name_lens[count] = name_len;
 		count++;

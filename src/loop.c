@@ -33,6 +33,9 @@ struct loop {
 	bool use_pwait2;
 	uint64_t now;
 	uint64_t iteration;         /* loop_run() passes, for loop_budget */
+	/* Forked children alive (loop_child_started): they hold copies of
+	 * every fd, IO_PRIVATE ones included. */
+	unsigned children;
 
 	/* Min-heap on (deadline, order); each timer knows its slot. */
 	struct timer **heap;
@@ -309,9 +312,20 @@ int loop_unwatch(struct loop *loop, struct io *io)
 	return rc;
 }
 
+void loop_child_started(struct loop *loop)
+{
+	loop->children++;
+}
+
+void loop_child_ended(struct loop *loop)
+{
+	if (loop->children > 0)
+		loop->children--;
+}
+
 void loop_close(struct loop *loop, struct io *io)
 {
-	if (io->watched && io->private_fd) {
+	if (io->watched && io->private_fd && loop->children == 0) {
 		/* close() below removes it from the epoll set. */
 		io->watched = 0;
 		io->events = 0;

@@ -152,3 +152,13 @@ bool reflect_endpoint_is_wildcard(const struct endpoint *ep)
 	return false;
 }
 
+struct ratelimit *reflect_ratelimit_plan(struct ratelimit *cur, uint32_t size,
+					 uint32_t rate, uint32_t burst)
+{
+	uint8_t seed[RATELIMIT_SEED_LEN];
+
+	if (cur && ratelimit_capacity(cur) == size)
+		return cur;
+	random_bytes(seed, sizeof seed);
+	return ratelimit_new(size, rate, burst, seed);
+}

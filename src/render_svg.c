@@ -349,139 +349,171 @@ static bool graph_round(struct graph *g, struct out *o, uint32_t j)
 			  (unsigned long long)(med / NSEC_PER_USEC));
 }
 
+/* The document head, the title and the plot frame. */
+static bool graph_head(struct graph *g, struct out *o)
+{
+	if (!out_printf(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+			"width=\"%d\" height=\"%d\" role=\"img\">\n<title>%s %s, last %s</title>\n%s\n"
+			"<rect class=\"bg\" width=\"%d\" height=\"%d\"/>\n"
+			"<text class=\"t\" x=\"%.0f\" y=\"14\">%s (%s, IPv%u) \xe2\x80\x94 last %s</text>\n"
+			"<rect class=\"pl\" x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\"/>\n",
+			GW, GH, GW, GH, g->target, g->host, g->span, graph_style,
+			GW, GH, PL, g->target, g->host, g->family, g->span,
+			PL, PT, PR - PL, PB - PT))
+		return false;
+	g->phase = G_YTICK;
+	g->i = 0;
+	return true;
+}
+
+/* One horizontal grid line and its RTT label; then the plot group. */
+static bool graph_ytick(struct graph *g, struct out *o)
+{
+	double v = g->i * g->ytick_ns;
+	if (v > g->ymax_ns + 1) {
+		if (!out_printf(o, "<g class=\"plot\" shape-rendering=\"crispEdges\" "
+				"data-x0=\"%.0f\" data-x1=\"%.0f\" data-y0=\"%.0f\" "
+				"data-px-per-ms=\"%.6f\" data-t0=\"%llu\" data-t1=\"%llu\">\n",
+				PL, PR, PB, (PB - PT) / (g->ymax_ns / 1e6),
+				(unsigned long long)(g->first * g->slot_ns / NSEC_PER_SEC),
+				(unsigned long long)((g->first + g->n) * g->slot_ns / NSEC_PER_SEC)))
+			return false;
+		g->phase = G_XTICK;
+		g->i = 0;
+		return true;
+	}
+	double y = y_of(g, (uint64_t)v);
+	double shown = v / g->unit_ns;
+	if (!out_printf(o, "<path class=\"gr\" d=\"M%.0f %.1fH%.0f\"/>"
+			"<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%g %s</text>\n",
+			PL, y, PR, PL - 3, y + 3, shown, g->unit))
+		return false;
+	g->i++;
+	return true;
+}
+
+/* One vertical grid line and its UTC time label. */
+static bool graph_xtick(struct graph *g, struct out *o)
+{
+	uint64_t t0 = g->first * g->slot_ns, t1 = (g->first + g->n) * g->slot_ns;
+	uint64_t t = (t0 / g->xtick_ns + 1 + g->i) * g->xtick_ns;
+	if (t >= t1) {
+		g->phase = G_ROUND;
+		g->i = 0;
+		return true;
+	}
+	time_t ts = (time_t)(t / NSEC_PER_SEC);
+	struct tm tm;
+	gmtime_r(&ts, &tm);
+	char lab[32];
+	if (g->xtick_ns >= 86400 * NSEC_PER_SEC)
+		strftime(lab, sizeof(lab), "%m-%d", &tm);
+	else if (g->xtick_ns < 60 * NSEC_PER_SEC)
+		strftime(lab, sizeof(lab), "%H:%M:%S", &tm);
+	else if (tm.tm_hour == 0 && tm.tm_min == 0)
+		strftime(lab, sizeof(lab), "%m-%d", &tm);
+	else
+		strftime(lab, sizeof(lab), "%H:%M", &tm);
+	double x = PL + (PR - PL) * (double)(t - t0) / (double)(t1 - t0);
+	if (!out_printf(o, "<path class=\"gr\" d=\"M%.1f %.0fV%.0f\"/>"
+			"<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
+			x, PT, PB, x, PB + 12, lab))
+		return false;
+	g->i++;
+	return true;
+}
+
+/* One round (smoke and median), or the end of the plot. */
+static bool graph_next_round(struct graph *g, struct out *o)
+{
+	if (g->i >= g->n) {
+		if (!out_printf(o, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">UTC</text>\n",
+				PR, PB + 12 + 10))
+			return false;
+		g->phase = G_LEGEND;
+		g->i = 0;
+		return true;
+	}
+	if (!graph_round(g, o, (uint32_t)g->i))
+		return false;
+	g->i++;
+	return true;
+}
+
+/* The loss legend, one colour band at a time. */
+static bool graph_legend(struct graph *g, struct out *o)
+{
+	if (g->i == 0 && !out_printf(o, "<text x=\"%.0f\" y=\"%.0f\">loss</text>\n",
+				     PL - 30, PB + 30.0))
+		return false;
+	if (g->i == 0)
+		g->i = 1;
+	size_t b0 = g->i - 1;
+	if (b0 >= render_n_loss_bands) {
+		g->phase = G_STATS;
+		return true;
+	}
+	double x = PL - 4 + 60.0 * (double)b0;
+	if (!out_printf(o, "<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"6\" fill=\"%s\"/>"
+			"<text x=\"%.0f\" y=\"%.0f\">%s</text>\n", x, PB + 24, render_loss_bands[b0].color,
+			x + 13, PB + 30.0, render_loss_bands[b0].label))
+		return false;
+	g->i++;
+	return true;
+}
+
+/* avg/min/max/now of the median RTT and of the loss. */
+static bool graph_stats(struct graph *g, struct out *o)
+{
+	char a[64], b[64], c[64], d[64];
+
+	if (g->rounds == 0) {
+		if (!out_printf(o, "<text x=\"%.0f\" y=\"%.0f\">no data in this range</text>\n",
+				(PL + PR) / 2 - 50, (PT + PB) / 2))
+			return false;
+	} else {
+		fmt_rtt(g->n_med ? g->med_sum / g->n_med : UINT64_MAX, a, sizeof(a));
+		fmt_rtt(g->med_min, b, sizeof(b));
+		fmt_rtt(g->med_max, c, sizeof(c));
+		fmt_rtt(g->med_now, d, sizeof(d));
+		if (!out_printf(o, "<text x=\"%.0f\" y=\"%.0f\" class=\"st\">median RTT avg %s  min %s  "
+				"max %s  now %s \xc2\xb7 loss avg %.1f%%  max %.1f%%  now %.1f%%</text>\n",
+				PL - 30, PB + 46.0, a, b, c, d,
+				g->sent ? 100.0 * g->lost / g->sent : 0.0, g->loss_max_pct,
+				g->loss_now_pct < 0 ? 0.0 : g->loss_now_pct))
+			return false;
+	}
+	g->phase = G_END;
+	return true;
+}
+
+/* Each phase function above writes its next record and advances g; it
+ * returns false when its next record does not fit (g keeps what was
+ * written before it), and graph_fill returns what the buffer holds. */
 static ssize_t graph_fill(struct stream *s, char *buf, size_t cap)
 {
 	struct graph *g = container_of(s, struct graph, s);
 	struct out o = { buf, cap, 0 };
-	char a[64], b[64], c[64], d[64];
-	for (;;) {
+	bool more = true;
+
+	while (more) {
 		switch (g->phase) {
-		case G_HEAD:
-			if (!out_printf(&o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-					"<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
-					"width=\"%d\" height=\"%d\" role=\"img\">\n<title>%s %s, last %s</title>\n%s\n"
-					"<rect class=\"bg\" width=\"%d\" height=\"%d\"/>\n"
-					"<text class=\"t\" x=\"%.0f\" y=\"14\">%s (%s, IPv%u) \xe2\x80\x94 last %s</text>\n"
-					"<rect class=\"pl\" x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\"/>\n",
-					GW, GH, GW, GH, g->target, g->host, g->span, graph_style,
-					GW, GH, PL, g->target, g->host, g->family, g->span,
-					PL, PT, PR - PL, PB - PT))
-				goto full;
-			g->phase = G_YTICK;
-			g->i = 0;
-			continue;
-		case G_YTICK: {
-			double v = g->i * g->ytick_ns;
-			if (v > g->ymax_ns + 1) {
-				if (!out_printf(&o, "<g class=\"plot\" shape-rendering=\"crispEdges\" "
-						"data-x0=\"%.0f\" data-x1=\"%.0f\" data-y0=\"%.0f\" "
-						"data-px-per-ms=\"%.6f\" data-t0=\"%llu\" data-t1=\"%llu\">\n",
-						PL, PR, PB, (PB - PT) / (g->ymax_ns / 1e6),
-						(unsigned long long)(g->first * g->slot_ns / NSEC_PER_SEC),
-						(unsigned long long)((g->first + g->n) * g->slot_ns / NSEC_PER_SEC)))
-					goto full;
-				g->phase = G_XTICK;
-				g->i = 0;
-				continue;
-			}
-			double y = y_of(g, (uint64_t)v);
-			double shown = v / g->unit_ns;
-			if (!out_printf(&o, "<path class=\"gr\" d=\"M%.0f %.1fH%.0f\"/>"
-					"<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%g %s</text>\n",
-					PL, y, PR, PL - 3, y + 3, shown, g->unit))
-				goto full;
-			g->i++;
-			continue;
-		}
-		case G_XTICK: {
-			uint64_t t0 = g->first * g->slot_ns, t1 = (g->first + g->n) * g->slot_ns;
-			uint64_t t = (t0 / g->xtick_ns + 1 + g->i) * g->xtick_ns;
-			if (t >= t1) {
-				g->phase = G_ROUND;
-				g->i = 0;
-				continue;
-			}
-			time_t ts = (time_t)(t / NSEC_PER_SEC);
-			struct tm tm;
-			gmtime_r(&ts, &tm);
-			char lab[32];
-			if (g->xtick_ns >= 86400 * NSEC_PER_SEC)
-				strftime(lab, sizeof(lab), "%m-%d", &tm);
-			else if (g->xtick_ns < 60 * NSEC_PER_SEC)
-				strftime(lab, sizeof(lab), "%H:%M:%S", &tm);
-			else if (tm.tm_hour == 0 && tm.tm_min == 0)
-				strftime(lab, sizeof(lab), "%m-%d", &tm);
-			else
-				strftime(lab, sizeof(lab), "%H:%M", &tm);
-			double x = PL + (PR - PL) * (double)(t - t0) / (double)(t1 - t0);
-			if (!out_printf(&o, "<path class=\"gr\" d=\"M%.1f %.0fV%.0f\"/>"
-					"<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%s</text>\n",
-					x, PT, PB, x, PB + 12, lab))
-				goto full;
-			g->i++;
-			continue;
-		}
-		case G_ROUND:
-			if (g->i >= g->n) {
-				if (!out_printf(&o, "</g>\n<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">UTC</text>\n",
-						PR, PB + 12 + 10))
-					goto full;
-				g->phase = G_LEGEND;
-				g->i = 0;
-				continue;
-			}
-			if (!graph_round(g, &o, (uint32_t)g->i))
-				goto full;
-			g->i++;
-			continue;
-		case G_LEGEND: {
-			if (g->i == 0 && !out_printf(&o, "<text x=\"%.0f\" y=\"%.0f\">loss</text>\n",
-						     PL - 30, PB + 30.0))
-				goto full;
-			if (g->i == 0)
-				g->i = 1;
-			size_t b0 = g->i - 1;
-			if (b0 >= render_n_loss_bands) {
-				g->phase = G_STATS;
-				continue;
-			}
-			double x = PL - 4 + 60.0 * (double)b0;
-			if (!out_printf(&o, "<rect x=\"%.0f\" y=\"%.0f\" width=\"10\" height=\"6\" fill=\"%s\"/>"
-					"<text x=\"%.0f\" y=\"%.0f\">%s</text>\n", x, PB + 24, render_loss_bands[b0].color,
-					x + 13, PB + 30.0, render_loss_bands[b0].label))
-				goto full;
-			g->i++;
-			continue;
-		}
-		case G_STATS:
-			if (g->rounds == 0) {
-				if (!out_printf(&o, "<text x=\"%.0f\" y=\"%.0f\">no data in this range</text>\n",
-						(PL + PR) / 2 - 50, (PT + PB) / 2))
-					goto full;
-			} else {
-				fmt_rtt(g->n_med ? g->med_sum / g->n_med : UINT64_MAX, a, sizeof(a));
-				fmt_rtt(g->med_min, b, sizeof(b));
-				fmt_rtt(g->med_max, c, sizeof(c));
-				fmt_rtt(g->med_now, d, sizeof(d));
-				if (!out_printf(&o, "<text x=\"%.0f\" y=\"%.0f\" class=\"st\">median RTT avg %s  min %s  "
-						"max %s  now %s \xc2\xb7 loss avg %.1f%%  max %.1f%%  now %.1f%%</text>\n",
-						PL - 30, PB + 46.0, a, b, c, d,
-						g->sent ? 100.0 * g->lost / g->sent : 0.0, g->loss_max_pct,
-						g->loss_now_pct < 0 ? 0.0 : g->loss_now_pct))
-					goto full;
-			}
-			g->phase = G_END;
-			continue;
+		case G_HEAD: more = graph_head(g, &o); break;
+		case G_YTICK: more = graph_ytick(g, &o); break;
+		case G_XTICK: more = graph_xtick(g, &o); break;
+		case G_ROUND: more = graph_next_round(g, &o); break;
+		case G_LEGEND: more = graph_legend(g, &o); break;
+		case G_STATS: more = graph_stats(g, &o); break;
 		case G_END:
-			if (!out_printf(&o, "</svg>\n"))
-				goto full;
-			g->phase = G_DONE;
-			continue;
+			more = out_printf(&o, "</svg>\n");
+			if (more)
+				g->phase = G_DONE;
+			break;
 		case G_DONE:
 			return (ssize_t)o.len;
 		}
 	}
-full:
 	if (o.len == 0)
 		return -1;    /* a record larger than cap: cannot happen at STREAM_MIN_CAP */
 	return (ssize_t)o.len;

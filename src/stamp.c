@@ -807,14 +807,7 @@ static int settings_from_config(struct stamp_settings *set, const struct config_
 		.sessions = cfg->sessions ? cfg->sessions : 1024,
 		.idle_ns = cfg->session_timeout_ns,
 	};
-	if (cfg->allow.n) {
-		set->allow.v = malloc(cfg->allow.n * sizeof *set->allow.v);
-		if (!set->allow.v)
-			return -1;
-		memcpy(set->allow.v, cfg->allow.v, cfg->allow.n * sizeof *set->allow.v);
-		set->allow.n = cfg->allow.n;
-	}
-	return 0;
+	return acl_copy(&set->allow, &cfg->allow);
 }
 
 struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_stamp *cfg,
@@ -846,17 +839,12 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 		goto fail;
 
 	if (p->set.rate > 0) {
-		if (s->rl && ratelimit_capacity(s->rl) == p->set.table_size) {
-			p->rl = s->rl;
-		} else {
-			uint8_t seed[RATELIMIT_SEED_LEN];
-			random_bytes(seed, sizeof seed);
-			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
-			if (!p->rl) {
-				snprintf(err, errlen, "[stamp] rate_table_size %u: %s",
-					 p->set.table_size, strerror(errno));
-				goto fail;
-			}
+		p->rl = reflect_ratelimit_plan(s->rl, p->set.table_size, p->set.rate,
+					       p->set.burst);
+		if (!p->rl) {
+			snprintf(err, errlen, "[stamp] rate_table_size %u: %s",
+				 p->set.table_size, strerror(errno));
+			goto fail;
 		}
 	}
 	/* Sessions survive a reload that keeps the mode and the table size. */

@@ -703,14 +703,9 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 	}
 	listen_plan_init(&p->listeners, &s->listeners);
 	settings_from_config(&p->set, cfg);
-	if (cfg->allow.n > 0) {
-		p->set.allow.v = malloc(cfg->allow.n * sizeof *cfg->allow.v);
-		if (p->set.allow.v == NULL) {
-			snprintf(err, errlen, "[tcp] out of memory");
-			goto fail;
-		}
-		memcpy(p->set.allow.v, cfg->allow.v, cfg->allow.n * sizeof *cfg->allow.v);
-		p->set.allow.n = cfg->allow.n;
+	if (acl_copy(&p->set.allow, &cfg->allow) < 0) {
+		snprintf(err, errlen, "[tcp] out of memory");
+		goto fail;
 	}
 	if (!cfg->enabled)
 		return p;

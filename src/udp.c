@@ -451,16 +451,7 @@ static int settings_from_config(struct udp_settings *set, const struct config_ud
 	set->burst = cfg->rate_burst;
 	set->table_size = cfg->rate_table_size ? cfg->rate_table_size : 4096;
 	set->recv_buffer = cfg->recv_buffer;
-	set->allow.n = 0;
-	set->allow.v = NULL;
-	if (cfg->allow.n) {
-		set->allow.v = malloc(cfg->allow.n * sizeof *set->allow.v);
-		if (!set->allow.v)
-			return -1;
-		memcpy(set->allow.v, cfg->allow.v, cfg->allow.n * sizeof *set->allow.v);
-		set->allow.n = cfg->allow.n;
-	}
-	return 0;
+	return acl_copy(&set->allow, &cfg->allow);
 }
 
 struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg,
@@ -491,21 +482,13 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 	if (listen_plan_watch(&p->socks, err, errlen) < 0)
 		goto fail;
 
-	/* The table keeps its sources across a reload unless its size changes
-	 * (a new size means new memory, and a fresh start is the simple,
-	 * lenient choice). */
 	if (p->set.rate > 0) {
-		if (s->rl && ratelimit_capacity(s->rl) == p->set.table_size) {
-			p->rl = s->rl;
-		} else {
-			uint8_t seed[RATELIMIT_SEED_LEN];
-			random_bytes(seed, sizeof seed);
-			p->rl = ratelimit_new(p->set.table_size, p->set.rate, p->set.burst, seed);
-			if (!p->rl) {
-				snprintf(err, errlen, "[udp] rate_table_size %u: %s",
-					 p->set.table_size, strerror(errno));
-				goto fail;
-			}
+		p->rl = reflect_ratelimit_plan(s->rl, p->set.table_size, p->set.rate,
+					       p->set.burst);
+		if (!p->rl) {
+			snprintf(err, errlen, "[udp] rate_table_size %u: %s",
+				 p->set.table_size, strerror(errno));
+			goto fail;
 		}
 	}
 	listen_plan_finish(&p->socks);

@@ -951,14 +951,9 @@ struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
 	p->set.idle_s = idle < 1 ? 1 : (unsigned)idle;
 	p->set.pool = (size_t)cfg->max_header_size + WEB_POOL_EXTRA;
 	p->set.gzip = cfg->gzip;
-	if (cfg->allow.n > 0) {
-		p->set.allow.v = malloc(cfg->allow.n * sizeof *cfg->allow.v);
-		if (p->set.allow.v == NULL) {
-			set_err(err, errlen, "[web] out of memory");
-			goto fail;
-		}
-		memcpy(p->set.allow.v, cfg->allow.v, cfg->allow.n * sizeof *cfg->allow.v);
-		p->set.allow.n = cfg->allow.n;
+	if (acl_copy(&p->set.allow, &cfg->allow) < 0) {
+		set_err(err, errlen, "[web] out of memory");
+		goto fail;
 	}
 	if (cfg->enabled) {
 		for (size_t i = 0; i < cfg->n_listen; i++)
@@ -1060,4 +1055,16 @@ void web_free(struct web *w)
 const struct web_counters *web_counters(const struct web *w)
 {
 	return &w->c;
+}
+
+size_t web_plan_listeners(const struct web_plan *p)
+{
+	return p->listeners.n;
+}
+
+size_t web_listen_addrs(const struct web *w, struct endpoint *out, size_t n)
+{
+	for (size_t i = 0; i < w->listeners.n && i < n; i++)
+		out[i] = w->listeners.v[i]->bound;
+	return w->listeners.n;
 }

@@ -265,6 +265,10 @@ class Ctl(unittest.TestCase):
         udp = [f"{h}:{p}" for h, p in self.d.listen_addrs("udp")]
         self.assertEqual(st["tcp"]["listen"], tcp)
         self.assertEqual(st["udp"]["listen"], udp)
+        web = [f"{h}:{p}" for h, p in self.d.listen_addrs("web")]
+        self.assertTrue(web)
+        self.assertEqual(st["web"]["listen"], web)
+        self.assertGreaterEqual(st["web"]["accepted"], 0)
         self.assertEqual(st["control"], {"path": self.sock, "systemd": False})
         self.assertIn("4:", st["icmp"]["sockets"])
         self.assertTrue(st["icmp"]["timestamping"])
@@ -277,7 +281,7 @@ class Ctl(unittest.TestCase):
         self.assertIn("1 down", r.stdout)
         self.assertIn(f"tcp echo:    {tcp[0]};", r.stdout)
         self.assertIn(f"control:     {self.sock}", r.stdout)
-        self.assertIn("web:         none", r.stdout)
+        self.assertIn(f"web:         {web[0]}; ", r.stdout)
 
     def test_target_detail(self):
         r = ctl(self.sock, "target", "dual", "-j")

@@ -73,7 +73,9 @@ class Config:
         return harness.base_config(
             tcp={"listen": ", ".join(f"127.0.0.1:{p}" for p in self.tcp)},
             udp={"listen": ", ".join(f"127.0.0.1:{p}" for p in self.udp), "rate_limit": 0},
-            daemon={"log_format": self.fmt, "stats_interval": "0"},
+            # History in memory only: loading and saving files would make
+            # the reload's allocations depend on what an earlier one saved.
+            daemon={"log_format": self.fmt, "stats_interval": "0", "state_directory": ""},
             targets={t: {"host": h, "interval": "1s"} for t, h in self.targets.items()},
             extra=stamp)
 

@@ -186,9 +186,10 @@ class Exposition(unittest.TestCase):
             status, h, _ = get(self.web, method=method)
             self.assertEqual(status, 405, method)
             self.assertEqual(h.get("allow"), "GET, HEAD")
-        # ("/" is the history's overview page, when history is on.)
-        for path in ("/nosuch", "/metricsx", "/metrics/", "/../etc/passwd"):
+        # "/" is the history's overview page (test_history.py).
+        for path in ("/nope", "/metricsx", "/metrics/", "/../etc/passwd"):
             self.assertEqual(get(self.web, path=path)[0], 404, path)
+        self.assertEqual(get(self.web, path="/")[0], 200)
         # A query string is not part of the path.
         self.assertEqual(get(self.web, path="/metrics?x=1")[0], 200)
 

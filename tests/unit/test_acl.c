@@ -135,3 +135,23 @@ Test(acl, other_family)
 	cr_expect_not(acl_allows(&acl, &sa));
 	free(acl.v);
 }
+
+Test(acl, copy_is_independent)
+{
+	struct acl src = make_acl("10.0.0.0/8, ::1/128");
+	struct acl dst;
+
+	cr_assert_eq(acl_copy(&dst, &src), 0);
+	cr_assert_eq(dst.n, 2);
+	cr_assert_neq(dst.v, src.v);
+	free(src.v);                 /* the config goes away on reload */
+	cr_expect(allows(&dst, "10.1.2.3"));
+	cr_expect(allows(&dst, "::1"));
+	cr_expect_not(allows(&dst, "192.0.2.1"));
+	free(dst.v);
+
+	struct acl empty = { NULL, 0 };
+	cr_assert_eq(acl_copy(&dst, &empty), 0);
+	cr_expect_eq(dst.n, 0);
+	cr_expect_null(dst.v);
+}

@@ -205,6 +205,18 @@ Test(loop, private_close_skips_epoll_ctl)
 	cr_assert_gt(close_then_reuse(IO_PRIVATE), 0);
 }
 
+/* While a forked child holds copies of our fds, IO_PRIVATE's promise does
+ * not hold: loop_close() must deregister those too (the history's writer
+ * inherited a control client's socket, and an event for the freed client
+ * arrived after the parent closed it). */
+Test(loop, private_close_deregisters_while_a_child_lives)
+{
+	loop_child_started(L);
+	int calls = close_then_reuse(IO_PRIVATE);
+	loop_child_ended(L);
+	cr_assert_eq(calls, 0, "stale registration after loop_close with a child alive");
+}
+
 /* ---- deferred calls ---- */
 
 static int chain_ran;
