@@ -158,6 +158,22 @@ size_t loop_timer_count(const struct loop *loop);
 uint64_t loop_now(const struct loop *loop);
 uint64_t loop_now_refresh(struct loop *loop);
 
+/* A per-iteration budget for producing long replies (ctl, web): a module
+ * produces at most cap bytes in one loop iteration, then waits for the
+ * next one, so the timers (the pings) run between slices of a large reply.
+ * Zero-initialise, set cap, then loop_budget_left() (what remains in this
+ * iteration; a new iteration starts afresh) and loop_budget_spend(). */
+struct loop_budget {
+	uint64_t iter;
+	size_t used;
+	size_t cap;
+};
+size_t loop_budget_left(const struct loop *loop, struct loop_budget *b);
+static inline void loop_budget_spend(struct loop_budget *b, size_t n)
+{
+	b->used += n;
+}
+
 /* Run fn(d) after the current event batch (and the timer pass), or from
  * loop_free().  d must stay valid until then; fn may free d's owner.  This
  * is the one way an owner is freed once it has been in the loop. */

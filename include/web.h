@@ -21,7 +21,12 @@
  * struct stream (stream.h): web pulls from it only as fast as the client
  * drains, so no page ever builds its whole response in one callback.  When
  * the client accepts gzip and the page allows it, web compresses the
- * stream with zlib as it goes.  Methods other than GET and HEAD get 405, a
+ * stream with zlib as it goes.  Producing a body is also bounded in time:
+ * all connections together render at most 32 KiB of body text per loop
+ * iteration (a struct loop_budget, as ctl's replies); a connection whose
+ * turn is cut short is suspended (MHD_suspend_connection) and resumed by a
+ * zero-delay timer in the next iteration, so the pings' timers run between
+ * slices of a 30 MB scrape.  Methods other than GET and HEAD get 405, a
  * path no page claims 404; HEAD gets the headers of GET without the body
  * (the stream is freed unread).
  *
@@ -93,6 +98,7 @@ struct web_counters {
 	uint64_t active;         /* connections open now */
 	uint64_t gzip_responses;
 	uint64_t body_bytes;     /* body bytes handed to the library (after gzip) */
+	uint64_t suspensions;    /* bodies paused for the per-iteration budget */
 	uint64_t cpu_ns;         /* CPU time spent accepting and in the library
 				  * (request parsing, rendering, gzip, sending) */
 };

@@ -50,21 +50,13 @@ struct ctl {
 	struct ctl_command *cmds;
 	size_t n_cmds;
 	struct log_rate busy_rate;
-	/* Reply bytes produced in the loop iteration that started at
-	 * budget_at (loop_now() is fixed for one iteration). */
-	uint64_t budget_at;
-	size_t budget_used;
+	/* Reply bytes produced in this loop iteration (cap CTL_LOOP_BUDGET). */
+	struct loop_budget budget;
 };
 
 static bool budget_left(struct ctl *c)
 {
-	uint64_t now = loop_now(c->loop);
-
-	if (now != c->budget_at) {
-		c->budget_at = now;
-		c->budget_used = 0;
-	}
-	return c->budget_used < CTL_LOOP_BUDGET;
+	return loop_budget_left(c->loop, &c->budget) > 0;
 }
 
 static void client_close(struct ctl_client *cl);
@@ -298,7 +290,7 @@ static void client_pump(struct ctl_client *cl)
 				break;
 			}
 			cl->out_len += (size_t)n;
-			c->budget_used += (size_t)n;
+			loop_budget_spend(&c->budget, (size_t)n);
 		}
 		if (cl->out_off == cl->out_len) {
 			if (!cl->st) {
@@ -558,6 +550,7 @@ struct ctl *ctl_new(struct loop *loop)
 	if (!c)
 		return NULL;
 	c->loop = loop;
+	c->budget.cap = CTL_LOOP_BUDGET;
 	io_init(&c->listen, -1, on_listen, 0);
 	struct ctl_command help = {
 		.name = "help", .max_args = 0, .usage = "help",

@@ -32,6 +32,7 @@ struct loop {
 	bool stop;
 	bool use_pwait2;
 	uint64_t now;
+	uint64_t iteration;         /* loop_run() passes, for loop_budget */
 	/* Forked children alive (loop_child_started): they hold copies of
 	 * every fd, IO_PRIVATE ones included. */
 	unsigned children;
@@ -235,6 +236,15 @@ uint64_t loop_now_refresh(struct loop *loop)
 {
 	loop->now = mono_ns();
 	return loop->now;
+}
+
+size_t loop_budget_left(const struct loop *loop, struct loop_budget *b)
+{
+	if (b->iter != loop->iteration) {
+		b->iter = loop->iteration;
+		b->used = 0;
+	}
+	return b->used < b->cap ? b->cap - b->used : 0;
 }
 
 /* ---- deferred calls ---- */
@@ -451,6 +461,7 @@ int loop_run(struct loop *loop)
 {
 	loop->stop = false;
 	while (!loop->stop) {
+		loop->iteration++;
 		if (wait_and_dispatch(loop) < 0)
 			return -1;
 		run_deferred(loop);

@@ -651,6 +651,7 @@ static enum emit g_web_cpu(struct ctx *c, uint32_t sub)
 }
 
 GLOBAL_U64(g_web_bytes, "beacond_web_sent_body_bytes_total", c->web, c->web->body_bytes)
+GLOBAL_U64(g_web_slices, "beacond_web_body_suspensions_total", c->web, c->web->suspensions)
 
 static enum emit g_web_refused(struct ctx *c, uint32_t sub)
 {
@@ -735,6 +736,7 @@ static const struct family families[] = {
 	GF("beacond_web_requests_total", "counter", "HTTP requests answered, by result.", g_web_requests),
 	GF("beacond_web_cpu_seconds_total", "counter", "CPU time spent serving HTTP (accepting, parsing, rendering, compressing, sending), in seconds.", g_web_cpu),
 	GF("beacond_web_sent_body_bytes_total", "counter", "HTTP response body bytes sent (after compression).", g_web_bytes),
+	GF("beacond_web_body_suspensions_total", "counter", "Times a response body was paused because the loop iteration's rendering budget was spent (resumed in the next iteration).", g_web_slices),
 };
 #undef PF
 #undef GF

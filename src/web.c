@@ -42,6 +42,14 @@
 
 #define WEB_ACCEPTS_PER_WAKEUP 64
 #define WEB_BODY_BUF (16u * 1024u)
+/* Body text rendered per loop iteration, over all connections (before
+ * gzip, which costs in proportion to its input): about 0.3 ms of CPU for
+ * a scrape, so a ping waits at most one slice behind one.  A connection
+ * whose turn is cut short is suspended and resumed in the next iteration
+ * (see body_read). */
+#define WEB_LOOP_BUDGET (32u * 1024u)
+/* body_refill: nothing produced, the iteration's budget is spent. */
+#define WEB_LATER (-2)
 /* What MHD needs besides the request headers inside the same
  * per-connection pool (its bookkeeping; the response buffer reuses the
  * space the request no longer needs). */
@@ -80,6 +88,7 @@ struct web_inst {
 	size_t conns;
 	bool retired;
 	bool dead;                       /* stopped, free pending */
+	bool resumed;                    /* scratch of on_resume_timer */
 	struct web_inst *next;           /* retired list */
 };
 
@@ -103,6 +112,9 @@ struct web {
 	struct web_conn *wait_head, *wait_tail;
 	struct timer header_timer;
 	struct web_counters c;
+	struct loop_budget budget;       /* body text per loop iteration */
+	struct timer resume_timer;       /* resumes the suspended, next iteration */
+	struct web_body *susp_head;      /* suspended for the budget */
 	int spare_fd;
 	size_t evicting;                 /* evicted, not closed by MHD yet */
 	bool apc_refused;                /* scratch: the last add was refused by allow */
@@ -117,6 +129,10 @@ struct web_plan {
 /* A response body being sent: the page's stream, optionally deflated. */
 struct web_body {
 	struct web *w;
+	struct web_inst *inst;
+	struct MHD_Connection *conn;
+	struct web_body *sprev, *snext;  /* w->susp_head list while suspended */
+	bool suspended;
 	struct stream *src;
 	bool gzip, src_eof, z_end, z_init;
 	z_stream z;
@@ -195,6 +211,7 @@ bool web_accepts_gzip(const char *ae)
 /* ---- MHD instance --------------------------------------------------------- */
 
 static void inst_destroy(struct web_inst *in);
+static void susp_unlink(struct web_body *b);
 
 static void inst_rearm(struct web_inst *in)
 {
@@ -255,6 +272,37 @@ static void inst_on_timer(struct timer *t)
 	inst_run(container_of(t, struct web_inst, timer));
 }
 
+/* The next iteration after a connection's slice was cut short: resume
+ * every suspended connection and let MHD serve them (the budget is fresh;
+ * the pings due before this timer's deadline have run). */
+static void on_resume_timer(struct timer *t)
+{
+	struct web *w = container_of(t, struct web, resume_timer);
+
+	/* Armed in this iteration's event batch, so due in its timer pass
+	 * with the budget still spent: wait for the next iteration. */
+	if (loop_budget_left(w->loop, &w->budget) == 0 &&
+	    loop_timer_arm(w->loop, &w->resume_timer, loop_now(w->loop)) == 0)
+		return;
+	while (w->susp_head) {
+		struct web_body *b = w->susp_head;
+		susp_unlink(b);
+		b->inst->resumed = true;
+		MHD_resume_connection(b->conn);
+	}
+	if (w->cur && w->cur->resumed) {
+		w->cur->resumed = false;
+		inst_run(w->cur);
+	}
+	for (struct web_inst *in = w->retired, *next; in; in = next) {
+		next = in->next;
+		if (in->resumed) {
+			in->resumed = false;
+			inst_run(in);
+		}
+	}
+}
+
 static void inst_free_deferred(struct deferred *d)
 {
 	free(container_of(d, struct web_inst, defer));
@@ -263,8 +311,30 @@ static void inst_free_deferred(struct deferred *d)
 /* Stop MHD (closing what it still has, its epoll fd too: the io only
  * borrows it, so it is unwatched, never closed, here) and free after the
  * batch, since an event for that fd may be queued. */
+static void susp_unlink(struct web_body *b)
+{
+	if (!b->suspended)
+		return;
+	if (b->sprev)
+		b->sprev->snext = b->snext;
+	else
+		b->w->susp_head = b->snext;
+	if (b->snext)
+		b->snext->sprev = b->sprev;
+	b->sprev = b->snext = NULL;
+	b->suspended = false;
+}
+
 static void inst_destroy(struct web_inst *in)
 {
+	/* MHD forbids stopping with suspended connections: resume ours. */
+	for (struct web_body *b = in->w->susp_head, *next; b; b = next) {
+		next = b->snext;
+		if (b->inst == in) {
+			susp_unlink(b);
+			MHD_resume_connection(b->conn);
+		}
+	}
 	loop_unwatch(in->w->loop, &in->io);
 	loop_timer_cancel(in->w->loop, &in->timer);
 	in->dead = true;
@@ -422,18 +492,37 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- responses ------------------------------------------------------------ */
 
-static ssize_t body_refill(struct web_body *b)
+/* How much text the producer may write now: the iteration's budget left
+ * (at least STREAM_MIN_CAP, so it progresses), at most cap; 0 when spent.
+ * force ignores the budget. */
+static size_t body_allow(struct web_body *b, size_t cap, bool force)
+{
+	size_t left = force ? cap : loop_budget_left(b->w->loop, &b->w->budget);
+	if (left == 0)
+		return 0;
+	if (left < STREAM_MIN_CAP)
+		left = STREAM_MIN_CAP;
+	return left < cap ? left : cap;
+}
+
+/* Refill b->out: the bytes there (> 0), 0 at the end, -1 on an error, or
+ * WEB_LATER when the budget is spent before any output. */
+static ssize_t body_refill(struct web_body *b, bool force)
 {
 	b->pos = 0;
 	b->len = 0;
 	if (!b->gzip) {
 		if (b->src_eof)
 			return 0;
-		ssize_t n = b->src->fill(b->src, b->out, sizeof b->out);
+		size_t cap = body_allow(b, sizeof b->out, force);
+		if (cap == 0)
+			return WEB_LATER;
+		ssize_t n = b->src->fill(b->src, b->out, cap);
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			b->src_eof = true;
+		loop_budget_spend(&b->w->budget, (size_t)n);
 		b->len = (size_t)n;
 		return n;
 	}
@@ -443,11 +532,15 @@ static ssize_t body_refill(struct web_body *b)
 	b->z.avail_out = sizeof b->out;
 	while (b->z.avail_out == sizeof b->out) {
 		if (!b->src_eof && b->z.avail_in == 0) {
-			ssize_t n = b->src->fill(b->src, b->raw, sizeof b->raw);
+			size_t cap = body_allow(b, sizeof b->raw, force);
+			if (cap == 0)
+				break;   /* deflate keeps its state: more next time */
+			ssize_t n = b->src->fill(b->src, b->raw, cap);
 			if (n < 0)
 				return -1;
 			if (n == 0)
 				b->src_eof = true;
+			loop_budget_spend(&b->w->budget, (size_t)n);
 			b->z.next_in = (Bytef *)b->raw;
 			b->z.avail_in = (uInt)n;
 		}
@@ -460,6 +553,8 @@ static ssize_t body_refill(struct web_body *b)
 			return -1;
 	}
 	b->len = sizeof b->out - b->z.avail_out;
+	if (b->len == 0 && !b->z_end)
+		return WEB_LATER;
 	return (ssize_t)b->len;
 }
 
@@ -469,7 +564,25 @@ static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)pos;
 
 	if (b->pos == b->len) {
-		ssize_t n = body_refill(b);
+		ssize_t n = body_refill(b, false);
+		if (n == WEB_LATER) {
+			/* The budget is spent: MHD allows returning 0 only with
+			 * the connection suspended (else it polls us again at
+			 * once).  Resume it next iteration, after the timers. */
+			struct web *w = b->w;
+			if (loop_timer_arm(w->loop, &w->resume_timer, loop_now(w->loop)) == 0) {
+				b->suspended = true;
+				b->sprev = NULL;
+				b->snext = w->susp_head;
+				if (w->susp_head)
+					w->susp_head->sprev = b;
+				w->susp_head = b;
+				MHD_suspend_connection(b->conn);
+				w->c.suspensions++;
+				return 0;
+			}
+			n = body_refill(b, true);   /* no timer: no slicing */
+		}
 		if (n < 0)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		if (n == 0)
@@ -487,6 +600,7 @@ static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void body_free(void *cls)
 {
 	struct web_body *b = cls;
+	susp_unlink(b);
 	if (b->src->free)
 		b->src->free(b->src);
 	if (b->z_init)
@@ -601,6 +715,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return queue_text(conn, 500, status_text(500), false);
 	}
 	b->w = w;
+	b->inst = in;
+	b->conn = conn;
 	b->src = reply.body;
 	bool can_gzip = w->set.gzip && !reply.no_gzip;
 	if (can_gzip && web_accepts_gzip(MHD_lookup_connection_value(
@@ -649,7 +765,8 @@ static struct web_inst *inst_new(struct web *w, size_t pool)
 	 * accept so a reload can change it; MHD's own default limit is far
 	 * above the 1024 max_connections may be. */
 	in->mhd = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
+		MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG |
+			MHD_ALLOW_SUSPEND_RESUME,
 		0, on_accept_policy, in, on_request, in,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
@@ -775,6 +892,8 @@ struct web *web_new(struct loop *loop)
 	w->loop = loop;
 	listen_set_init(&w->listeners, &web_listen_ops, loop);
 	timer_init(&w->header_timer, on_header_timer);
+	timer_init(&w->resume_timer, on_resume_timer);
+	w->budget.cap = WEB_LOOP_BUDGET;
 	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	return w;
 }
@@ -855,8 +974,9 @@ struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
 			goto fail;
 		}
 	}
-	/* The commit arms the header timer and the new instance's timer. */
-	if (loop_timer_reserve(w->loop, 2) < 0) {
+	/* The commit arms the header timer and the new instance's timer; room
+	 * for the resume timer too (body_read does without it if need be). */
+	if (loop_timer_reserve(w->loop, 3) < 0) {
 		set_err(err, errlen, "[web] out of memory");
 		goto fail;
 	}
@@ -914,6 +1034,7 @@ void web_free(struct web *w)
 		return;
 	listen_set_close_all(&w->listeners);
 	loop_timer_cancel(w->loop, &w->header_timer);
+	loop_timer_cancel(w->loop, &w->resume_timer);
 	while (w->retired) {
 		struct web_inst *in = w->retired;
 		w->retired = in->next;

@@ -24,11 +24,11 @@ TARGETS = {
 ICMP = {"interval": "200ms", "timeout": "500ms", "down_after": "2", "up_after": "1"}
 
 
-def config(web=None, targets=TARGETS, **kw):
+def config(web=None, targets=TARGETS, icmp=ICMP, **kw):
     w = {"listen": "127.0.0.1:0", "header_timeout": "2s", "idle_timeout": "5s"}
     w.update(web or {})
     return base_config(tcp={"listen": "127.0.0.1:0"}, udp={"listen": "127.0.0.1:0", "rate_limit": 0},
-                       icmp=ICMP, daemon={"stats_interval": "0", "log_level": "info"},
+                       icmp=icmp, daemon={"stats_interval": "0", "log_level": "info"},
                        targets=targets, web=w, **kw)
 
 
@@ -344,6 +344,85 @@ class Hostile(unittest.TestCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:40])
         samples(body.decode())
         self.assertIn(b"beacond_web_connections", body)
+
+
+_VARYING = re.compile(r'((?:target|host|address|listener)=)"(?:[^"\\]|\\.)*"')
+
+
+def shapes(text):
+    """{target or None: set of series with the per-target and per-listener
+    label values blanked}: the shape of a scrape, whatever the values."""
+    out = {}
+    for name, labels in samples(text):
+        m = re.search(r'target="((?:[^"\\]|\\.)*)"', labels)
+        out.setdefault(m.group(1) if m else None, set()).add(
+            (name, _VARYING.sub(r'\1"X"', labels)))
+    return out
+
+
+class Sliced(unittest.TestCase):
+    """A scrape far over the per-iteration rendering budget (32 KiB) is
+    served in slices, the connection suspended and resumed between loop
+    iterations, and still arrives whole: every target has exactly the
+    series of a one-target daemon's unsliced scrape, and the rest of the
+    body is the same too, plain and gzip."""
+    N = 2000
+
+    def start(self, n):
+        targets = {f"t{i}": {"host": f"127.1.{i // 250}.{i % 250 + 1}"} for i in range(n)}
+        d = Daemon(config(targets=targets, icmp={"interval": "1s", "timeout": "900ms",
+                                                 "down_after": "2", "up_after": "1"})).start()
+        self.addCleanup(d.close)
+        self.addCleanup(d.stop)
+        web = d.addr("web")
+
+        def all_up():
+            st, _, body = get(web, timeout=30)
+            s = samples(body.decode())
+            return st == 200 and sum(v for (nm, _), v in s.items()
+                                     if nm == "beacond_target_up") == n
+        self.assertTrue(wait_for(all_up, scaled(20), step=0.5), f"{n} targets up")
+        return web
+
+    def scrape(self, web, gz):
+        st, h, body = get(web, headers={"Accept-Encoding": "gzip"} if gz else None,
+                          timeout=60)
+        self.assertEqual(st, 200)
+        self.assertEqual(h.get("content-encoding") == "gzip", gz)
+        return (gzip.decompress(body) if gz else body).decode("utf-8")
+
+    def test_sliced_scrape_is_whole(self):
+        one = self.start(1)
+        ref_text = self.scrape(one, False)
+        ref_susp = value(samples(ref_text), "beacond_web_body_suspensions_total")
+        ref = shapes(ref_text)
+        self.assertEqual(set(ref), {None, "t0"})
+        self.assertGreater(len(ref["t0"]), 20)
+        # The reference is unsliced: no body of that daemon was paused.
+        self.assertEqual(value(samples(self.scrape(one, False)),
+                               "beacond_web_body_suspensions_total"), ref_susp)
+
+        many = self.start(self.N)
+        for gz in (False, True):
+            before = value(samples(self.scrape(many, False)),
+                           "beacond_web_body_suspensions_total")
+            text = self.scrape(many, gz)
+            after = value(samples(self.scrape(many, False)),
+                          "beacond_web_body_suspensions_total")
+            got = shapes(text)
+            self.assertEqual(set(got) - {None}, {f"t{i}" for i in range(self.N)}, gz)
+            for t in range(self.N):
+                self.assertEqual(got[f"t{t}"], ref["t0"], (gz, t))
+            self.assertEqual(got[None], ref[None], gz)
+            self.assertEqual(sum(map(len, got.values())),
+                             len(ref[None]) + self.N * len(ref["t0"]))
+            if gz:
+                # Sliced: paused at least once per 64 KiB of text (the
+                # budget plus one chunk) -- deflate eats ~20 times its
+                # output, so one 16 KiB gzip chunk needs many slices.
+                # Plain text is one 16 KiB chunk per library run, under
+                # the budget: paused rarely, if ever.
+                self.assertGreaterEqual(after - before, len(text) // 65536)
 
 
 class Reload(unittest.TestCase):

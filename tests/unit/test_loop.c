@@ -624,3 +624,38 @@ Test(loop, signals_delivered_and_sigpipe_ignored)
 	cr_assert(!sigismember(&cur, SIGTERM));
 	cr_assert(!sigismember(&cur, SIGUSR1));
 }
+
+/* loop_budget: spent within an iteration, fresh in the next. */
+static struct loop_budget budget_b;
+static int budget_runs;
+static size_t budget_seen[3];
+static struct timer budget_t;
+
+static void budget_cb(struct timer *t)
+{
+	budget_seen[budget_runs] = loop_budget_left(L, &budget_b);
+	loop_budget_spend(&budget_b, 70);
+	if (++budget_runs == 3) {
+		loop_stop(L);
+		return;
+	}
+	/* Re-armed into the past: runs in the next iteration. */
+	loop_timer_arm(L, t, loop_now(L));
+}
+
+Test(loop, budget_is_per_iteration)
+{
+	budget_b = (struct loop_budget){ .cap = 100 };
+	cr_assert_eq(loop_budget_left(L, &budget_b), 100);
+	loop_budget_spend(&budget_b, 60);
+	cr_assert_eq(loop_budget_left(L, &budget_b), 40);
+	loop_budget_spend(&budget_b, 50);
+	cr_assert_eq(loop_budget_left(L, &budget_b), 0, "overspent is 0, not a wrap");
+	arm_guard(MS(5000));
+	timer_init(&budget_t, budget_cb);
+	cr_assert_eq(loop_timer_arm(L, &budget_t, loop_now(L)), 0);
+	cr_assert_eq(loop_run(L), 0);
+	cr_assert_eq(budget_runs, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(budget_seen[i], 100, "iteration %d: %zu left", i, budget_seen[i]);
+}
