@@ -19,6 +19,7 @@
 #include "labels.h"
 #include "render_metrics.h"
 #include "tcp.h"
+#include "stamp.h"
 #include "udp.h"
 #include "util.h"
 
@@ -638,6 +639,42 @@ static enum emit g_udp_drop(struct ctx *c, uint32_t sub)
 	return EMIT_LINE;
 }
 
+/* The STAMP reflector (RFC 8762): counted even while disabled. */
+#define ST c->d->stamp
+GLOBAL_U64(g_st_rx, "beacond_stamp_packets_received_total", ST, ST->received)
+GLOBAL_U64(g_st_refl, "beacond_stamp_packets_reflected_total", ST, ST->reflected)
+GLOBAL_U64(g_st_short, "beacond_stamp_short_requests_reflected_total", ST, ST->short_reflected)
+GLOBAL_U64(g_st_in, "beacond_stamp_received_bytes_total", ST, ST->bytes_in)
+GLOBAL_U64(g_st_out, "beacond_stamp_sent_bytes_total", ST, ST->bytes_out)
+GLOBAL_U64(g_st_tx, "beacond_stamp_tx_kernel_stamps_total", ST, ST->tx_stamps)
+GLOBAL_U64(g_st_sess, "beacond_stamp_sessions", ST, ST->sessions_active)
+GLOBAL_U64(g_st_created, "beacond_stamp_sessions_created_total", ST, ST->sessions_created)
+GLOBAL_U64(g_st_expired, "beacond_stamp_sessions_expired_total", ST, ST->sessions_expired)
+GLOBAL_U64(g_st_evict, "beacond_stamp_rate_evictions_total", ST, ST->rate_evictions)
+
+static enum emit g_st_drop(struct ctx *c, uint32_t sub)
+{
+	static const char *const why[] = { "truncated", "acl", "address", "port", "runt",
+					   "short", "auth", "rate", "session", "send" };
+	if (!ST || sub >= ARRAY_SIZE(why))
+		return EMIT_DONE;
+	const uint64_t v[] = { ST->drop_truncated, ST->drop_acl, ST->drop_addr, ST->drop_port,
+			       ST->drop_runt, ST->drop_short, ST->drop_auth, ST->drop_rate,
+			       ST->drop_session, ST->drop_send };
+	g_line_u64(c, "beacond_stamp_packets_dropped_total", "reason", why[sub], v[sub]);
+	return EMIT_LINE;
+}
+
+static enum emit g_st_tlv(struct ctx *c, uint32_t sub)
+{
+	if (!ST || sub >= 2)
+		return EMIT_DONE;
+	g_line_u64(c, "beacond_stamp_tlvs_flagged_total", "flag", sub ? "malformed" : "unknown",
+		   sub ? ST->tlv_malformed : ST->tlv_unknown);
+	return EMIT_LINE;
+}
+#undef ST
+
 GLOBAL_U64(g_web_conns, "beacond_web_connections", c->web, c->web->active)
 GLOBAL_U64(g_web_acc, "beacond_web_connections_accepted_total", c->web, c->web->accepted)
 GLOBAL_U64(g_web_hto, "beacond_web_header_timeouts_total", c->web, c->web->header_timeouts)
@@ -725,8 +762,18 @@ static const struct family families[] = {
 	GF("beacond_udp_received_bytes_total", "counter", "Bytes received in UDP echo datagrams.", g_udp_in),
 	GF("beacond_udp_sent_bytes_total", "counter", "Bytes sent in UDP echo datagrams.", g_udp_out),
 	GF("beacond_udp_rate_evictions_total", "counter", "Sources pushed out of the full rate-limit table.", g_udp_evict),
-	/* STAMP (RFC 8762) reflector families go here once the service
-	 * exports its counters through view_daemon. */
+	GF("beacond_stamp_packets_received_total", "counter", "STAMP test packets received.", g_st_rx),
+	GF("beacond_stamp_packets_reflected_total", "counter", "STAMP test packets reflected.", g_st_refl),
+	GF("beacond_stamp_packets_dropped_total", "counter", "STAMP test packets not answered, by reason.", g_st_drop),
+	GF("beacond_stamp_short_requests_reflected_total", "counter", "STAMP requests under 44 bytes answered with 44 bytes.", g_st_short),
+	GF("beacond_stamp_received_bytes_total", "counter", "Bytes received in STAMP test packets.", g_st_in),
+	GF("beacond_stamp_sent_bytes_total", "counter", "Bytes sent in STAMP replies.", g_st_out),
+	GF("beacond_stamp_tlvs_flagged_total", "counter", "STAMP TLVs answered with the U (unknown) or M (malformed) flag.", g_st_tlv),
+	GF("beacond_stamp_tx_kernel_stamps_total", "counter", "Kernel transmit stamps read for Follow-Up Telemetry (stateful mode).", g_st_tx),
+	GF("beacond_stamp_sessions", "gauge", "STAMP sessions in the stateful table.", g_st_sess),
+	GF("beacond_stamp_sessions_created_total", "counter", "STAMP sessions created (stateful mode).", g_st_created),
+	GF("beacond_stamp_sessions_expired_total", "counter", "STAMP sessions expired (stateful mode).", g_st_expired),
+	GF("beacond_stamp_rate_evictions_total", "counter", "Sources pushed out of the STAMP reflector's full rate-limit table.", g_st_evict),
 
 	GF("beacond_web_connections", "gauge", "HTTP connections open on the [web] listener.", g_web_conns),
 	GF("beacond_web_connections_accepted_total", "counter", "HTTP connections accepted.", g_web_acc),

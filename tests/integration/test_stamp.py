@@ -348,6 +348,33 @@ class StampBasics(unittest.TestCase):
         st = stats(self.d)
         self.assertGreaterEqual(st["received"], st["reflected"])
 
+    def test_counters_in_the_metrics(self):
+        """The [web] listener's /metrics carries the reflector's counters,
+        the same figures as its stats line."""
+        import urllib.request
+        host, port = self.d.addr("web")
+        dst = self.d.addr("stamp", socket.AF_INET)
+        with sender() as s:
+            for seq in range(5):
+                self.assertIsNotNone(exchange(s, dst, lambda: request(seq))[0])
+        st = stats(self.d)
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        found = {}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name in ("beacond_stamp_packets_received_total",
+                        "beacond_stamp_packets_reflected_total",
+                        'beacond_stamp_packets_dropped_total{reason="auth"}'):
+                found[name] = int(value)
+        self.assertIn("# TYPE beacond_stamp_packets_reflected_total counter", text)
+        self.assertGreaterEqual(found["beacond_stamp_packets_reflected_total"], 5)
+        # Nothing else talks to this reflector between the two readings.
+        self.assertEqual(found["beacond_stamp_packets_reflected_total"], st["reflected"])
+        self.assertEqual(found["beacond_stamp_packets_received_total"], st["received"])
+        self.assertEqual(found['beacond_stamp_packets_dropped_total{reason="auth"}'],
+                         st["drop_auth"])
+
 
 class StampStateful(unittest.TestCase):
     def test_sequence_numbers_expose_lost_requests(self):

@@ -9,6 +9,7 @@
 #include "labels.h"
 #include "render_metrics.h"
 #include "tcp.h"
+#include "stamp.h"
 #include "udp.h"
 #include "web.h"
 
@@ -133,6 +134,8 @@ static uint64_t gen = 1;
 static size_t n_probes = NPROBES;
 static struct tcp_counters tcp_c = { .accepted = 5, .active = 2, .bytes_in = 100 };
 static struct udp_counters udp_c = { .received = 7, .echoed = 6, .drop_rate = 1 };
+static struct stamp_counters stamp_c = { .received = 9, .reflected = 8, .drop_auth = 1,
+					 .tlv_malformed = 2, .sessions_active = 3 };
 static bool hist_enabled = true;
 
 static void s_daemon(void *arg, struct view_daemon *out)
@@ -145,6 +148,7 @@ static void s_daemon(void *arg, struct view_daemon *out)
 	out->last_reload_ok_wall_ns = out->start_wall_ns;
 	out->tcp = &tcp_c;
 	out->udp = &udp_c;
+	out->stamp = &stamp_c;
 }
 
 static void s_global(void *arg, struct view_pinger *out)
@@ -276,6 +280,14 @@ Test(render, content, .init = setup)
 	cr_assert(strstr(b, "beacond_ping_ignored_total{reason=\"seq\"} 3\n"));
 	cr_assert(strstr(b, "beacond_tcp_connections 2\n"));
 	cr_assert(strstr(b, "beacond_udp_datagrams_dropped_total{reason=\"rate\"} 1\n"));
+	cr_assert(strstr(b, "# TYPE beacond_stamp_packets_reflected_total counter\n"));
+	cr_assert(strstr(b, "beacond_stamp_packets_received_total 9\n"));
+	cr_assert(strstr(b, "beacond_stamp_packets_reflected_total 8\n"));
+	cr_assert(strstr(b, "beacond_stamp_packets_dropped_total{reason=\"auth\"} 1\n"));
+	cr_assert(strstr(b, "beacond_stamp_packets_dropped_total{reason=\"rate\"} 0\n"));
+	cr_assert(strstr(b, "beacond_stamp_tlvs_flagged_total{flag=\"malformed\"} 2\n"));
+	cr_assert(strstr(b, "# TYPE beacond_stamp_sessions gauge\n"));
+	cr_assert(strstr(b, "beacond_stamp_sessions 3\n"));
 	cr_assert(strstr(b, "process_cpu_seconds_total 1.5\n"));
 	cr_assert(strstr(b, "beacond_build_info{version=\"9.9\"} 1\n"));
 	/* Not read: no process_resident_memory_bytes family at all. */
