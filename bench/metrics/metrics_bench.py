@@ -164,7 +164,7 @@ class Beacond:
         cfg = harness.base_config(
             tcp=None, udp=None,
             daemon={"log_level": "notice", "log_target": os.path.join(tmp, f"{tag}.log"),
-                    "stats_interval": "0"},
+                    "stats_interval": "0", "state_directory": ""},   # history in memory
             icmp={"interval": interval, "timeout": "1s", "summary_interval": "0",
                   "socket": "dgram"},
             web={"listen": f"127.0.0.1:{self.port}", "histogram": histogram},

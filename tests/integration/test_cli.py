@@ -160,6 +160,7 @@ class Lifecycle(unittest.TestCase):
         env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}",
                    BEACOND_JOURNAL_SOCKET="/nonexistent/beacond-test/journal.sock")
         with tempfile.TemporaryDirectory() as tmp:
+            env["STATE_DIRECTORY"] = tmp    # never the host's /var/lib/beacond
             path = os.path.join(tmp, "b.ini")
             with open(path, "w") as f:
                 f.write(base_config(daemon={"log_target": "auto", "log_level": "info"}))
@@ -199,7 +200,8 @@ class Lifecycle(unittest.TestCase):
                 f.write(base_config(tcp={"listen": "127.0.0.1:0"},
                                     daemon={"log_level": "debug", "stats_interval": "1s"}))
             p = subprocess.Popen([BEACOND, "-c", path], stdout=w, stderr=w,
-                                 stdin=subprocess.DEVNULL)
+                                 stdin=subprocess.DEVNULL,
+                                 env=dict(os.environ, STATE_DIRECTORY=tmp))
             os.close(w)
             try:
                 # Read just enough to learn the port, then never again.

@@ -155,6 +155,12 @@ class Container:
             for unit in os.listdir(path):
                 if "dbus" not in unit and "journald" not in unit:
                     os.unlink(os.path.join(path, unit))
+        # The container starts with no beacond state of the host's (a
+        # daemon run there may have left /var/lib/beacond): with it,
+        # StateDirectory= under DynamicUser= would have to move it across
+        # the overlay's layers, which fails with EXDEV (status 238).
+        for d in ("var/lib/beacond", "var/lib/private/beacond"):
+            shutil.rmtree(os.path.join(self.root, d), ignore_errors=True)
 
     def install(self):
         run(["meson", "install", "--no-rebuild", "--quiet", "--destdir", self.root],
@@ -474,6 +480,8 @@ class UnderSystemd(unittest.TestCase):
     def test_05_watchdog_restarts_stuck_loop(self):
         c = self.c
         pid = c.show("beacond.service", "MainPID")
+        # "kill -STOP 0" would stop this test's own process group.
+        self.assertNotIn(pid, ("", "0"), "beacond is not running" + self.diag())
         restarts = int(c.show("beacond.service", "NRestarts"))
         c.ct("kill", "-STOP", pid)
         # WatchdogSec=2s: systemd aborts the silent process and
