@@ -150,7 +150,14 @@ class Daemon:
 
     # -- process control ------------------------------------------------
     def start(self, wait_ready=True, timeout=15, pass_fds=()):
-        cmd = self.prefix + [BEACOND, "-c", self.config_path] + self.args
+        cmd = []
+        for tok in self.prefix:
+            cmd.append(tok)
+            # It hands the child only the variables named with -E: without
+            # this the history would go to /var/lib/beacond on the host.
+            if os.path.basename(tok) == "systemd-socket-activate":
+                cmd += ["-E", f"STATE_DIRECTORY={self.env['STATE_DIRECTORY']}"]
+        cmd += [BEACOND, "-c", self.config_path] + self.args
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=self.env, pass_fds=pass_fds)
