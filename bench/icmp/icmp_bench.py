@@ -219,11 +219,16 @@ class Phases:
 
 # ---------------------------------------------------------------- scale ---
 
+# What is measured here is the pinger: the latency history (24 KiB a target
+# by design, bench/history) and the web listener are off.
+PINGER_ONLY = {"history": "no"}
+
+
 def scale_beacond(topo, tmp, seconds, socket_kind):
     icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
-            "log_replies": "no", "socket": socket_kind}
+            "log_replies": "no", "socket": socket_kind, **PINGER_ONLY}
     # Zero-target baseline: same config, no [target] sections.
-    d0 = topo.daemon(harness.base_config(icmp=icmp, daemon={"log_level": "info"}))
+    d0 = topo.daemon(harness.base_config(icmp=icmp, daemon={"log_level": "info"}, web=None))
     d0.start(timeout=30)
     time.sleep(2)
     base = rss_kib(d0.pid)
@@ -235,7 +240,7 @@ def scale_beacond(topo, tmp, seconds, socket_kind):
     # (10 000 state lines at start, 10 000 summaries on SIGUSR1) and stall
     # the daemon on our reader, which is not what is being measured.
     logpath = os.path.join(tmp, "beacond-scale.log")
-    d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
+    d = topo.daemon(harness.base_config(icmp=icmp, targets=targets, web=None,
                                         daemon={"log_level": "info", "log_target": logpath}))
     ph = Phases(topo, tmp, "beacond")
     d.start(wait_ready=False)
@@ -444,7 +449,7 @@ def acc_beacond(topo, tmp, n, socket_kind):
     cap = Capture(topo, topo.P, "va", ACC_BPF, os.path.join(tmp, "acc-beacond.pcap"))
     d = topo.daemon(harness.base_config(
         icmp={"interval": "10ms", "timeout": "1s", "summary_interval": "0",
-              "log_replies": "yes", "socket": socket_kind},
+              "log_replies": "yes", "socket": socket_kind, **PINGER_ONLY},
         targets={"a4": {"host": netns.T_A4}, "a6": {"host": netns.T_A6}},
         daemon={"log_level": "info"}))
     d.start(timeout=30)
@@ -542,7 +547,7 @@ def paired(topo, tmp, rounds, seconds, socket_kind, warm=False):
     (both send 10 000 a second on an absolute schedule).  warm: a spinner
     keeps both CPUs busy (see spinner())."""
     icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
-            "log_replies": "no", "socket": socket_kind}
+            "log_replies": "no", "socket": socket_kind, **PINGER_ONLY}
     targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
     topo.sysctl(topo.T, "net.ipv4.ping_group_range", "0 2147483647")
     out = []
@@ -550,7 +555,7 @@ def paired(topo, tmp, rounds, seconds, socket_kind, warm=False):
         cpu_d, cpu_r = (0, 1) if r % 2 == 0 else (1, 0)
         logpath = os.path.join(tmp, f"paired-{'warm-' if warm else ''}{r}.log")
         spin = [spinner(c, seconds + 40) for c in (0, 1)] if warm else []
-        d = topo.daemon(harness.base_config(icmp=icmp, targets=targets,
+        d = topo.daemon(harness.base_config(icmp=icmp, targets=targets, web=None,
                                             daemon={"log_level": "info",
                                                     "log_target": logpath}))
         d.start(wait_ready=False)
@@ -592,9 +597,12 @@ def versus(topo, tmp, rounds, seconds, other, socket_kind):
     for r in range(rounds):
         cpu_new, cpu_old = (0, 1) if r % 2 == 0 else (1, 0)
         ds = []
-        for ns, binary, cpu in ((topo.P, harness.BEACOND, cpu_new), (topo.T, other, cpu_old)):
+        # This build with the history and web listener off; the other
+        # build may predate both keys, so its config names neither.
+        for ns, binary, cpu, extra, web in ((topo.P, harness.BEACOND, cpu_new, PINGER_ONLY, None),
+                                            (topo.T, other, cpu_old, {}, "omit")):
             logpath = os.path.join(tmp, f"versus-{r}-{len(ds)}.log")
-            d = netns.NsDaemon(harness.base_config(icmp=icmp, targets=targets,
+            d = netns.NsDaemon(harness.base_config(icmp={**icmp, **extra}, targets=targets, web=web,
                                                    daemon={"log_level": "info",
                                                            "log_target": logpath}),
                                prefix=["ip", "netns", "exec", ns])

@@ -82,7 +82,8 @@ def base_config(tcp=None, udp=None, icmp=None, daemon=None, targets=None, extra=
     """Build an ini text.  Each of tcp/udp/icmp/daemon/web is a dict of keys
     (None disables tcp/udp/web).  targets is {name: {key: value}}.  web left
     out: the [web] listener on an ephemeral loopback port (never the fixed
-    default port, which parallel tests would fight over)."""
+    default port, which parallel tests would fight over).  web="omit": no
+    [web] section at all (for builds older than it, in bench/)."""
     daemon = dict(daemon or {})
     daemon.setdefault("log_level", "debug")
     daemon.setdefault("log_target", "stderr")
@@ -95,7 +96,7 @@ def base_config(tcp=None, udp=None, icmp=None, daemon=None, targets=None, extra=
             sect = dict(sect)
             sect.setdefault("listen", "127.0.0.1:0")
             parts += [f"{k} = {v}" for k, v in sect.items()]
-    if web is not False or "[web]" not in extra:
+    if web != "omit" and (web is not False or "[web]" not in extra):
         parts.append("\n[web]")
         if web is None:
             parts.append("enabled = no")
