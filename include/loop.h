@@ -161,17 +161,33 @@ uint64_t loop_now_refresh(struct loop *loop);
 /* A per-iteration budget for producing long replies (ctl, web): a module
  * produces at most cap bytes in one loop iteration, then waits for the
  * next one, so the timers (the pings) run between slices of a large reply.
- * Zero-initialise, set cap, then loop_budget_left() (what remains in this
- * iteration; a new iteration starts afresh) and loop_budget_spend(). */
+ * The budget is also spent when a timer falls due within
+ * LOOP_BUDGET_MARGIN_NS: a slice never starts when it could make that
+ * timer late, and the reply goes on once the timer has run.  So that
+ * replies progress however dense the timers, a budget refused for longer
+ * than LOOP_BUDGET_STARVE_NS grants one LOOP_BUDGET_STARVE_SLICE anyway.
+ * Zero-initialise, set cap, then loop_budget_left() (what remains now; 0
+ * when spent) and loop_budget_spend().  loop_budget_retry_at() says when
+ * asking again makes sense: the due timer's deadline (arm a timer for it,
+ * it runs right after that one), or now (the next iteration). */
+#define LOOP_BUDGET_MARGIN_NS (250 * NSEC_PER_USEC)
+#define LOOP_BUDGET_STARVE_NS (5 * NSEC_PER_MSEC)
+#define LOOP_BUDGET_STARVE_SLICE 4096u
 struct loop_budget {
 	uint64_t iter;
 	size_t used;
 	size_t cap;
+	uint64_t refused_since;    /* mono ns; 0 = granted last time */
+	uint64_t retry_at;         /* mono ns, set when refused */
 };
-size_t loop_budget_left(const struct loop *loop, struct loop_budget *b);
+size_t loop_budget_left(struct loop *loop, struct loop_budget *b);
 static inline void loop_budget_spend(struct loop_budget *b, size_t n)
 {
 	b->used += n;
+}
+static inline uint64_t loop_budget_retry_at(const struct loop_budget *b)
+{
+	return b->retry_at;
 }
 
 /* Run fn(d) after the current event batch (and the timer pass), or from

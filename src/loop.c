@@ -238,13 +238,34 @@ uint64_t loop_now_refresh(struct loop *loop)
 	return loop->now;
 }
 
-size_t loop_budget_left(const struct loop *loop, struct loop_budget *b)
+size_t loop_budget_left(struct loop *loop, struct loop_budget *b)
 {
 	if (b->iter != loop->iteration) {
 		b->iter = loop->iteration;
 		b->used = 0;
 	}
-	return b->used < b->cap ? b->cap - b->used : 0;
+	if (b->used >= b->cap) {
+		b->retry_at = loop->now;
+		return 0;
+	}
+	if (loop->heap_len == 0)
+		goto grant;
+	uint64_t due = loop->heap[0]->deadline;
+	uint64_t now = mono_ns();
+	if (due > now + LOOP_BUDGET_MARGIN_NS)
+		goto grant;
+	/* A timer is (nearly) due: let it run first. */
+	if (b->refused_since == 0)
+		b->refused_since = now;
+	if (now - b->refused_since < LOOP_BUDGET_STARVE_NS) {
+		b->retry_at = due > now ? due : now;
+		return 0;
+	}
+	b->refused_since = now;   /* starving: one small slice, then wait again */
+	return LOOP_BUDGET_STARVE_SLICE < b->cap - b->used ? LOOP_BUDGET_STARVE_SLICE : b->cap - b->used;
+grant:
+	b->refused_since = 0;
+	return b->cap - b->used;
 }
 
 /* ---- deferred calls ---- */

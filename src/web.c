@@ -272,9 +272,9 @@ static void inst_on_timer(struct timer *t)
 	inst_run(container_of(t, struct web_inst, timer));
 }
 
-/* The next iteration after a connection's slice was cut short: resume
- * every suspended connection and let MHD serve them (the budget is fresh;
- * the pings due before this timer's deadline have run). */
+/* A connection's slice was cut short: when the budget said to ask again
+ * (right after the timer that was about to fall due, or in the next
+ * iteration), resume every suspended connection and let MHD serve them. */
 static void on_resume_timer(struct timer *t)
 {
 	struct web *w = container_of(t, struct web, resume_timer);
@@ -282,7 +282,7 @@ static void on_resume_timer(struct timer *t)
 	/* Armed in this iteration's event batch, so due in its timer pass
 	 * with the budget still spent: wait for the next iteration. */
 	if (loop_budget_left(w->loop, &w->budget) == 0 &&
-	    loop_timer_arm(w->loop, &w->resume_timer, loop_now(w->loop)) == 0)
+	    loop_timer_arm(w->loop, &w->resume_timer, loop_budget_retry_at(&w->budget)) == 0)
 		return;
 	while (w->susp_head) {
 		struct web_body *b = w->susp_head;
@@ -568,9 +568,11 @@ static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (n == WEB_LATER) {
 			/* The budget is spent: MHD allows returning 0 only with
 			 * the connection suspended (else it polls us again at
-			 * once).  Resume it next iteration, after the timers. */
+			 * once).  Resume it when the budget says, after the
+			 * timers due by then. */
 			struct web *w = b->w;
-			if (loop_timer_arm(w->loop, &w->resume_timer, loop_now(w->loop)) == 0) {
+			if (loop_timer_arm(w->loop, &w->resume_timer,
+					   loop_budget_retry_at(&w->budget)) == 0) {
 				b->suspended = true;
 				b->sprev = NULL;
 				b->snext = w->susp_head;

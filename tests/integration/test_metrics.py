@@ -84,7 +84,8 @@ class Exposition(unittest.TestCase):
     def setUpClass(cls):
         cls.d = Daemon(config()).start()
         cls.web = cls.d.addr("web")
-        cls.d.wait_event("state", target="lo", to="up", timeout=10)
+        for t in ("lo", "lo6"):   # both have replies to count
+            cls.d.wait_event("state", target=t, to="up", timeout=10)
 
     @classmethod
     def tearDownClass(cls):

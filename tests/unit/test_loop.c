@@ -659,3 +659,36 @@ Test(loop, budget_is_per_iteration)
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(budget_seen[i], 100, "iteration %d: %zu left", i, budget_seen[i]);
 }
+
+/* loop_budget: no slice starts when a timer falls due within the margin
+ * (the ping runs first), and one refused for too long gets a small one. */
+static void never_cb(struct timer *t)
+{
+	(void)t;
+	cr_assert_fail("not run in this test");
+}
+
+Test(loop, budget_waits_for_a_timer_about_to_fall_due)
+{
+	struct timer near, far;
+	struct loop_budget b = { .cap = 100000 };
+
+	timer_init(&far, never_cb);
+	cr_assert_eq(loop_timer_arm(L, &far, mono_ns() + MS(50)), 0);
+	cr_assert_eq(loop_budget_left(L, &b), 100000, "the next timer is far: all of it");
+
+	timer_init(&near, never_cb);
+	uint64_t due = mono_ns() + LOOP_BUDGET_MARGIN_NS / 2;
+	cr_assert_eq(loop_timer_arm(L, &near, due), 0);
+	cr_assert_eq(loop_budget_left(L, &b), 0, "a timer due within the margin goes first");
+	cr_assert_eq(loop_budget_retry_at(&b), due, "ask again right after it");
+
+	/* Refused since longer than LOOP_BUDGET_STARVE_NS: a small slice. */
+	b.refused_since = mono_ns() - LOOP_BUDGET_STARVE_NS - MS(1);
+	cr_assert_eq(loop_budget_left(L, &b), LOOP_BUDGET_STARVE_SLICE);
+	cr_assert_eq(loop_budget_left(L, &b), 0, "then it waits again");
+
+	loop_timer_cancel(L, &near);
+	cr_assert_eq(loop_budget_left(L, &b), 100000, "the near timer is gone");
+	loop_timer_cancel(L, &far);
+}
