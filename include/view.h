@@ -165,7 +165,8 @@ void pinger_view_global(const struct pinger *p, struct view_pinger *out);
  * the hook may hang its own per-probe state there.
  *   on_outcome  one request resolved: rtt_ns is its RTT, or STATS_NO_RTT
  *               when it was lost (timeout, ICMP error, failed send).
- *               now_ns is CLOCK_MONOTONIC.
+ *               now_ns is CLOCK_MONOTONIC.  Only for probes of targets
+ *               with `history = yes` (the history is the one listener).
  *   on_gone     the probe is being freed (target removed or changed):
  *               release *slot.  Not called for a NULL slot.
  * Both are called from the loop, never re-entered, and must not block.

@@ -1388,6 +1388,10 @@ static void finish(struct parser *p)
 		memcpy(cfg->icmp.rtt_buckets_ns, v, n * sizeof *v);
 		cfg->icmp.n_rtt_buckets = (uint32_t)n;
 	}
+	/* Only the metrics read the RTT histogram: without the web listener
+	 * it is not kept (its counts cost 8 bytes per bucket per probe). */
+	if (!cfg->web.enabled)
+		cfg->icmp.n_rtt_buckets = 0;
 	if (cfg->web.enabled && cfg->web.n_listen == 0) {
 		fail(p, p->section_seen[SEC_WEB], "[web] listen: at least one address is required");
 		return;

@@ -210,10 +210,10 @@ static const struct tsetting *setting_of(const struct history_svc *hs, const cha
 static void entry_apply(struct history_svc *hs, struct hentry *e)
 {
 	e->gen = hs->gen;
+	/* Not in the settings: its history is off (only targets with history
+	 * on are kept there), or it is being removed. */
 	const struct tsetting *s = setting_of(hs, e->target);
-	if (!s)
-		return;
-	if (!s->enabled) {
+	if (!s || !s->enabled) {
 		history_free(e->h);
 		e->h = NULL;
 		return;
@@ -822,6 +822,8 @@ void history_svc_configure(struct history_svc *hs, const struct config *cfg)
 	size_t n = 0;
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		const struct config_target *t = &cfg->targets[i];
+		if (!t->opts.history)
+			continue;   /* no entry, no setting: nothing kept for it */
 		set[n].name = strdup(t->name);
 		set[n].host = strdup(t->host);
 		if (!set[n].name || !set[n].host) {
@@ -845,6 +847,8 @@ void history_svc_configure(struct history_svc *hs, const struct config *cfg)
 		next = e->next;
 		if (!e->attached && !setting_of(hs, e->target))
 			entry_retire(hs, e);
+		else if (e->attached && !setting_of(hs, e->target))
+			entry_apply(hs, e);   /* history turned off: its outcomes stop, free it now */
 	}
 
 	const char *dir = cfg->daemon.state_directory;

@@ -122,13 +122,15 @@ static void probe_health(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t se
 	log_end(l);
 }
 
-/* Tell the hook (the history) about one resolved request. */
+/* Tell the hook (the history) about one resolved request, for targets
+ * that keep a history: the others cost it nothing, not even an entry. */
 static void probe_notify(struct probe_ctx *c, struct probe *pr, uint64_t rtt_ns)
 {
 	const struct pinger_hooks *h = &c->hooks;
 	struct view_probe_key key;
 
-	if (!h->on_outcome || !c->hook_slots || pr->id >= c->n_slots)
+	if (!h->on_outcome || !c->hook_slots || pr->id >= c->n_slots ||
+	    !probe_target(pr)->opts->history)
 		return;
 	key.target = target_name(probe_target(pr));
 	key.host = target_host(probe_target(pr));

@@ -108,6 +108,7 @@ static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 		/* An hour: a test's sends are its own (send_one). */
 		.interval_ns = 3600 * NSEC_PER_SEC, .timeout_ns = 500 * MS, .payload_size = 56,
 		.down_after = down_after, .up_after = up_after, .log_replies = true,
+		.history = true,   /* the hook hears only targets with a history */
 	};
 	/* A target as pinger_plan lays it out: the struct, its probe, the
 	 * strings. */
@@ -596,4 +597,18 @@ Test(probe, target_parts_with_interface_and_labels)
 	cr_assert_null(target_ifname(t));
 	cr_assert_str_eq(target_labels(t), "a=b");
 	free(t);
+}
+
+/* A target with `history = no`: its outcomes reach no hook at all. */
+Test(probe, no_outcomes_reported_without_a_history)
+{
+	struct fx *f = fx_new(3, 2);
+	uint16_t seq;
+
+	f->opts.history = false;
+	seq = send_one(f);
+	answer(f, seq, "192.0.2.1", f->now + 3 * MS);
+	cr_assert_eq(f->pr->stats.run.c.received, 1);
+	cr_assert_eq(f->outcomes, 0, "no outcome reported");
+	fx_free(f);
 }
