@@ -1002,6 +1002,18 @@ static const struct history *history_of(const struct history_svc *hs, const stru
 	return e ? e->h : NULL;
 }
 
+bool history_svc_lookup(const struct history_svc *hs, const char *target, uint8_t family,
+			const struct history **out)
+{
+	const struct tsetting *s = setting_of(hs, target);
+	*out = NULL;
+	if (!s || !s->enabled)
+		return false;   /* an entry may still hold one until its next outcome */
+	const struct hentry *e = entry_find(hs, target, family);
+	*out = e ? e->h : NULL;
+	return true;
+}
+
 static uint64_t step_of(const struct history_svc *hs, const char *target)
 {
 	const struct tsetting *s = setting_of(hs, target);
