@@ -316,6 +316,22 @@ static int print_raw(const struct reply *r, size_t from)
 	return 0;
 }
 
+/* Send line and check the reply is `want`; with json (-j), also print it
+ * as it came.  Returns the exit code; the reply stays in r for the caller
+ * to print only on success without json (else r is freed). */
+static int fetch(const char *path, const char *line, const char *want, bool json,
+		 struct reply *r)
+{
+	int st = request(path, line, r);
+	if (!st)
+		st = check_head(r, want);
+	if (!st && json)
+		print_raw(r, 0);
+	if (st || json)
+		reply_free(r);
+	return st;
+}
+
 /* ---- formatting helpers ---- */
 
 static uint64_t now_ms(void)
@@ -636,15 +652,8 @@ static int cmd_status(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, "1 status\n", &r)) || (st = check_head(&r, "status"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 status\n", "status", j, &r)) || j)
 		return st;
-	}
-	if (j) {
-		print_raw(&r, 0);
-		reply_free(&r);
-		return 0;
-	}
 	const json_t *h = r.lines[0];
 	char t1[64], age[32];
 	uint64_t up_ns = ju64(h, "uptime_ns");
@@ -758,15 +767,8 @@ static int cmd_target(const char *path, int argc, char **argv)
 	snprintf(line, sizeof line, "1 target %s\n", name);
 	struct reply r = { 0 };
 	int st;
-	if ((st = request(path, line, &r)) || (st = check_head(&r, "target"))) {
-		reply_free(&r);
+	if ((st = fetch(path, line, "target", j, &r)) || j)
 		return st;
-	}
-	if (j) {
-		print_raw(&r, 0);
-		reply_free(&r);
-		return 0;
-	}
 	const json_t *probes = json_object_get(r.lines[0], "probes");
 	size_t i;
 	json_t *p;
@@ -861,10 +863,8 @@ static int cmd_history(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, line, &r)) || (st = check_head(&r, "history"))) {
-		reply_free(&r);
+	if ((st = fetch(path, line, "history", false, &r)))
 		return st;
-	}
 	const json_t *h = r.lines[0];
 	const json_t *end = r.lines[r.n - 1];
 	if (r.n < 2 || !json_is_true(json_object_get(end, "end"))) {
@@ -919,10 +919,8 @@ static int cmd_graph(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, line, &r)) || (st = check_head(&r, "graph"))) {
-		reply_free(&r);
+	if ((st = fetch(path, line, "graph", false, &r)))
 		return st;
-	}
 	if (r.n < 2 || !json_is_true(json_object_get(r.lines[r.n - 1], "end"))) {
 		fprintf(stderr, "%s: the reply ended early\n", prog);
 		reply_free(&r);
@@ -944,15 +942,8 @@ static int cmd_stats(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, "1 stats\n", &r)) || (st = check_head(&r, "stats"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 stats\n", "stats", j, &r)) || j)
 		return st;
-	}
-	if (j) {
-		print_raw(&r, 0);
-		reply_free(&r);
-		return 0;
-	}
 	const char *svcs[] = { "tcp", "udp", "stamp" };
 	for (int s = 0; s < 3; s++) {
 		const json_t *o = json_object_get(r.lines[0], svcs[s]);
@@ -977,10 +968,8 @@ static int cmd_reload(const char *path, int argc, char **argv)
 	}
 	struct reply r = { 0 };
 	int st;
-	if ((st = request(path, "1 reload\n", &r)) || (st = check_head(&r, "reload"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 reload\n", "reload", false, &r)))
 		return st;
-	}
 	const json_t *h = r.lines[0];
 	if (json_is_true(json_object_get(h, "reloaded"))) {
 		printf("%s\n", jstr(h, "result", "reloaded"));
@@ -1002,10 +991,8 @@ static int cmd_help(const char *path, int argc, char **argv)
 	(void)argv;
 	struct reply r = { 0 };
 	int st;
-	if ((st = request(path, "1 help\n", &r)) || (st = check_head(&r, "help"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 help\n", "help", false, &r)))
 		return st;
-	}
 	for (size_t i = 1; i < r.n; i++)
 		printf("%-24s %s%s\n", jstr(r.lines[i], "usage", "?"), jstr(r.lines[i], "help", ""),
 		       json_is_true(json_object_get(r.lines[i], "privileged")) ?
