@@ -47,7 +47,7 @@ static void usage(FILE *out)
 		"      -j, --json       JSON array of the daemon's records\n"
 		"      -c, --csv        CSV with raw numbers (ns, ms, milli-percent)\n"
 		"      -v, --verbose    explain the columns first\n"
-		"  target NAME          one target in detail\n"
+		"  target NAME          one target in detail (with its recent RTTs and state changes)\n"
 		"  watch [--count=N]    redraw the targets table every second (targets options apply)\n"
 		"  reload               reload the configuration and print the outcome\n"
 		"  stats                TCP and UDP echo counters\n"
@@ -741,6 +741,76 @@ static void print_reasons(const char *title, const json_t *o)
 	printf("%s\n", any ? "" : "none");
 }
 
+#define DETAIL_INDENT "                "   /* under the 16-column labels */
+#define DETAIL_WIDTH 80
+
+/* The last outcomes: how many and when the newest was, then their RTTs
+ * (or "lost") oldest first, wrapped under the labels. */
+static void print_recent(const json_t *rec)
+{
+	const json_t *rtts = json_object_get(rec, "rtt_ms");
+	size_t i, col = 0;
+	json_t *v;
+	char when[64], age[32];
+
+	if (!rec)
+		return;       /* a daemon from before these fields */
+	printf("  %-14s", "recent RTTs");
+	if (!json_is_object(rec)) {
+		printf("not kept (history = no)\n");
+		return;
+	}
+	if (!json_array_size(rtts)) {
+		printf("none yet\n");
+		return;
+	}
+	fmt_time(when, sizeof when, jnum(rec, "newest_wall"));
+	fmt_age_s(age, sizeof age, jnum(rec, "newest_wall"));
+	printf("%zu, oldest first, newest at %s (%s ago)\n",
+	       json_array_size(rtts), when, age);
+	json_array_foreach(rtts, i, v) {
+		char cell[16];
+		if (json_is_number(v))
+			ctl_fmt_rtt(cell, sizeof cell, (uint64_t)(json_number_value(v) * 1e6 + 0.5));
+		else
+			snprintf(cell, sizeof cell, "lost");
+		size_t w = ctl_text_width(cell);
+		if (col && col + 1 + w > DETAIL_WIDTH - (sizeof DETAIL_INDENT - 1)) {
+			printf("\n");
+			col = 0;
+		}
+		printf("%s%s", col ? " " : DETAIL_INDENT, cell);
+		col += (col ? 1 : 0) + w;
+	}
+	printf("\n");
+}
+
+/* The last up/down changes, one a line, oldest first. */
+static void print_states(const json_t *states)
+{
+	size_t i;
+	json_t *c;
+
+	if (!states)
+		return;
+	printf("  %-14s", "state changes");
+	if (!json_is_array(states)) {
+		printf("not kept (history = no)\n");
+		return;
+	}
+	if (!json_array_size(states)) {
+		printf("none recorded\n");
+		return;
+	}
+	json_array_foreach(states, i, c) {
+		char when[64], age[32];
+		fmt_time(when, sizeof when, jnum(c, "at"));
+		fmt_age_s(age, sizeof age, jnum(c, "at"));
+		printf("%s%s  %s -> %s  (%s ago)\n", i ? DETAIL_INDENT : "", when,
+		       jstr(c, "from", "?"), jstr(c, "to", "?"), age);
+	}
+}
+
 static int cmd_target(const char *path, int argc, char **argv)
 {
 	const char *name = NULL;
@@ -802,6 +872,8 @@ static int cmd_target(const char *path, int argc, char **argv)
 		print_counts("                ", json_object_get(p, "window"));
 		print_reasons("send errors", json_object_get(p, "send_errors"));
 		print_reasons("icmp errors", json_object_get(p, "icmp_errors"));
+		print_recent(json_object_get(p, "recent"));
+		print_states(json_object_get(p, "states"));
 	}
 	reply_free(&r);
 	return 0;
