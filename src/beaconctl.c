@@ -744,6 +744,21 @@ static void print_reasons(const char *title, const json_t *o)
 #define DETAIL_INDENT "                "   /* under the 16-column labels */
 #define DETAIL_WIDTH 80
 
+/* The label of "recent" or "states", and why there is nothing to list when
+ * there is not (then false; also for a daemon from before these fields). */
+static bool past_label(const char *label, const json_t *v, bool kept, size_t n,
+		       const char *none)
+{
+	if (!v)
+		return false;
+	printf("  %-14s", label);
+	if (!kept || n == 0) {
+		printf("%s\n", kept ? none : "not kept (history = no)");
+		return false;
+	}
+	return true;
+}
+
 /* The last outcomes: how many and when the newest was, then their RTTs
  * (or "lost") oldest first, wrapped under the labels. */
 static void print_recent(const json_t *rec)
@@ -753,17 +768,8 @@ static void print_recent(const json_t *rec)
 	json_t *v;
 	char when[64], age[32];
 
-	if (!rec)
-		return;       /* a daemon from before these fields */
-	printf("  %-14s", "recent RTTs");
-	if (!json_is_object(rec)) {
-		printf("not kept (history = no)\n");
+	if (!past_label("recent RTTs", rec, json_is_object(rec), json_array_size(rtts), "none yet"))
 		return;
-	}
-	if (!json_array_size(rtts)) {
-		printf("none yet\n");
-		return;
-	}
 	fmt_time(when, sizeof when, jnum(rec, "newest_wall"));
 	fmt_age_s(age, sizeof age, jnum(rec, "newest_wall"));
 	printf("%zu, oldest first, newest at %s (%s ago)\n",
@@ -791,17 +797,9 @@ static void print_states(const json_t *states)
 	size_t i;
 	json_t *c;
 
-	if (!states)
+	if (!past_label("state changes", states, json_is_array(states), json_array_size(states),
+			"none recorded"))
 		return;
-	printf("  %-14s", "state changes");
-	if (!json_is_array(states)) {
-		printf("not kept (history = no)\n");
-		return;
-	}
-	if (!json_array_size(states)) {
-		printf("none recorded\n");
-		return;
-	}
 	json_array_foreach(states, i, c) {
 		char when[64], age[32];
 		fmt_time(when, sizeof when, jnum(c, "at"));

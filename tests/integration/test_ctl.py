@@ -310,6 +310,11 @@ class Ctl(unittest.TestCase):
         self.assertIn("probe         IPv6", r.stdout)
         r = ctl(self.sock, "target", "unres")
         self.assertIn("(not resolved)", r.stdout)
+        # History kept, but nothing happened yet.
+        self.assertIn("\n  recent RTTs   none yet\n  state changes none recorded\n", r.stdout)
+        p = json.loads(ctl(self.sock, "target", "unres", "-j").stdout)["probes"][0]
+        self.assertEqual(p["recent"], {"newest_wall": None, "rtt_ms": []})
+        self.assertEqual(p["states"], [])
         r = ctl(self.sock, "target", "nosuch")
         self.assertEqual(r.returncode, EX_DATAERR)
         self.assertIn('no target named "nosuch"', r.stderr)
