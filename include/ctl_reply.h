@@ -9,7 +9,11 @@
  *   targets  a header {"ok":true,"version":1,"reply":"targets"}, one
  *            object per probe, then {"end":true,"probes":N,"complete":B}
  *            (complete is false when a reload cut the walk short)
- *   target   {"ok":true,...,"reply":"target","name":...,"probes":[...]}
+ *   target   {"ok":true,...,"reply":"target","name":...,"probes":[...]};
+ *            each probe also has "recent": {"newest_wall":UNIX_S,
+ *            "rtt_ms":[...]} (the last outcomes, oldest first, null for a
+ *            lost one) and "states": [{"at":UNIX_S,"from":S,"to":S},...]
+ *            (oldest first), both null when the target has `history = no`
  *   stats    {"ok":true,...,"reply":"stats","tcp":{...},"udp":{...}}
  */
 #ifndef BEACOND_CTL_REPLY_H

@@ -25,12 +25,20 @@
  * of each sorted rank).  Reading the newest, still open window of a coarse
  * tier computes it the same way on the fly, so coarse graphs do not lag.
  *
+ * Besides the rounds, a history keeps what `beaconctl target NAME` shows
+ * of the probe's recent past: the last HISTORY_RECENT outcomes in order
+ * (RTT codes, or HISTORY_RECENT_LOST) with the wall-clock time of the
+ * newest, and the last HISTORY_STATES up/down changes.  Neither is in the
+ * file: after a restart they start empty (the rounds carry the long view).
+ *
  * Memory with the defaults: 780 rounds x 30 bytes (struct history_round) +
  * up to HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round + the
- * struct itself (about 120 bytes) = at most 24 032 bytes per probe.  A
- * round with more replies than HISTORY_SAMPLES_MAX keeps a uniform random
- * sample of them (reservoir sampling, deterministic) for its interior
- * quantiles; its minimum, maximum and counts stay exact.
+ * struct itself (448 bytes on LP64: about 120 of counters and pointers,
+ * 32 x 2 bytes of recent outcomes and 16 x 16 bytes of state changes) =
+ * at most 24 360 bytes per probe (the goal is 24 KiB, 24 576).  A round
+ * with more replies than HISTORY_SAMPLES_MAX keeps a uniform random sample
+ * of them (reservoir sampling, deterministic) for its interior quantiles;
+ * its minimum, maximum and counts stay exact.
  */
 #ifndef BEACOND_HISTORY_H
 #define BEACOND_HISTORY_H
@@ -48,6 +56,10 @@
 #define HISTORY_STEP_MIN_NS 1000000000ULL          /* 1 s */
 #define HISTORY_STEP_MAX_NS (3600ULL * 1000000000ULL) /* 1 h */
 #define HISTORY_STEP_DEFAULT_NS (60ULL * 1000000000ULL)
+#define HISTORY_RECENT 32             /* outcomes kept in order */
+#define HISTORY_RECENT_LOST UINT16_MAX /* a lost one among them (no RTT code is
+				       * this: replies are clamped below it) */
+#define HISTORY_STATES 16             /* up/down changes kept */
 
 /* Ratio of each tier's round to the step, and rounds kept. */
 extern const uint32_t history_tier_ratio[HISTORY_TIERS];
@@ -64,6 +76,13 @@ struct history_tier {
 	struct history_round *r;      /* len rounds, slot s at r[s % len] */
 };
 
+/* One up/down change: the probe's enum health_state values (stats.h;
+ * the history does not interpret them). */
+struct history_state_change {
+	uint64_t wall_ns;             /* CLOCK_REALTIME */
+	uint8_t from, to;
+};
+
 struct history {
 	uint64_t step_ns;
 	struct history_tier tier[HISTORY_TIERS];
@@ -75,6 +94,12 @@ struct history {
 	uint16_t *samples;
 	uint32_t rng;
 	uint64_t dropped;             /* outcomes older than the newest round (clock stepped back) */
+	/* Rings: the oldest of n entries is at next - n (mod the size). */
+	uint64_t recent_wall_ns;      /* the newest outcome's time; 0 before the first */
+	uint16_t recent[HISTORY_RECENT];
+	uint8_t recent_n, recent_next;
+	uint8_t states_n, states_next;
+	struct history_state_change states[HISTORY_STATES];
 };
 
 /* A round's counts as plain numbers. */
@@ -109,6 +134,16 @@ bool history_add(struct history *h, uint64_t wall_ns, uint64_t rtt_ns);
 /* Close the open round if wall_ns is past its end (force: in any case, as
  * at stop, so a partial round is kept). */
 void history_tick(struct history *h, uint64_t wall_ns, bool force);
+
+/* The last outcomes history_add saw (dropped ones too: the order of
+ * arrival is what they show), oldest first, into out[HISTORY_RECENT]:
+ * RTT codes or HISTORY_RECENT_LOST.  Returns how many. */
+size_t history_recent(const struct history *h, uint16_t *out);
+/* Record an up/down change at wall_ns (the oldest of HISTORY_STATES is
+ * forgotten). */
+void history_state_add(struct history *h, uint64_t wall_ns, uint8_t from, uint8_t to);
+/* The changes kept, oldest first, into out[HISTORY_STATES]; how many. */
+size_t history_states(const struct history *h, struct history_state_change *out);
 
 /* Slot length of a tier, in ns. */
 static inline uint64_t history_tier_step(const struct history *h, unsigned tier)

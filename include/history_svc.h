@@ -24,9 +24,11 @@
 #define BEACOND_HISTORY_SVC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct config;
 struct ctl;
+struct history;
 struct loop;
 struct pinger;
 struct web;
@@ -45,6 +47,13 @@ void history_svc_save(struct history_svc *hs, const char *why);
 /* At stop: close the open rounds, wait for a running save, save in the
  * process.  Blocks (the loop is finishing). */
 void history_svc_stop(struct history_svc *hs);
+/* The history of the probe (target, family), for readers that show it
+ * (`beaconctl target NAME`): false when the target keeps none (`history =
+ * no`, or no such target); true with *out the history, or NULL while the
+ * probe has had no outcome yet.  *out is valid until the next return to
+ * the loop. */
+bool history_svc_lookup(const struct history_svc *hs, const char *target, uint8_t family,
+			const struct history **out);
 /* After pinger_free (which calls the hooks' on_gone). */
 void history_svc_free(struct history_svc *hs);
 

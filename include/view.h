@@ -165,16 +165,25 @@ void pinger_view_global(const struct pinger *p, struct view_pinger *out);
  * the hook may hang its own per-probe state there.
  *   on_outcome  one request resolved: rtt_ns is its RTT, or STATS_NO_RTT
  *               when it was lost (timeout, ICMP error, failed send).
- *               now_ns is CLOCK_MONOTONIC.  Only for probes of targets
- *               with `history = yes` (the history is the one listener).
+ *               now_ns is CLOCK_MONOTONIC.
+ *   on_state    the up/down state machine moved from -> to (the change the
+ *               `event=state` log line reports), because of the outcome
+ *               that on_outcome is told of right after.  Optional (NULL).
+ *               A hook of its own rather than the state passed with every
+ *               outcome: changes are rare, and the listener need not keep
+ *               the previous state to find them.
+ *   Both only for probes of targets with `history = yes` (the history is
+ *   the one listener: the others cost it nothing).
  *   on_gone     the probe is being freed (target removed or changed):
  *               release *slot.  Not called for a NULL slot.
- * Both are called from the loop, never re-entered, and must not block.
+ * All are called from the loop, never re-entered, and must not block.
  */
 struct view_probe;
 struct pinger_hooks {
 	void (*on_outcome)(void *arg, void **slot, const struct view_probe_key *key,
 			   uint64_t now_ns, uint64_t rtt_ns);
+	void (*on_state)(void *arg, void **slot, const struct view_probe_key *key,
+			 uint64_t now_ns, enum health_state from, enum health_state to);
 	void (*on_gone)(void *arg, void **slot);
 	void *arg;
 };
@@ -188,6 +197,7 @@ struct udp_counters;
 struct web_counters;
 struct endpoint;
 struct stamp_counters;
+struct history_svc;
 struct view_daemon {
 	const char *version;
 	const char *config_path;
@@ -205,6 +215,9 @@ struct view_daemon {
 	const struct stamp_counters *stamp;  /* stamp.h; counted even when disabled */
 	const struct web_counters *web;      /* web.h */
 	const struct pinger *pinger;
+	/* The latency history (history_svc.h): per probe its rounds, recent
+	 * outcomes and state changes; NULL when there is none. */
+	const struct history_svc *history;
 	/* The listeners in force (addresses as configured, or as systemd
 	 * passed them), and the control socket ("" when off). */
 	const struct endpoint *tcp_listen, *udp_listen, *web_listen;

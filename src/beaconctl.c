@@ -47,7 +47,7 @@ static void usage(FILE *out)
 		"      -j, --json       JSON array of the daemon's records\n"
 		"      -c, --csv        CSV with raw numbers (ns, ms, milli-percent)\n"
 		"      -v, --verbose    explain the columns first\n"
-		"  target NAME          one target in detail\n"
+		"  target NAME          one target in detail (with its recent RTTs and state changes)\n"
 		"  watch [--count=N]    redraw the targets table every second (targets options apply)\n"
 		"  reload               reload the configuration and print the outcome\n"
 		"  stats                TCP and UDP echo counters\n"
@@ -314,6 +314,22 @@ static int print_raw(const struct reply *r, size_t from)
 		free(s);
 	}
 	return 0;
+}
+
+/* Send line and check the reply is `want`; with json (-j), also print it
+ * as it came.  Returns the exit code; the reply stays in r for the caller
+ * to print only on success without json (else r is freed). */
+static int fetch(const char *path, const char *line, const char *want, bool json,
+		 struct reply *r)
+{
+	int st = request(path, line, r);
+	if (!st)
+		st = check_head(r, want);
+	if (!st && json)
+		print_raw(r, 0);
+	if (st || json)
+		reply_free(r);
+	return st;
 }
 
 /* ---- formatting helpers ---- */
@@ -636,15 +652,8 @@ static int cmd_status(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, "1 status\n", &r)) || (st = check_head(&r, "status"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 status\n", "status", j, &r)) || j)
 		return st;
-	}
-	if (j) {
-		print_raw(&r, 0);
-		reply_free(&r);
-		return 0;
-	}
 	const json_t *h = r.lines[0];
 	char t1[64], age[32];
 	uint64_t up_ns = ju64(h, "uptime_ns");
@@ -732,6 +741,74 @@ static void print_reasons(const char *title, const json_t *o)
 	printf("%s\n", any ? "" : "none");
 }
 
+#define DETAIL_INDENT "                "   /* under the 16-column labels */
+#define DETAIL_WIDTH 80
+
+/* The label of "recent" or "states", and why there is nothing to list when
+ * there is not (then false; also for a daemon from before these fields). */
+static bool past_label(const char *label, const json_t *v, bool kept, size_t n,
+		       const char *none)
+{
+	if (!v)
+		return false;
+	printf("  %-14s", label);
+	if (!kept || n == 0) {
+		printf("%s\n", kept ? none : "not kept (history = no)");
+		return false;
+	}
+	return true;
+}
+
+/* The last outcomes: how many and when the newest was, then their RTTs
+ * (or "lost") oldest first, wrapped under the labels. */
+static void print_recent(const json_t *rec)
+{
+	const json_t *rtts = json_object_get(rec, "rtt_ms");
+	size_t i, col = 0;
+	json_t *v;
+	char when[64], age[32];
+
+	if (!past_label("recent RTTs", rec, json_is_object(rec), json_array_size(rtts), "none yet"))
+		return;
+	fmt_time(when, sizeof when, jnum(rec, "newest_wall"));
+	fmt_age_s(age, sizeof age, jnum(rec, "newest_wall"));
+	printf("%zu, oldest first, newest at %s (%s ago)\n",
+	       json_array_size(rtts), when, age);
+	json_array_foreach(rtts, i, v) {
+		char cell[16];
+		if (json_is_number(v))
+			ctl_fmt_rtt(cell, sizeof cell, (uint64_t)(json_number_value(v) * 1e6 + 0.5));
+		else
+			snprintf(cell, sizeof cell, "lost");
+		size_t w = ctl_text_width(cell);
+		if (col && col + 1 + w > DETAIL_WIDTH - (sizeof DETAIL_INDENT - 1)) {
+			printf("\n");
+			col = 0;
+		}
+		printf("%s%s", col ? " " : DETAIL_INDENT, cell);
+		col += (col ? 1 : 0) + w;
+	}
+	printf("\n");
+}
+
+/* The last up/down changes, one a line, oldest first. */
+static void print_states(const json_t *states)
+{
+	size_t i;
+	json_t *c;
+
+	if (!past_label("state changes", states, json_is_array(states), json_array_size(states),
+			"none recorded"))
+		return;
+	json_array_foreach(states, i, c) {
+		char when[64], age[32];
+		fmt_time(when, sizeof when, jnum(c, "at"));
+		fmt_age_s(age, sizeof age, jnum(c, "at"));
+		printf("%s%s  %s -> %s  (%s ago)\n", i ? DETAIL_INDENT : "", when,
+		       jstr(c, "from", "?"), jstr(c, "to", "?"), age);
+	}
+}
+
 static int cmd_target(const char *path, int argc, char **argv)
 {
 	const char *name = NULL;
@@ -758,15 +835,8 @@ static int cmd_target(const char *path, int argc, char **argv)
 	snprintf(line, sizeof line, "1 target %s\n", name);
 	struct reply r = { 0 };
 	int st;
-	if ((st = request(path, line, &r)) || (st = check_head(&r, "target"))) {
-		reply_free(&r);
+	if ((st = fetch(path, line, "target", j, &r)) || j)
 		return st;
-	}
-	if (j) {
-		print_raw(&r, 0);
-		reply_free(&r);
-		return 0;
-	}
 	const json_t *probes = json_object_get(r.lines[0], "probes");
 	size_t i;
 	json_t *p;
@@ -800,6 +870,8 @@ static int cmd_target(const char *path, int argc, char **argv)
 		print_counts("                ", json_object_get(p, "window"));
 		print_reasons("send errors", json_object_get(p, "send_errors"));
 		print_reasons("icmp errors", json_object_get(p, "icmp_errors"));
+		print_recent(json_object_get(p, "recent"));
+		print_states(json_object_get(p, "states"));
 	}
 	reply_free(&r);
 	return 0;
@@ -861,10 +933,8 @@ static int cmd_history(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, line, &r)) || (st = check_head(&r, "history"))) {
-		reply_free(&r);
+	if ((st = fetch(path, line, "history", false, &r)))
 		return st;
-	}
 	const json_t *h = r.lines[0];
 	const json_t *end = r.lines[r.n - 1];
 	if (r.n < 2 || !json_is_true(json_object_get(end, "end"))) {
@@ -919,10 +989,8 @@ static int cmd_graph(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, line, &r)) || (st = check_head(&r, "graph"))) {
-		reply_free(&r);
+	if ((st = fetch(path, line, "graph", false, &r)))
 		return st;
-	}
 	if (r.n < 2 || !json_is_true(json_object_get(r.lines[r.n - 1], "end"))) {
 		fprintf(stderr, "%s: the reply ended early\n", prog);
 		reply_free(&r);
@@ -944,15 +1012,8 @@ static int cmd_stats(const char *path, int argc, char **argv)
 	if (st)
 		return st;
 	struct reply r = { 0 };
-	if ((st = request(path, "1 stats\n", &r)) || (st = check_head(&r, "stats"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 stats\n", "stats", j, &r)) || j)
 		return st;
-	}
-	if (j) {
-		print_raw(&r, 0);
-		reply_free(&r);
-		return 0;
-	}
 	const char *svcs[] = { "tcp", "udp", "stamp" };
 	for (int s = 0; s < 3; s++) {
 		const json_t *o = json_object_get(r.lines[0], svcs[s]);
@@ -977,10 +1038,8 @@ static int cmd_reload(const char *path, int argc, char **argv)
 	}
 	struct reply r = { 0 };
 	int st;
-	if ((st = request(path, "1 reload\n", &r)) || (st = check_head(&r, "reload"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 reload\n", "reload", false, &r)))
 		return st;
-	}
 	const json_t *h = r.lines[0];
 	if (json_is_true(json_object_get(h, "reloaded"))) {
 		printf("%s\n", jstr(h, "result", "reloaded"));
@@ -1002,10 +1061,8 @@ static int cmd_help(const char *path, int argc, char **argv)
 	(void)argv;
 	struct reply r = { 0 };
 	int st;
-	if ((st = request(path, "1 help\n", &r)) || (st = check_head(&r, "help"))) {
-		reply_free(&r);
+	if ((st = fetch(path, "1 help\n", "help", false, &r)))
 		return st;
-	}
 	for (size_t i = 1; i < r.n; i++)
 		printf("%-24s %s%s\n", jstr(r.lines[i], "usage", "?"), jstr(r.lines[i], "help", ""),
 		       json_is_true(json_object_get(r.lines[i], "privileged")) ?

@@ -14,6 +14,8 @@
 #include "ctl.h"
 #include "ctl_reply.h"
 #include "daemon.h"
+#include "history.h"
+#include "history_svc.h"
 #include "json.h"
 #include "net.h"
 #include "stamp.h"
@@ -80,12 +82,12 @@ static void counts(struct jw *w, const struct stats_counts *c)
 		jw_fixed(w, stats_loss_milli_pct(c), 1000, 3);
 }
 
-void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
+/* A probe's members (ctl_probe_json without the braces). */
+static void probe_members(struct jw *w, const struct view_probe *p, bool detail)
 {
 	char addr[INET6_ADDRSTRLEN];
 
 	addr_str(p, addr, sizeof addr);
-	jw_obj_begin(w);
 	jw_kstr(w, "target", p->target);
 	jw_kstr(w, "host", p->host);
 	jw_key(w, "family");
@@ -134,7 +136,57 @@ void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
 			jw_ku64(w, view_icmp_err_name((enum view_icmp_err)i), p->icmp_errors[i]);
 		jw_obj_end(w);
 	}
+}
+
+void ctl_probe_json(struct jw *w, const struct view_probe *p, bool detail)
+{
+	jw_obj_begin(w);
+	probe_members(w, p, detail);
 	jw_obj_end(w);
+}
+
+/* `target NAME`'s view of the history: "recent" (the last outcomes, oldest
+ * first, null for lost ones) and "states" (the last up/down changes,
+ * oldest first); both null when the target keeps no history. */
+static void probe_past(struct jw *w, const struct history *h, bool kept)
+{
+	uint16_t rec[HISTORY_RECENT];
+	struct history_state_change sc[HISTORY_STATES];
+	size_t n;
+
+	jw_key(w, "recent");
+	if (!kept) {
+		jw_null(w);
+	} else {
+		n = h ? history_recent(h, rec) : 0;
+		jw_obj_begin(w);
+		k_unix(w, "newest_wall", n ? h->recent_wall_ns : 0);
+		jw_key(w, "rtt_ms");
+		jw_arr_begin(w);
+		for (size_t i = 0; i < n; i++) {
+			if (rec[i] == HISTORY_RECENT_LOST)
+				jw_null(w);
+			else
+				jw_fixed(w, history_rtt_decode(rec[i]), NSEC_PER_MSEC, 6);
+		}
+		jw_arr_end(w);
+		jw_obj_end(w);
+	}
+	jw_key(w, "states");
+	if (!kept) {
+		jw_null(w);
+		return;
+	}
+	n = h ? history_states(h, sc) : 0;
+	jw_arr_begin(w);
+	for (size_t i = 0; i < n; i++) {
+		jw_obj_begin(w);
+		k_unix(w, "at", sc[i].wall_ns);
+		jw_kstr(w, "from", health_state_name((enum health_state)sc[i].from));
+		jw_kstr(w, "to", health_state_name((enum health_state)sc[i].to));
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
 }
 
 static struct stream *bytes_or_fail(const struct jw *w, struct ctl_refusal *why)
@@ -410,8 +462,15 @@ static struct stream *target_open(void *arg, const struct ctl_peer *peer,
 	jw_kstr(&w, "name", probes[0].target);
 	jw_key(&w, "probes");
 	jw_arr_begin(&w);
-	for (size_t i = 0; i < n; i++)
-		ctl_probe_json(&w, &probes[i], true);
+	for (size_t i = 0; i < n; i++) {
+		const struct history *h = NULL;
+		bool kept = v.history &&
+			    history_svc_lookup(v.history, probes[i].target, probes[i].family, &h);
+		jw_obj_begin(&w);
+		probe_members(&w, &probes[i], true);
+		probe_past(&w, h, kept);
+		jw_obj_end(&w);
+	}
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	jw_newline(&w);
@@ -533,7 +592,8 @@ int ctl_reply_register(struct ctl *c, const struct daemon *d)
 		  .help = "one record per probe: state, counters, RTTs" },
 		{ .name = "target", .min_args = 1, .max_args = 1, .usage = "target NAME",
 		  .open = target_open,
-		  .help = "one target in detail: settings, window, errors by reason" },
+		  .help = "one target in detail: settings, window, errors by reason, "
+			  "recent RTTs, state changes" },
 		{ .name = "stats", .usage = "stats", .open = stats_open,
 		  .help = "TCP and UDP echo counters" },
 	};

@@ -111,6 +111,7 @@ void daemon_view(const struct daemon *d, struct view_daemon *out)
 		.stamp = d->stamp ? stamp_counters(d->stamp) : NULL,
 		.web = d->web ? web_counters(d->web) : NULL,
 		.pinger = d->pinger,
+		.history = d->history,
 		.tcp_listen = d->tcp_bound,
 		.n_tcp_listen = d->n_tcp_bound,
 		.udp_listen = d->udp_bound,

@@ -268,8 +268,50 @@ static void round_sample(struct history *h, uint16_t code)
 		h->samples[j] = code;
 }
 
+/* The recent outcomes come first: the rounds may refuse one (the clock
+ * stepped back), the ring shows every outcome in the order it came. */
+static void recent_add(struct history *h, uint64_t wall_ns, uint64_t rtt_ns)
+{
+	uint16_t c = HISTORY_RECENT_LOST;
+	if (rtt_ns != UINT64_MAX) {
+		c = history_rtt_encode(rtt_ns);
+		if (c == HISTORY_RECENT_LOST)
+			c--;          /* over 73 min: no timeout is that long */
+	}
+	h->recent[h->recent_next] = c;
+	h->recent_next = (uint8_t)((h->recent_next + 1) % HISTORY_RECENT);
+	if (h->recent_n < HISTORY_RECENT)
+		h->recent_n++;
+	h->recent_wall_ns = wall_ns;
+}
+
+size_t history_recent(const struct history *h, uint16_t *out)
+{
+	unsigned first = (h->recent_next + HISTORY_RECENT - h->recent_n) % HISTORY_RECENT;
+	for (unsigned i = 0; i < h->recent_n; i++)
+		out[i] = h->recent[(first + i) % HISTORY_RECENT];
+	return h->recent_n;
+}
+
+void history_state_add(struct history *h, uint64_t wall_ns, uint8_t from, uint8_t to)
+{
+	h->states[h->states_next] = (struct history_state_change){ wall_ns, from, to };
+	h->states_next = (uint8_t)((h->states_next + 1) % HISTORY_STATES);
+	if (h->states_n < HISTORY_STATES)
+		h->states_n++;
+}
+
+size_t history_states(const struct history *h, struct history_state_change *out)
+{
+	unsigned first = (h->states_next + HISTORY_STATES - h->states_n) % HISTORY_STATES;
+	for (unsigned i = 0; i < h->states_n; i++)
+		out[i] = h->states[(first + i) % HISTORY_STATES];
+	return h->states_n;
+}
+
 bool history_add(struct history *h, uint64_t wall_ns, uint64_t rtt_ns)
 {
+	recent_add(h, wall_ns, rtt_ns);
 	uint64_t slot = wall_ns / h->step_ns;
 	if (h->cur_slot != HISTORY_NONE && slot != h->cur_slot) {
 		if (slot < h->cur_slot) {

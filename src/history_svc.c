@@ -233,12 +233,13 @@ static void entry_apply(struct history_svc *hs, struct hentry *e)
 
 /* ---- the hooks */
 
-static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
-		       uint64_t now_ns, uint64_t rtt_ns)
+/* The entry of the probe behind *slot, made (or taken over from a loaded
+ * file) at its first outcome or state change, brought to the settings in
+ * force; NULL when out of memory. */
+static struct hentry *slot_entry(struct history_svc *hs, void **slot,
+				 const struct view_probe_key *key)
 {
-	struct history_svc *hs = arg;
 	struct hentry *e = *slot;
-	(void)now_ns;   /* rounds are aligned to the wall clock */
 
 	if (e && e->family != key->family) {
 		entry_retire(hs, e);
@@ -251,7 +252,7 @@ static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
 		if (!e) {
 			e = entry_new(hs, key->target, key->host, key->family);
 			if (!e)
-				return;
+				return NULL;
 		}
 		e->attached = true;
 		*slot = e;
@@ -259,8 +260,27 @@ static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
 	} else if (e->gen != hs->gen) {
 		entry_apply(hs, e);
 	}
-	if (e->h)
+	return e;
+}
+
+static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
+		       uint64_t now_ns, uint64_t rtt_ns)
+{
+	struct hentry *e = slot_entry(arg, slot, key);
+	(void)now_ns;   /* rounds are aligned to the wall clock */
+
+	if (e && e->h)
 		history_add(e->h, wall_ns(), rtt_ns);
+}
+
+static void on_state(void *arg, void **slot, const struct view_probe_key *key,
+		     uint64_t now_ns, enum health_state from, enum health_state to)
+{
+	struct hentry *e = slot_entry(arg, slot, key);
+	(void)now_ns;   /* shown as wall-clock times */
+
+	if (e && e->h)
+		history_state_add(e->h, wall_ns(), (uint8_t)from, (uint8_t)to);
 }
 
 static void on_gone(void *arg, void **slot)
@@ -986,6 +1006,18 @@ static const struct history *history_of(const struct history_svc *hs, const stru
 	return e ? e->h : NULL;
 }
 
+bool history_svc_lookup(const struct history_svc *hs, const char *target, uint8_t family,
+			const struct history **out)
+{
+	const struct tsetting *s = setting_of(hs, target);
+	*out = NULL;
+	if (!s || !s->enabled)
+		return false;   /* an entry may still hold one until its next outcome */
+	const struct hentry *e = entry_find(hs, target, family);
+	*out = e ? e->h : NULL;
+	return true;
+}
+
 static uint64_t step_of(const struct history_svc *hs, const char *target)
 {
 	const struct tsetting *s = setting_of(hs, target);
@@ -1384,7 +1416,8 @@ struct history_svc *history_svc_new(struct loop *loop, struct pinger *p)
 	io_init(&hs->pidfd, -1, on_pidfd, 0);
 	timer_init(&hs->save_timer, on_save_timer);
 	timer_init(&hs->reap_timer, on_reap_timer);
-	struct pinger_hooks hooks = { on_outcome, on_gone, hs };
+	struct pinger_hooks hooks = { .on_outcome = on_outcome, .on_state = on_state,
+				      .on_gone = on_gone, .arg = hs };
 	pinger_set_hooks(p, &hooks);
 	return hs;
 }

@@ -90,13 +90,25 @@ void probe_ignored(struct probe_ctx *c, enum view_ignored why, const char *detai
 
 /* ---- outcomes ------------------------------------------------------------- */
 
+/* What the hooks are told a probe is. */
+static struct view_probe_key probe_key(const struct probe *pr)
+{
+	return (struct view_probe_key){
+		.target = target_name(probe_target(pr)),
+		.host = target_host(probe_target(pr)),
+		.family = pr->family,
+	};
+}
+
 /* Feed one resolved request to the up/down state machine.  Outcomes are
  * taken in send order: a timeout resolves only after `timeout`, often after
  * the reply to a newer request, and that older news must not reset the run
  * of consecutive replies (nor an old reply end a run of newer losses). */
-static void probe_health(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t send_ns)
+static void probe_health(struct probe_ctx *c, struct probe *pr, bool ok, uint64_t rtt_ns,
+			 uint64_t send_ns)
 {
 	const struct probe_opts *o = probe_target(pr)->opts;
+	const struct pinger_hooks *h = &c->hooks;
 	struct health_change ch;
 	struct logline *l;
 
@@ -120,6 +132,11 @@ static void probe_health(struct probe *pr, bool ok, uint64_t rtt_ns, uint64_t se
 	log_u64(l, "total_sent", pr->stats.run.c.sent);
 	log_u64(l, "total_lost", pr->stats.run.c.lost);
 	log_end(l);
+	if (h->on_state && c->hook_slots && pr->id < c->n_slots && probe_target(pr)->opts->history) {
+		struct view_probe_key key = probe_key(pr);
+
+		h->on_state(h->arg, &c->hook_slots[pr->id], &key, c->io->now(c), ch.from, ch.to);
+	}
 }
 
 /* Tell the hook (the history) about one resolved request, for targets
@@ -132,16 +149,14 @@ static void probe_notify(struct probe_ctx *c, struct probe *pr, uint64_t rtt_ns)
 	if (!h->on_outcome || !c->hook_slots || pr->id >= c->n_slots ||
 	    !probe_target(pr)->opts->history)
 		return;
-	key.target = target_name(probe_target(pr));
-	key.host = target_host(probe_target(pr));
-	key.family = pr->family;
+	key = probe_key(pr);
 	h->on_outcome(h->arg, &c->hook_slots[pr->id], &key, c->io->now(c), rtt_ns);
 }
 
 static void probe_lost(struct probe_ctx *c, struct probe *pr, uint64_t send_ns)
 {
 	stats_lost(&pr->stats);
-	probe_health(pr, false, 0, send_ns);
+	probe_health(c, pr, false, 0, send_ns);
 	probe_notify(c, pr, STATS_NO_RTT);
 }
 
@@ -168,7 +183,7 @@ static void probe_received(struct probe_ctx *c, struct probe *pr, uint64_t rtt_n
 		}
 		probe_target(pr)->hist[(size_t)pr->index * (c->rtt_n + 1) + lo]++;
 	}
-	probe_health(pr, true, rtt_ns, send_ns);
+	probe_health(c, pr, true, rtt_ns, send_ns);
 	probe_notify(c, pr, rtt_ns);
 }
 
@@ -295,7 +310,7 @@ static void send_failed(struct probe_ctx *c, struct probe *pr, int err, uint64_t
 
 	stats_send_failed(&pr->stats);
 	pr->send_errors[send_err_group(err)]++;
-	probe_health(pr, false, 0, t0);
+	probe_health(c, pr, false, 0, t0);
 	probe_notify(c, pr, STATS_NO_RTT);
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */

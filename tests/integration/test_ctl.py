@@ -298,6 +298,10 @@ class Ctl(unittest.TestCase):
         r = ctl(self.sock, "target", "down", "-j")
         p = json.loads(r.stdout)["probes"][0]
         self.assertGreater(p["send_errors"]["unreachable"], 0, p)
+        # Never answered: every recent outcome lost, one change (to down).
+        self.assertTrue(p["recent"]["rtt_ms"], p)
+        self.assertEqual(set(p["recent"]["rtt_ms"]), {None}, p)
+        self.assertEqual([(c["from"], c["to"]) for c in p["states"]], [("unknown", "down")])
         r = ctl(self.sock, "target", "down")
         self.assertIn("send errors   unreachable ", r.stdout)
         self.assertIn("state         down since", r.stdout)
@@ -306,11 +310,108 @@ class Ctl(unittest.TestCase):
         self.assertIn("probe         IPv6", r.stdout)
         r = ctl(self.sock, "target", "unres")
         self.assertIn("(not resolved)", r.stdout)
+        # History kept, but nothing happened yet.
+        self.assertIn("\n  recent RTTs   none yet\n  state changes none recorded\n", r.stdout)
+        p = json.loads(ctl(self.sock, "target", "unres", "-j").stdout)["probes"][0]
+        self.assertEqual(p["recent"], {"newest_wall": None, "rtt_ms": []})
+        self.assertEqual(p["states"], [])
         r = ctl(self.sock, "target", "nosuch")
         self.assertEqual(r.returncode, EX_DATAERR)
         self.assertIn('no target named "nosuch"', r.stderr)
         r = ctl(self.sock, "target")
         self.assertEqual(r.returncode, EX_USAGE)
+
+    @unittest.skipUnless(have("nft"), "nft not installed")
+    def test_target_recent_rtts_and_state_history(self):
+        # A daemon of its own in the namespace: a target that answers, then
+        # is blackholed by an nft drop; and one with history = no.
+        sock = os.path.join(self.tmp, "recent.sock")
+        targets = {"flap": {"host": "127.0.0.7"},
+                   "nohist": {"host": "127.0.0.1", "history": "no"}}
+        nft = self.ns.prefix + ["nft"]
+        with Daemon(ctl_config(sock, targets=targets), prefix=self.ns.prefix) as d:
+            t_start = time.time()
+            d.start()
+
+            def probe(name):
+                r = ctl(sock, "target", name, "-j")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                return json.loads(r.stdout)["probes"][0]
+
+            deadline = time.monotonic() + 15
+            while True:
+                p = probe("flap")
+                if p["state"] == "up" and len(p["recent"]["rtt_ms"]) >= 10:
+                    break
+                self.assertLess(time.monotonic(), deadline, p)
+                time.sleep(0.1)
+            t_up_seen = time.time()
+            rtts = p["recent"]["rtt_ms"]
+            self.assertTrue(all(isinstance(x, float) and 0 < x < 200 for x in rtts), rtts)
+            self.assertLess(abs(p["recent"]["newest_wall"] - time.time()), 1.0, p["recent"])
+            self.assertEqual([(c["from"], c["to"]) for c in p["states"]], [("unknown", "up")])
+            self.assertLessEqual(t_start - 0.01, p["states"][0]["at"])
+            self.assertLessEqual(p["states"][0]["at"], t_up_seen + 0.01)
+            # The daemon's state_since is the same change (in whole seconds).
+            self.assertTrue(0 <= p["states"][0]["at"] - p["since"] < 1.01, p)
+
+            t_drop = time.time()
+            subprocess.run(nft + ["-f", "-"], check=True, text=True, input=(
+                "table inet bctlrecent {\n"
+                "  chain out { type filter hook output priority 0; policy accept;\n"
+                "    ip daddr 127.0.0.7 icmp type echo-request drop\n  }\n}\n"))
+            try:
+                deadline = time.monotonic() + 15
+                while True:
+                    p = probe("flap")
+                    rtts = p["recent"]["rtt_ms"]
+                    if p["state"] == "down" and rtts[-5:] == [None] * 5:
+                        break
+                    self.assertLess(time.monotonic(), deadline, p)
+                    time.sleep(0.1)
+                t_down_seen = time.time()
+                # Replies, then only losses (oldest first, newest last).
+                first_lost = rtts.index(None)
+                self.assertGreater(first_lost, 0, rtts)
+                self.assertTrue(all(isinstance(x, float) for x in rtts[:first_lost]), rtts)
+                self.assertEqual(set(rtts[first_lost:]), {None}, rtts)
+                self.assertEqual([(c["from"], c["to"]) for c in p["states"]],
+                                 [("unknown", "up"), ("up", "down")])
+                down_at = p["states"][1]["at"]
+                # down_after (2) requests, each lost after its 200 ms timeout.
+                self.assertLessEqual(t_drop, down_at)
+                self.assertLessEqual(down_at, t_down_seen + 0.01)
+                self.assertLess(down_at - t_drop, 2.0 * harness.SLOW)
+
+                r = ctl(sock, "target", "flap")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = r.stdout.splitlines()
+                i = next(k for k, l in enumerate(lines) if l.startswith("  recent RTTs   "))
+                self.assertRegex(lines[i], r"^  recent RTTs   \d+, oldest first, newest at "
+                                           r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(\d+s ago\)$")
+                cells = []
+                for l in lines[i + 1:]:
+                    if not l.startswith(" " * 16):
+                        break
+                    self.assertLessEqual(len(l), 80, l)
+                    cells += l.split()
+                self.assertEqual(len(cells), len(rtts), r.stdout)
+                self.assertRegex(cells[0], r"^\d+(\.\d+)?(µs|ms)$")
+                self.assertEqual(cells[-5:], ["lost"] * 5)
+                self.assertRegex(r.stdout, r"(?m)^  state changes \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+                                           r"  unknown -> up  \(\d+s ago\)\n {16}\d{4}-\d\d-\d\d "
+                                           r"\d\d:\d\d:\d\d UTC  up -> down  \(\d+s ago\)$")
+            finally:
+                subprocess.run(nft + ["delete", "table", "inet", "bctlrecent"], check=False)
+
+            p = probe("nohist")
+            self.assertEqual(p["state"], "up", p)
+            self.assertIsNone(p["recent"])
+            self.assertIsNone(p["states"])
+            r = ctl(sock, "target", "nohist")
+            self.assertIn("\n  recent RTTs   not kept (history = no)\n", r.stdout)
+            self.assertIn("\n  state changes not kept (history = no)\n", r.stdout)
+            self.assertEqual(d.stop(), 0)
 
     def test_stats_match_the_log(self):
         # One TCP echo exchange inside the namespace, then compare.

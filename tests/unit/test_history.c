@@ -183,10 +183,90 @@ Test(history, many_replies_keep_exact_extremes)
 Test(history, memory_goal)
 {
 	struct history *h = h_new(60 * S);
+	/* The worst case: a full sample buffer, both rings full. */
 	for (uint64_t i = 0; i < 1000; i++)
 		history_add(h, T0 + i * 10 * MS, MS);
+	for (uint64_t i = 0; i < 2 * HISTORY_STATES; i++)
+		history_state_add(h, T0 + i * S, 1, 2);
+	cr_assert_eq(h->cap_samples, HISTORY_SAMPLES_MAX);
 	cr_assert_eq(sizeof(struct history_round), 30);
 	cr_assert_leq(history_memory(h), 24 * 1024, "%zu bytes", history_memory(h));
+	/* What include/history.h says it is (LP64). */
+	if (sizeof(void *) == 8)
+		cr_assert_eq(history_memory(h), 24360, "%zu bytes", history_memory(h));
+	history_free(h);
+}
+
+Test(history, recent_outcomes_oldest_first)
+{
+	struct history *h = h_new(S);
+	uint16_t out[HISTORY_RECENT];
+	cr_assert_eq(history_recent(h, out), 0);
+	cr_assert_eq(h->recent_wall_ns, 0);
+	history_add(h, T0 + 1 * S, 1 * MS);
+	history_add(h, T0 + 2 * S, LOST);
+	history_add(h, T0 + 3 * S, 3 * MS);
+	cr_assert_eq(history_recent(h, out), 3);
+	cr_assert(near(history_rtt_decode(out[0]), 1 * MS));
+	cr_assert_eq(out[1], HISTORY_RECENT_LOST);
+	cr_assert(near(history_rtt_decode(out[2]), 3 * MS));
+	cr_assert_eq(h->recent_wall_ns, T0 + 3 * S);
+	/* A full ring forgets the oldest: after 40 more, the 32 newest. */
+	for (uint64_t i = 0; i < 40; i++)
+		history_add(h, T0 + (10 + i) * S, i % 5 == 4 ? LOST : (100 + i) * MS);
+	cr_assert_eq(history_recent(h, out), HISTORY_RECENT);
+	for (uint64_t k = 0; k < HISTORY_RECENT; k++) {
+		uint64_t i = 40 - HISTORY_RECENT + k;
+		if (i % 5 == 4)
+			cr_assert_eq(out[k], HISTORY_RECENT_LOST, "entry %llu", (unsigned long long)k);
+		else
+			cr_assert(near(history_rtt_decode(out[k]), (100 + i) * MS),
+				  "entry %llu", (unsigned long long)k);
+	}
+	cr_assert_eq(h->recent_wall_ns, T0 + 49 * S);
+	/* One the rounds drop (the clock stepped back) is still shown. */
+	cr_assert_not(history_add(h, T0, 7 * MS));
+	cr_assert_eq(history_recent(h, out), HISTORY_RECENT);
+	cr_assert(near(history_rtt_decode(out[HISTORY_RECENT - 1]), 7 * MS));
+	cr_assert_eq(h->recent_wall_ns, T0);
+	history_free(h);
+}
+
+Test(history, recent_never_mistakes_a_huge_rtt_for_a_loss)
+{
+	struct history *h = h_new(S);
+	uint16_t out[HISTORY_RECENT];
+	history_add(h, T0, UINT64_MAX - 1);
+	cr_assert_eq(history_recent(h, out), 1);
+	cr_assert_neq(out[0], HISTORY_RECENT_LOST);
+	cr_assert_gt(history_rtt_decode(out[0]), 4000ULL * S);
+	history_free(h);
+}
+
+Test(history, state_changes_oldest_first)
+{
+	struct history *h = h_new(S);
+	struct history_state_change out[HISTORY_STATES];
+	cr_assert_eq(history_states(h, out), 0);
+	history_state_add(h, T0 + 1, 0, 1);
+	history_state_add(h, T0 + 2, 1, 2);
+	cr_assert_eq(history_states(h, out), 2);
+	cr_assert_eq(out[0].wall_ns, T0 + 1);
+	cr_assert_eq(out[0].from, 0);
+	cr_assert_eq(out[0].to, 1);
+	cr_assert_eq(out[1].wall_ns, T0 + 2);
+	cr_assert_eq(out[1].from, 1);
+	cr_assert_eq(out[1].to, 2);
+	for (uint64_t i = 3; i <= 20; i++)
+		history_state_add(h, T0 + i, (uint8_t)(i % 2 ? 2 : 1), (uint8_t)(i % 2 ? 1 : 2));
+	cr_assert_eq(history_states(h, out), HISTORY_STATES);
+	for (unsigned k = 0; k < HISTORY_STATES; k++) {
+		uint64_t i = 20 - HISTORY_STATES + 1 + k;
+		cr_assert_eq(out[k].wall_ns, T0 + i, "entry %u", k);
+		cr_assert_eq(out[k].to, i % 2 ? 1 : 2, "entry %u", k);
+	}
+	/* Recording states does not touch the rounds. */
+	cr_assert_eq(history_newest(h, 0), HISTORY_NONE);
 	history_free(h);
 }
 
@@ -254,6 +334,13 @@ Test(history, file_round_trip)
 	cr_assert_eq(id.family, 4);
 	cr_assert_eq(id.saved_wall_ns, T0 + 600 * S);
 	cr_assert_eq(g->step_ns, h->step_ns);
+	/* The recent outcomes and state changes are not in the file. */
+	uint16_t rec[HISTORY_RECENT];
+	struct history_state_change sc[HISTORY_STATES];
+	cr_assert_eq(history_recent(h, rec), HISTORY_RECENT);
+	cr_assert_eq(history_recent(g, rec), 0);
+	cr_assert_eq(history_states(g, sc), 0);
+	cr_assert_eq(g->recent_wall_ns, 0);
 	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
 		cr_assert_eq(g->tier[k].last, h->tier[k].last);
 		uint64_t newest = history_newest(h, k);

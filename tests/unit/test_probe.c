@@ -30,6 +30,10 @@ struct fx {
 	uint64_t woke;
 	int outcomes, lost_outcomes;
 	uint64_t last_rtt;
+	/* on_state: calls, the last change, outcomes reported before it. */
+	int states;
+	enum health_state from, to;
+	int outcomes_at_state;
 	int devnull;
 };
 
@@ -77,6 +81,25 @@ static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
 	f->last_rtt = rtt_ns;
 }
 
+static void on_state(void *arg, void **slot, const struct view_probe_key *key,
+		     uint64_t now_ns, enum health_state from, enum health_state to)
+{
+	struct fx *f = arg;
+
+	cr_assert_eq(slot, &f->hook_slots[0]);
+	cr_assert_str_eq(key->target, "t1");
+	cr_assert_str_eq(key->host, "192.0.2.1");
+	cr_assert_eq(key->family, 4);
+	cr_assert_eq(now_ns, f->now);
+	cr_assert_neq(from, to);
+	/* The probe's own state has moved already. */
+	cr_assert_eq(f->pr->health.state, to);
+	f->states++;
+	f->from = from;
+	f->to = to;
+	f->outcomes_at_state = f->outcomes;
+}
+
 static void addr4(union inet_sa *a, const char *ip)
 {
 	memset(a, 0, sizeof *a);
@@ -99,6 +122,7 @@ static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 	f->c.cookie = COOKIE;
 	f->c.hook_slots = f->hook_slots;
 	f->c.hooks.on_outcome = on_outcome;
+	f->c.hooks.on_state = on_state;
 	f->c.hooks.arg = f;
 	wheel_init(&f->c.wheel, MS, f->now);
 	f->sock.map = seqmap_new(2 * NSEC_PER_SEC);
@@ -414,6 +438,12 @@ Test(probe, hysteresis_both_ways)
 	cr_assert_eq(f->pr->health.state, HEALTH_UP);
 	cr_assert_eq(f->pr->state_changes, 1);
 	cr_assert_gt(f->pr->state_since_s, 0);
+	/* The hook saw it, before the outcome that caused it. */
+	cr_assert_eq(f->states, 1);
+	cr_assert_eq(f->from, HEALTH_UNKNOWN);
+	cr_assert_eq(f->to, HEALTH_UP);
+	cr_assert_eq(f->outcomes_at_state, 1);
+	cr_assert_eq(f->outcomes, 2);
 	/* Two losses are not enough, a reply resets the run... */
 	for (int i = 0; i < 2; i++) {
 		send_one(f);
@@ -432,6 +462,9 @@ Test(probe, hysteresis_both_ways)
 	probe_run(&f->c, f->now);
 	cr_assert_eq(f->pr->health.state, HEALTH_DOWN);
 	cr_assert_eq(f->pr->state_changes, 2);
+	cr_assert_eq(f->states, 2);
+	cr_assert_eq(f->from, HEALTH_UP);
+	cr_assert_eq(f->to, HEALTH_DOWN);
 	/* One reply is not enough to come back, two are. */
 	f->now += 1000 * MS;
 	seq = send_one(f);
@@ -442,6 +475,11 @@ Test(probe, hysteresis_both_ways)
 	answer(f, seq, "192.0.2.1", f->now + 1 * MS);
 	cr_assert_eq(f->pr->health.state, HEALTH_UP);
 	cr_assert_eq(f->pr->state_changes, 3);
+	cr_assert_eq(f->states, 3);
+	cr_assert_eq(f->from, HEALTH_DOWN);
+	cr_assert_eq(f->to, HEALTH_UP);
+	/* No change, no call: the losses and the lone reply in between. */
+	cr_assert_eq(f->outcomes - f->outcomes_at_state, 1);
 	fx_free(f);
 }
 

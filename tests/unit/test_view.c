@@ -176,7 +176,7 @@ Test(view, walk_resume_and_generation)
 Test(view, replies_hooks_and_histogram)
 {
 	struct fixture f;
-	struct pinger_hooks h = { on_outcome, on_gone, NULL };
+	struct pinger_hooks h = { .on_outcome = on_outcome, .on_gone = on_gone };
 	struct view_probe vp;
 	struct view_pinger g;
 	uint64_t hist_total = 0;
