@@ -825,17 +825,10 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 		free(p);
 		return NULL;
 	}
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
-					 errlen) < 0)
-			goto fail;
-	/* Sockets systemd passed under the name "stamp" that no listen entry
-	 * took: served and kept across reloads, as the UDP echo does with its
-	 * own (sock_ops.adopt_only). */
-	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
-		goto fail;
-	if (listen_plan_watch(&p->socks, err, errlen) < 0)
+	/* Of the sockets systemd passed, only those named "stamp" are adopted
+	 * (sock_ops.adopt_only). */
+	if (listen_plan_from_config(&p->socks, cfg->enabled, cfg->listen, cfg->n_listen, 0,
+				    true, inherited, err, errlen) < 0)
 		goto fail;
 
 	if (p->set.rate > 0) {
@@ -862,7 +855,6 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 			}
 		}
 	}
-	listen_plan_finish(&p->socks);
 	return p;
 fail:
 	stamp_abort(p);

@@ -469,17 +469,8 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 		free(p);
 		return NULL;
 	}
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
-					 errlen) < 0)
-			goto fail;
-	/* Datagram sockets systemd passed that no entry names: the socket
-	 * unit is the authority on where to listen, so serve them, and keep
-	 * them across reloads (they could not be re-created without it). */
-	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
-		goto fail;
-	if (listen_plan_watch(&p->socks, err, errlen) < 0)
+	if (listen_plan_from_config(&p->socks, cfg->enabled, cfg->listen, cfg->n_listen, 0,
+				    true, inherited, err, errlen) < 0)
 		goto fail;
 
 	if (p->set.rate > 0) {
@@ -491,7 +482,6 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			goto fail;
 		}
 	}
-	listen_plan_finish(&p->socks);
 	return p;
 fail:
 	udp_abort(p);

@@ -955,17 +955,9 @@ struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
 		set_err(err, errlen, "[web] out of memory");
 		goto fail;
 	}
-	if (cfg->enabled) {
-		for (size_t i = 0; i < cfg->n_listen; i++)
-			if (listen_plan_endpoint(&p->listeners, &cfg->listen[i], 64,
-						 inherited, err, errlen) < 0)
-				goto fail;
-		if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
-		    listen_plan_adopt(&p->listeners, inherited, err, errlen) < 0 ||
-		    listen_plan_watch(&p->listeners, err, errlen) < 0)
-			goto fail;
-	}
-	listen_plan_finish(&p->listeners);
+	if (listen_plan_from_config(&p->listeners, cfg->enabled, cfg->listen, cfg->n_listen, 64,
+				    true, inherited, err, errlen) < 0)
+		goto fail;
 	if (p->listeners.n > 0 && (w->cur == NULL || w->cur->pool != p->set.pool)) {
 		p->inst = inst_new(w, p->set.pool);
 		if (p->inst == NULL || inst_watch(p->inst) < 0) {
