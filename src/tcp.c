@@ -688,7 +688,7 @@ void tcp_abort(struct tcp_plan *p)
 	if (p == NULL)
 		return;
 	listen_plan_abort(&p->listeners);
-	free(p->set.allow.v);
+	acl_free(&p->set.allow);
 	free(p);
 }
 
@@ -742,7 +742,7 @@ void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 	}
 
 	bool idle_changed = p->set.idle_ms != s->set.idle_ms;
-	free(s->set.allow.v);
+	acl_free(&s->set.allow);
 	s->set = p->set;
 	free(p);
 	if (idle_changed) {
@@ -778,7 +778,7 @@ void tcp_free(struct tcp_service *s)
 	tcp_close_all(s);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
-	free(s->set.allow.v);
+	acl_free(&s->set.allow);
 	free(s);
 }
 

@@ -915,19 +915,12 @@ int web_route(struct web *w, const char *path, bool prefix, web_page_fn fn, void
 	return 0;
 }
 
-static void settings_free(struct web_settings *s)
-{
-	free(s->allow.v);
-	s->allow.v = NULL;
-	s->allow.n = 0;
-}
-
 void web_abort(struct web_plan *p)
 {
 	if (p == NULL)
 		return;
 	listen_plan_abort(&p->listeners);
-	settings_free(&p->set);
+	acl_free(&p->set.allow);
 	if (p->inst) {
 		loop_unwatch(p->inst->w->loop, &p->inst->io);
 		MHD_stop_daemon(p->inst->mhd);
@@ -1000,7 +993,7 @@ void web_commit(struct web *w, struct web_plan *p)
 			listen_sock_log(l, "listen");
 		}
 	}
-	settings_free(&w->set);
+	acl_free(&w->set.allow);
 	w->set = p->set;
 	if (p->inst) {
 		if (w->cur)
@@ -1038,7 +1031,7 @@ void web_free(struct web *w)
 	for (size_t i = 0; i < w->n_routes; i++)
 		free(w->routes[i].path);
 	free(w->routes);
-	settings_free(&w->set);
+	acl_free(&w->set.allow);
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
 	free(w);
