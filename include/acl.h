@@ -19,5 +19,7 @@ bool acl_allows(const struct acl *acl, const struct sockaddr *sa);
 /* A service's own copy of a configured list (configs are freed on reload):
  * dst = src's entries in new memory.  0, or -1 (ENOMEM) with dst empty. */
 int acl_copy(struct acl *dst, const struct acl *src);
+/* Free such a copy and leave it empty. */
+void acl_free(struct acl *acl);
 
 #endif

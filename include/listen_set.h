@@ -1,6 +1,6 @@
 /*
  * listen_set: the sockets a service listens on, carried across reloads.
- * Shared by tcp and udp.
+ * Shared by tcp, udp, stamp and web.
  *
  * A service embeds one struct listen_set and gets a struct listen_sock for
  * every socket; a service that keeps more per socket embeds the listen_sock
@@ -104,6 +104,19 @@ int listen_plan_adopt(struct listen_plan *p, struct sd_listen_set *inherited, ch
 int listen_plan_watch(struct listen_plan *p, char *err, size_t errlen);
 /* Done building: the claimed marks are scratch for one prepare or commit. */
 void listen_plan_finish(struct listen_plan *p);
+/* The whole listen part of a prepare, from a service's [section]: for an
+ * enabled service a socket for each of the n_listen configured endpoints
+ * (listen_plan_endpoint() with backlog), then the pinned sockets kept and
+ * the ones systemd passed that no entry names adopted -- the socket unit is
+ * the authority on where to listen, and they could not be re-created
+ * without it -- then, if watch, every socket it opened watched; a disabled
+ * service plans no socket (its commit closes what it had).  Finishes the
+ * plan.  Returns 0, or -1 with err (listen_plan_abort() then closes what it
+ * opened). */
+int listen_plan_from_config(struct listen_plan *p, bool enabled,
+			    const struct endpoint *listen, size_t n_listen, int backlog,
+			    bool watch, struct sd_listen_set *inherited, char *err,
+			    size_t errlen);
 /* Close and free what the plan opened; the committed set is untouched. */
 void listen_plan_abort(struct listen_plan *p);
 

@@ -39,12 +39,21 @@ bool reflect_peer_parts(const struct sockaddr_storage *ss, socklen_t len, uint16
 #define REFLECT_PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
 int reflect_reply_source(struct msghdr *in, void *out, size_t outlen);
 
-/* The per-source rate table a reload's plan uses: cur (the running one,
- * which keeps its sources) when its size is unchanged, else a new one keyed
- * with random_bytes() -- a new size means new memory, and a fresh start is
- * the simple, lenient choice.  NULL with errno when it cannot be made. */
-struct ratelimit *reflect_ratelimit_plan(struct ratelimit *cur, uint32_t size,
-					 uint32_t rate, uint32_t burst);
+/* The per-source rate table a reload's plan uses, in *planned: none (NULL)
+ * when rate is 0, cur (the running one, which keeps its sources) when its
+ * size is unchanged, else a new one keyed with random_bytes() -- a new size
+ * means new memory, and a fresh start is the simple, lenient choice.
+ * Returns 0, or -1 with "[service] rate_table_size N: reason" in err. */
+int reflect_rate_prepare(struct ratelimit **planned, struct ratelimit *cur, uint32_t rate,
+			 uint32_t burst, uint32_t size, const char *service, char *err,
+			 size_t errlen);
+/* Free a planned table unless it is the running one. */
+void reflect_rate_abort(struct ratelimit *planned, const struct ratelimit *cur);
+/* Make the planned table the running one (*cur); cannot fail.  A replaced
+ * table is freed and its evictions added to *evictions_base, so the counter
+ * never goes back; the table kept or made gets rate and burst. */
+void reflect_rate_commit(struct ratelimit **cur, uint64_t *evictions_base,
+			 struct ratelimit *planned, uint32_t rate, uint32_t burst);
 
 /* A wildcard address (0.0.0.0 or ::): replies need the arrival address. */
 bool reflect_endpoint_is_wildcard(const struct endpoint *ep);

@@ -66,3 +66,10 @@ int acl_copy(struct acl *dst, const struct acl *src)
 	dst->n = src->n;
 	return 0;
 }
+
+void acl_free(struct acl *acl)
+{
+	free(acl->v);
+	acl->v = NULL;
+	acl->n = 0;
+}

@@ -225,59 +225,13 @@ static void listeners(struct jw *w, const struct endpoint *v, size_t n)
 	jw_arr_end(w);
 }
 
-static void tcp_json(struct jw *w, const struct tcp_counters *c)
+/* A service's counters as members, walked from its X-macro table: the
+ * names and order of its stats log line. */
+static void counters_json(struct jw *w, const void *counters,
+			  const struct counter_desc *descs, size_t n)
 {
-	jw_ku64(w, "active", c->active);
-	jw_ku64(w, "accepted", c->accepted);
-	jw_ku64(w, "refused_limit", c->refused_limit);
-	jw_ku64(w, "refused_acl", c->refused_acl);
-	jw_ku64(w, "refused_fd", c->refused_fd);
-	jw_ku64(w, "bytes_in", c->bytes_in);
-	jw_ku64(w, "bytes_out", c->bytes_out);
-	jw_ku64(w, "timeouts", c->timeouts);
-	jw_ku64(w, "errors", c->errors);
-	jw_ku64(w, "backpressure", c->backpressure);
-}
-
-static void udp_json(struct jw *w, const struct udp_counters *c)
-{
-	jw_ku64(w, "received", c->received);
-	jw_ku64(w, "echoed", c->echoed);
-	jw_ku64(w, "bytes_in", c->bytes_in);
-	jw_ku64(w, "bytes_out", c->bytes_out);
-	jw_ku64(w, "drop_truncated", c->drop_truncated);
-	jw_ku64(w, "drop_port", c->drop_port);
-	jw_ku64(w, "drop_addr", c->drop_addr);
-	jw_ku64(w, "drop_acl", c->drop_acl);
-	jw_ku64(w, "drop_rate", c->drop_rate);
-	jw_ku64(w, "drop_send", c->drop_send);
-	jw_ku64(w, "rate_evictions", c->rate_evictions);
-}
-
-static void stamp_json(struct jw *w, const struct stamp_counters *c)
-{
-	jw_ku64(w, "received", c->received);
-	jw_ku64(w, "reflected", c->reflected);
-	jw_ku64(w, "bytes_in", c->bytes_in);
-	jw_ku64(w, "bytes_out", c->bytes_out);
-	jw_ku64(w, "short_reflected", c->short_reflected);
-	jw_ku64(w, "drop_truncated", c->drop_truncated);
-	jw_ku64(w, "drop_acl", c->drop_acl);
-	jw_ku64(w, "drop_addr", c->drop_addr);
-	jw_ku64(w, "drop_port", c->drop_port);
-	jw_ku64(w, "drop_runt", c->drop_runt);
-	jw_ku64(w, "drop_short", c->drop_short);
-	jw_ku64(w, "drop_auth", c->drop_auth);
-	jw_ku64(w, "drop_rate", c->drop_rate);
-	jw_ku64(w, "drop_session", c->drop_session);
-	jw_ku64(w, "drop_send", c->drop_send);
-	jw_ku64(w, "tlv_unknown", c->tlv_unknown);
-	jw_ku64(w, "tlv_malformed", c->tlv_malformed);
-	jw_ku64(w, "tx_stamps", c->tx_stamps);
-	jw_ku64(w, "sessions_active", c->sessions_active);
-	jw_ku64(w, "sessions_created", c->sessions_created);
-	jw_ku64(w, "sessions_expired", c->sessions_expired);
-	jw_ku64(w, "rate_evictions", c->rate_evictions);
+	for (size_t i = 0; i < n; i++)
+		jw_ku64(w, descs[i].name, counter_get(counters, &descs[i]));
 }
 
 static void services(struct jw *w, const struct view_daemon *v, bool with_listen)
@@ -287,21 +241,21 @@ static void services(struct jw *w, const struct view_daemon *v, bool with_listen
 	if (with_listen)
 		listeners(w, v->tcp_listen, v->n_tcp_listen);
 	if (v->tcp)
-		tcp_json(w, v->tcp);
+		counters_json(w, v->tcp, tcp_counter_descs, tcp_counter_count);
 	jw_obj_end(w);
 	jw_key(w, "udp");
 	jw_obj_begin(w);
 	if (with_listen)
 		listeners(w, v->udp_listen, v->n_udp_listen);
 	if (v->udp)
-		udp_json(w, v->udp);
+		counters_json(w, v->udp, udp_counter_descs, udp_counter_count);
 	jw_obj_end(w);
 	/* The STAMP reflector's counters (its listeners are in its own log
 	 * lines; the view does not carry them yet). */
 	if (v->stamp) {
 		jw_key(w, "stamp");
 		jw_obj_begin(w);
-		stamp_json(w, v->stamp);
+		counters_json(w, v->stamp, stamp_counter_descs, stamp_counter_count);
 		jw_obj_end(w);
 	}
 }

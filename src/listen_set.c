@@ -217,6 +217,25 @@ void listen_plan_finish(struct listen_plan *p)
 		p->v[i]->claimed = false;
 }
 
+int listen_plan_from_config(struct listen_plan *p, bool enabled,
+			    const struct endpoint *listen, size_t n_listen, int backlog,
+			    bool watch, struct sd_listen_set *inherited, char *err,
+			    size_t errlen)
+{
+	if (enabled) {
+		for (size_t i = 0; i < n_listen; i++)
+			if (listen_plan_endpoint(p, &listen[i], backlog, inherited, err,
+						 errlen) < 0)
+				return -1;
+		if (listen_plan_keep_pinned(p, err, errlen) < 0 ||
+		    listen_plan_adopt(p, inherited, err, errlen) < 0 ||
+		    (watch && listen_plan_watch(p, err, errlen) < 0))
+			return -1;
+	}
+	listen_plan_finish(p);
+	return 0;
+}
+
 void listen_plan_abort(struct listen_plan *p)
 {
 	for (size_t i = 0; i < p->n; i++) {

@@ -3,6 +3,8 @@
  * They began in udp.c; the STAMP reflector answers the same kind of
  * unauthenticated datagram and must refuse the same things.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -152,13 +154,43 @@ bool reflect_endpoint_is_wildcard(const struct endpoint *ep)
 	return false;
 }
 
-struct ratelimit *reflect_ratelimit_plan(struct ratelimit *cur, uint32_t size,
-					 uint32_t rate, uint32_t burst)
+int reflect_rate_prepare(struct ratelimit **planned, struct ratelimit *cur, uint32_t rate,
+			 uint32_t burst, uint32_t size, const char *service, char *err,
+			 size_t errlen)
 {
 	uint8_t seed[RATELIMIT_SEED_LEN];
 
-	if (cur && ratelimit_capacity(cur) == size)
-		return cur;
+	*planned = NULL;
+	if (rate == 0)
+		return 0;
+	if (cur && ratelimit_capacity(cur) == size) {
+		*planned = cur;
+		return 0;
+	}
 	random_bytes(seed, sizeof seed);
-	return ratelimit_new(size, rate, burst, seed);
+	*planned = ratelimit_new(size, rate, burst, seed);
+	if (*planned == NULL) {
+		snprintf(err, errlen, "[%s] rate_table_size %u: %s", service, size,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void reflect_rate_abort(struct ratelimit *planned, const struct ratelimit *cur)
+{
+	if (planned && planned != cur)
+		ratelimit_free(planned);
+}
+
+void reflect_rate_commit(struct ratelimit **cur, uint64_t *evictions_base,
+			 struct ratelimit *planned, uint32_t rate, uint32_t burst)
+{
+	if (*cur != planned && *cur) {
+		*evictions_base += ratelimit_evictions(*cur);
+		ratelimit_free(*cur);
+	}
+	*cur = planned;
+	if (*cur)
+		ratelimit_set_rate(*cur, rate, burst);
 }

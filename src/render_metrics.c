@@ -257,46 +257,46 @@ struct family {
 	const char *(*type_fn)(const struct ctx *c);
 };
 
-#define COUNTER_FN(fn, name, expr)                                             \
+/* A per-probe family of one line: expr written by put (put_u64, put_secs). */
+#define PROBE_FN(fn, name, put, expr)                                          \
 	static enum emit fn(struct ctx *c, const struct view_probe *p, uint32_t sub) \
 	{                                                                      \
 		if (sub)                                                       \
 			return EMIT_DONE;                                      \
 		probe_series(c->o, name, NULL, p, NULL, NULL);                 \
-		put_u64(c->o, (expr));                                         \
+		put(c->o, (expr));                                             \
 		puts_(c->o, "\n");                                             \
 		return EMIT_LINE;                                              \
 	}
 
-COUNTER_FN(f_sent, "beacond_ping_sent_total", p->run.sent)
-COUNTER_FN(f_received, "beacond_ping_received_total", p->run.received)
-COUNTER_FN(f_lost, "beacond_ping_lost_total", p->run.lost)
-COUNTER_FN(f_late, "beacond_ping_late_total", p->run.late)
-COUNTER_FN(f_dups, "beacond_ping_duplicates_total", p->run.duplicates)
-COUNTER_FN(f_in_flight, "beacond_ping_in_flight", p->in_flight)
-COUNTER_FN(f_changes, "beacond_target_state_changes_total", p->state_changes)
+PROBE_FN(f_sent, "beacond_ping_sent_total", put_u64, p->run.sent)
+PROBE_FN(f_received, "beacond_ping_received_total", put_u64, p->run.received)
+PROBE_FN(f_lost, "beacond_ping_lost_total", put_u64, p->run.lost)
+PROBE_FN(f_late, "beacond_ping_late_total", put_u64, p->run.late)
+PROBE_FN(f_dups, "beacond_ping_duplicates_total", put_u64, p->run.duplicates)
+PROBE_FN(f_in_flight, "beacond_ping_in_flight", put_u64, p->in_flight)
+PROBE_FN(f_changes, "beacond_target_state_changes_total", put_u64, p->state_changes)
+PROBE_FN(f_rtt_var, "beacond_ping_rtt_variation_seconds_total", put_secs, p->rtt_var_sum_ns)
+PROBE_FN(f_since, "beacond_target_state_change_timestamp_seconds", put_secs, p->state_since_ns)
+PROBE_FN(f_interval, "beacond_ping_interval_seconds", put_secs, p->interval_ns)
 
-static enum emit f_send_errors(struct ctx *c, const struct view_probe *p, uint32_t sub)
-{
-	if (sub >= VIEW_SEND_COUNT_)
-		return EMIT_DONE;
-	probe_series(c->o, "beacond_ping_send_errors_total", NULL, p, "reason",
-		     view_send_err_name((enum view_send_err)sub));
-	put_u64(c->o, p->send_errors[sub]);
-	puts_(c->o, "\n");
-	return EMIT_LINE;
-}
+/* A per-probe family of one line per reason, counted in an array the view
+ * indexes by its enum of reasons (n of them, named by name_of). */
+#define PROBE_REASONS(fn, name, array, n, name_of, type)                        \
+	static enum emit fn(struct ctx *c, const struct view_probe *p, uint32_t sub) \
+	{                                                                      \
+		if (sub >= (n))                                                \
+			return EMIT_DONE;                                      \
+		probe_series(c->o, name, NULL, p, "reason", name_of((type)sub)); \
+		put_u64(c->o, p->array[sub]);                                  \
+		puts_(c->o, "\n");                                             \
+		return EMIT_LINE;                                              \
+	}
 
-static enum emit f_icmp_errors(struct ctx *c, const struct view_probe *p, uint32_t sub)
-{
-	if (sub >= VIEW_ICMP_COUNT_)
-		return EMIT_DONE;
-	probe_series(c->o, "beacond_ping_icmp_errors_total", NULL, p, "reason",
-		     view_icmp_err_name((enum view_icmp_err)sub));
-	put_u64(c->o, p->icmp_errors[sub]);
-	puts_(c->o, "\n");
-	return EMIT_LINE;
-}
+PROBE_REASONS(f_send_errors, "beacond_ping_send_errors_total", send_errors, VIEW_SEND_COUNT_,
+	      view_send_err_name, enum view_send_err)
+PROBE_REASONS(f_icmp_errors, "beacond_ping_icmp_errors_total", icmp_errors, VIEW_ICMP_COUNT_,
+	      view_icmp_err_name, enum view_icmp_err)
 
 static bool hist_on(const struct ctx *c)
 {
@@ -362,16 +362,6 @@ static enum emit f_rtt_sq(struct ctx *c, const struct view_probe *p, uint32_t su
 	return EMIT_LINE;
 }
 
-static enum emit f_rtt_var(struct ctx *c, const struct view_probe *p, uint32_t sub)
-{
-	if (sub)
-		return EMIT_DONE;
-	probe_series(c->o, "beacond_ping_rtt_variation_seconds_total", NULL, p, NULL, NULL);
-	put_secs(c->o, p->rtt_var_sum_ns);
-	puts_(c->o, "\n");
-	return EMIT_LINE;
-}
-
 static enum emit f_up(struct ctx *c, const struct view_probe *p, uint32_t sub)
 {
 	/* Absent while unknown: "no data yet" is not "down". */
@@ -390,16 +380,6 @@ static enum emit f_state(struct ctx *c, const struct view_probe *p, uint32_t sub
 	probe_series(c->o, "beacond_target_state", NULL, p, "state",
 		     health_state_name(states[sub]));
 	puts_(c->o, p->state == states[sub] ? "1\n" : "0\n");
-	return EMIT_LINE;
-}
-
-static enum emit f_since(struct ctx *c, const struct view_probe *p, uint32_t sub)
-{
-	if (sub)
-		return EMIT_DONE;
-	probe_series(c->o, "beacond_target_state_change_timestamp_seconds", NULL, p, NULL, NULL);
-	put_secs(c->o, p->state_since_ns);
-	puts_(c->o, "\n");
 	return EMIT_LINE;
 }
 
@@ -432,16 +412,6 @@ static enum emit f_info(struct ctx *c, const struct view_probe *p, uint32_t sub)
 	return EMIT_LINE;
 }
 
-static enum emit f_interval(struct ctx *c, const struct view_probe *p, uint32_t sub)
-{
-	if (sub)
-		return EMIT_DONE;
-	probe_series(c->o, "beacond_ping_interval_seconds", NULL, p, NULL, NULL);
-	put_secs(c->o, p->interval_ns);
-	puts_(c->o, "\n");
-	return EMIT_LINE;
-}
-
 /* Global families. */
 
 static void g_line_u64(struct ctx *c, const char *name, const char *lname, const char *lvalue,
@@ -466,6 +436,7 @@ static void g_line_secs(struct ctx *c, const char *name, uint64_t ns)
 	puts_(c->o, "\n");
 }
 
+/* A global family of one line, written while cond holds. */
 #define GLOBAL_U64(fn, name, cond, expr)                                       \
 	static enum emit fn(struct ctx *c, uint32_t sub)                       \
 	{                                                                      \
@@ -473,6 +444,38 @@ static void g_line_secs(struct ctx *c, const char *name, uint64_t ns)
 			return EMIT_DONE;                                      \
 		g_line_u64(c, name, NULL, NULL, (expr));                       \
 		return EMIT_LINE;                                              \
+	}
+#define GLOBAL_SECS(fn, name, cond, ns)                                        \
+	static enum emit fn(struct ctx *c, uint32_t sub)                       \
+	{                                                                      \
+		if (sub || !(cond))                                            \
+			return EMIT_DONE;                                      \
+		g_line_secs(c, name, (ns));                                    \
+		return EMIT_LINE;                                              \
+	}
+
+/*
+ * A global family of one line per reason (or flag): line sub is
+ * name{label="reasons[sub].name"} and the count at reasons[sub].offset in
+ * counters -- a struct counter_desc table like the services' own, help
+ * unused.  No counters (the service is not there), no lines.
+ */
+#define REASON(type, value, field) { value, NULL, offsetof(type, field) }
+
+static enum emit g_reasons(struct ctx *c, uint32_t sub, const char *name, const char *label,
+			   const void *counters, const struct counter_desc *reasons, size_t n)
+{
+	if (!counters || sub >= n)
+		return EMIT_DONE;
+	g_line_u64(c, name, label, reasons[sub].name, counter_get(counters, &reasons[sub]));
+	return EMIT_LINE;
+}
+
+#define GLOBAL_REASONS(fn, name, label, counters, reasons)                     \
+	static enum emit fn(struct ctx *c, uint32_t sub)                       \
+	{                                                                      \
+		return g_reasons(c, sub, name, label, (counters), reasons,     \
+				 ARRAY_SIZE(reasons));                         \
 	}
 
 static enum emit g_build(struct ctx *c, uint32_t sub)
@@ -483,35 +486,15 @@ static enum emit g_build(struct ctx *c, uint32_t sub)
 	return EMIT_LINE;
 }
 
-static enum emit g_start(struct ctx *c, uint32_t sub)
-{
-	if (sub)
-		return EMIT_DONE;
-	g_line_secs(c, "process_start_time_seconds", c->d->start_wall_ns);
-	return EMIT_LINE;
-}
-
-static enum emit g_cpu(struct ctx *c, uint32_t sub)
-{
-	if (sub || !c->proc->have_cpu)
-		return EMIT_DONE;
-	g_line_secs(c, "process_cpu_seconds_total", c->proc->cpu_ns);
-	return EMIT_LINE;
-}
-
+GLOBAL_SECS(g_start, "process_start_time_seconds", true, c->d->start_wall_ns)
+GLOBAL_SECS(g_cpu, "process_cpu_seconds_total", c->proc->have_cpu, c->proc->cpu_ns)
 GLOBAL_U64(g_rss, "process_resident_memory_bytes", c->proc->have_rss, c->proc->rss_bytes)
 GLOBAL_U64(g_fds, "process_open_fds", c->proc->have_fds, c->proc->open_fds)
 GLOBAL_U64(g_max_fds, "process_max_fds", c->proc->have_max_fds, c->proc->max_fds)
 GLOBAL_U64(g_reload_ok, "beacond_config_last_reload_successful", true, c->d->last_reload_ok ? 1 : 0)
 
-static enum emit g_reload_ts(struct ctx *c, uint32_t sub)
-{
-	if (sub)
-		return EMIT_DONE;
-	g_line_secs(c, "beacond_config_last_reload_success_timestamp_seconds",
-		    c->d->last_reload_ok_wall_ns);
-	return EMIT_LINE;
-}
+GLOBAL_SECS(g_reload_ts, "beacond_config_last_reload_success_timestamp_seconds", true,
+	    c->d->last_reload_ok_wall_ns)
 
 static enum emit g_reloads(struct ctx *c, uint32_t sub)
 {
@@ -610,16 +593,13 @@ GLOBAL_U64(g_tcp_to, "beacond_tcp_idle_timeouts_total", c->d->tcp, c->d->tcp->ti
 GLOBAL_U64(g_tcp_err, "beacond_tcp_errors_total", c->d->tcp, c->d->tcp->errors)
 GLOBAL_U64(g_tcp_bp, "beacond_tcp_backpressure_total", c->d->tcp, c->d->tcp->backpressure)
 
-static enum emit g_tcp_refused(struct ctx *c, uint32_t sub)
-{
-	const struct tcp_counters *t = c->d->tcp;
-	static const char *const why[] = { "limit", "acl", "fds" };
-	if (!t || sub >= ARRAY_SIZE(why))
-		return EMIT_DONE;
-	uint64_t v = sub == 0 ? t->refused_limit : sub == 1 ? t->refused_acl : t->refused_fd;
-	g_line_u64(c, "beacond_tcp_connections_refused_total", "reason", why[sub], v);
-	return EMIT_LINE;
-}
+static const struct counter_desc tcp_refused[] = {
+	REASON(struct tcp_counters, "limit", refused_limit),
+	REASON(struct tcp_counters, "acl", refused_acl),
+	REASON(struct tcp_counters, "fds", refused_fd),
+};
+GLOBAL_REASONS(g_tcp_refused, "beacond_tcp_connections_refused_total", "reason", c->d->tcp,
+	       tcp_refused)
 
 GLOBAL_U64(g_udp_rx, "beacond_udp_datagrams_received_total", c->d->udp, c->d->udp->received)
 GLOBAL_U64(g_udp_echo, "beacond_udp_datagrams_echoed_total", c->d->udp, c->d->udp->echoed)
@@ -627,17 +607,16 @@ GLOBAL_U64(g_udp_in, "beacond_udp_received_bytes_total", c->d->udp, c->d->udp->b
 GLOBAL_U64(g_udp_out, "beacond_udp_sent_bytes_total", c->d->udp, c->d->udp->bytes_out)
 GLOBAL_U64(g_udp_evict, "beacond_udp_rate_evictions_total", c->d->udp, c->d->udp->rate_evictions)
 
-static enum emit g_udp_drop(struct ctx *c, uint32_t sub)
-{
-	const struct udp_counters *u = c->d->udp;
-	static const char *const why[] = { "truncated", "port", "address", "acl", "rate", "send" };
-	if (!u || sub >= ARRAY_SIZE(why))
-		return EMIT_DONE;
-	const uint64_t v[] = { u->drop_truncated, u->drop_port, u->drop_addr, u->drop_acl,
-			       u->drop_rate, u->drop_send };
-	g_line_u64(c, "beacond_udp_datagrams_dropped_total", "reason", why[sub], v[sub]);
-	return EMIT_LINE;
-}
+static const struct counter_desc udp_drops[] = {
+	REASON(struct udp_counters, "truncated", drop_truncated),
+	REASON(struct udp_counters, "port", drop_port),
+	REASON(struct udp_counters, "address", drop_addr),
+	REASON(struct udp_counters, "acl", drop_acl),
+	REASON(struct udp_counters, "rate", drop_rate),
+	REASON(struct udp_counters, "send", drop_send),
+};
+GLOBAL_REASONS(g_udp_drop, "beacond_udp_datagrams_dropped_total", "reason", c->d->udp,
+	       udp_drops)
 
 /* The STAMP reflector (RFC 8762): counted even while disabled. */
 #define ST c->d->stamp
@@ -652,53 +631,42 @@ GLOBAL_U64(g_st_created, "beacond_stamp_sessions_created_total", ST, ST->session
 GLOBAL_U64(g_st_expired, "beacond_stamp_sessions_expired_total", ST, ST->sessions_expired)
 GLOBAL_U64(g_st_evict, "beacond_stamp_rate_evictions_total", ST, ST->rate_evictions)
 
-static enum emit g_st_drop(struct ctx *c, uint32_t sub)
-{
-	static const char *const why[] = { "truncated", "acl", "address", "port", "runt",
-					   "short", "auth", "rate", "session", "send" };
-	if (!ST || sub >= ARRAY_SIZE(why))
-		return EMIT_DONE;
-	const uint64_t v[] = { ST->drop_truncated, ST->drop_acl, ST->drop_addr, ST->drop_port,
-			       ST->drop_runt, ST->drop_short, ST->drop_auth, ST->drop_rate,
-			       ST->drop_session, ST->drop_send };
-	g_line_u64(c, "beacond_stamp_packets_dropped_total", "reason", why[sub], v[sub]);
-	return EMIT_LINE;
-}
+static const struct counter_desc stamp_drops[] = {
+	REASON(struct stamp_counters, "truncated", drop_truncated),
+	REASON(struct stamp_counters, "acl", drop_acl),
+	REASON(struct stamp_counters, "address", drop_addr),
+	REASON(struct stamp_counters, "port", drop_port),
+	REASON(struct stamp_counters, "runt", drop_runt),
+	REASON(struct stamp_counters, "short", drop_short),
+	REASON(struct stamp_counters, "auth", drop_auth),
+	REASON(struct stamp_counters, "rate", drop_rate),
+	REASON(struct stamp_counters, "session", drop_session),
+	REASON(struct stamp_counters, "send", drop_send),
+};
+GLOBAL_REASONS(g_st_drop, "beacond_stamp_packets_dropped_total", "reason", ST, stamp_drops)
 
-static enum emit g_st_tlv(struct ctx *c, uint32_t sub)
-{
-	if (!ST || sub >= 2)
-		return EMIT_DONE;
-	g_line_u64(c, "beacond_stamp_tlvs_flagged_total", "flag", sub ? "malformed" : "unknown",
-		   sub ? ST->tlv_malformed : ST->tlv_unknown);
-	return EMIT_LINE;
-}
+static const struct counter_desc stamp_tlv_flags[] = {
+	REASON(struct stamp_counters, "unknown", tlv_unknown),
+	REASON(struct stamp_counters, "malformed", tlv_malformed),
+};
+GLOBAL_REASONS(g_st_tlv, "beacond_stamp_tlvs_flagged_total", "flag", ST, stamp_tlv_flags)
 #undef ST
 
 GLOBAL_U64(g_web_conns, "beacond_web_connections", c->web, c->web->active)
 GLOBAL_U64(g_web_acc, "beacond_web_connections_accepted_total", c->web, c->web->accepted)
 GLOBAL_U64(g_web_hto, "beacond_web_header_timeouts_total", c->web, c->web->header_timeouts)
 GLOBAL_U64(g_web_evicted, "beacond_web_evictions_total", c->web, c->web->evicted)
-static enum emit g_web_cpu(struct ctx *c, uint32_t sub)
-{
-	if (sub || !c->web)
-		return EMIT_DONE;
-	g_line_secs(c, "beacond_web_cpu_seconds_total", c->web->cpu_ns);
-	return EMIT_LINE;
-}
+GLOBAL_SECS(g_web_cpu, "beacond_web_cpu_seconds_total", c->web, c->web->cpu_ns)
 
 GLOBAL_U64(g_web_bytes, "beacond_web_sent_body_bytes_total", c->web, c->web->body_bytes)
 GLOBAL_U64(g_web_slices, "beacond_web_body_suspensions_total", c->web, c->web->suspensions)
 
-static enum emit g_web_refused(struct ctx *c, uint32_t sub)
-{
-	if (!c->web || sub >= 2)
-		return EMIT_DONE;
-	g_line_u64(c, "beacond_web_connections_refused_total", "reason",
-		   sub == 0 ? "acl" : "limit",
-		   sub == 0 ? c->web->refused_acl : c->web->refused_limit);
-	return EMIT_LINE;
-}
+static const struct counter_desc web_refused[] = {
+	REASON(struct web_counters, "acl", refused_acl),
+	REASON(struct web_counters, "limit", refused_limit),
+};
+GLOBAL_REASONS(g_web_refused, "beacond_web_connections_refused_total", "reason", c->web,
+	       web_refused)
 
 static enum emit g_web_requests(struct ctx *c, uint32_t sub)
 {

@@ -788,13 +788,6 @@ const struct stamp_counters *stamp_counters(const struct stamp_service *s)
 	return &s->counters;
 }
 
-static void settings_free(struct stamp_settings *set)
-{
-	free(set->allow.v);
-	set->allow.v = NULL;
-	set->allow.n = 0;
-}
-
 static int settings_from_config(struct stamp_settings *set, const struct config_stamp *cfg)
 {
 	*set = (struct stamp_settings){
@@ -814,39 +807,22 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 				 struct sd_listen_set *inherited, char *err, size_t errlen)
 {
 	struct stamp_plan *p = calloc(1, sizeof *p);
-	if (!p) {
-		snprintf(err, errlen, "[stamp] out of memory");
-		return NULL;
-	}
-	p->svc = s;
-	listen_plan_init(&p->socks, &s->socks);
-	if (settings_from_config(&p->set, cfg) < 0) {
+	if (!p || settings_from_config(&p->set, cfg) < 0) {
 		snprintf(err, errlen, "[stamp] out of memory");
 		free(p);
 		return NULL;
 	}
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
-					 errlen) < 0)
-			goto fail;
-	/* Sockets systemd passed under the name "stamp" that no listen entry
-	 * took: served and kept across reloads, as the UDP echo does with its
-	 * own (sock_ops.adopt_only). */
-	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
-		goto fail;
-	if (listen_plan_watch(&p->socks, err, errlen) < 0)
+	p->svc = s;
+	listen_plan_init(&p->socks, &s->socks);
+	/* Of the sockets systemd passed, only those named "stamp" are adopted
+	 * (sock_ops.adopt_only). */
+	if (listen_plan_from_config(&p->socks, cfg->enabled, cfg->listen, cfg->n_listen, 0,
+				    true, inherited, err, errlen) < 0)
 		goto fail;
 
-	if (p->set.rate > 0) {
-		p->rl = reflect_ratelimit_plan(s->rl, p->set.table_size, p->set.rate,
-					       p->set.burst);
-		if (!p->rl) {
-			snprintf(err, errlen, "[stamp] rate_table_size %u: %s",
-				 p->set.table_size, strerror(errno));
-			goto fail;
-		}
-	}
+	if (reflect_rate_prepare(&p->rl, s->rl, p->set.rate, p->set.burst, p->set.table_size,
+				 "stamp", err, errlen) < 0)
+		goto fail;
 	/* Sessions survive a reload that keeps the mode and the table size. */
 	if (p->set.mode == STAMP_STATEFUL) {
 		if (s->sess && stamp_sessions_capacity(s->sess) == p->set.sessions) {
@@ -862,7 +838,6 @@ struct stamp_plan *stamp_prepare(struct stamp_service *s, const struct config_st
 			}
 		}
 	}
-	listen_plan_finish(&p->socks);
 	return p;
 fail:
 	stamp_abort(p);
@@ -874,11 +849,10 @@ void stamp_abort(struct stamp_plan *p)
 	if (!p)
 		return;
 	listen_plan_abort(&p->socks);
-	if (p->rl && p->rl != p->svc->rl)
-		ratelimit_free(p->rl);
+	reflect_rate_abort(p->rl, p->svc->rl);
 	if (p->sess && p->sess != p->svc->sess)
 		stamp_sessions_free(p->sess);
-	settings_free(&p->set);
+	acl_free(&p->set.allow);
 	free(p);
 }
 
@@ -886,15 +860,9 @@ void stamp_commit(struct stamp_service *s, struct stamp_plan *p)
 {
 	listen_set_commit(&s->socks, &p->socks);
 
-	settings_free(&s->set);
+	acl_free(&s->set.allow);
 	s->set = p->set;
-	if (s->rl != p->rl && s->rl) {
-		s->evictions_base += ratelimit_evictions(s->rl);
-		ratelimit_free(s->rl);
-	}
-	s->rl = p->rl;
-	if (s->rl)
-		ratelimit_set_rate(s->rl, s->set.rate, s->set.burst);
+	reflect_rate_commit(&s->rl, &s->evictions_base, p->rl, s->set.rate, s->set.burst);
 	/* Transmit stamps still pending name sessions by index: a new table
 	 * must not get the old table's stamps. */
 	bool new_table = s->sess != p->sess;
@@ -940,6 +908,6 @@ void stamp_free(struct stamp_service *s)
 	stamp_stop(s);
 	ratelimit_free(s->rl);
 	stamp_sessions_free(s->sess);
-	settings_free(&s->set);
+	acl_free(&s->set.allow);
 	free(s);
 }

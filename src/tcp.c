@@ -688,7 +688,7 @@ void tcp_abort(struct tcp_plan *p)
 	if (p == NULL)
 		return;
 	listen_plan_abort(&p->listeners);
-	free(p->set.allow.v);
+	acl_free(&p->set.allow);
 	free(p);
 }
 
@@ -707,21 +707,11 @@ struct tcp_plan *tcp_prepare(struct tcp_service *s, const struct config_tcp *cfg
 		snprintf(err, errlen, "[tcp] out of memory");
 		goto fail;
 	}
-	if (!cfg->enabled)
-		return p;
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (listen_plan_endpoint(&p->listeners, &cfg->listen[i], (int)p->set.backlog,
-					 inherited, err, errlen) < 0)
-			goto fail;
-	/* Stream sockets systemd passed that no entry names are served too
-	 * (kept across reloads: they could not be re-created without it). */
-	if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
-	    listen_plan_adopt(&p->listeners, inherited, err, errlen) < 0)
-		goto fail;
 	/* While accept() is paused the resume timer watches them all. */
-	if (!s->accept_paused && listen_plan_watch(&p->listeners, err, errlen) < 0)
+	if (listen_plan_from_config(&p->listeners, cfg->enabled, cfg->listen, cfg->n_listen,
+				    (int)p->set.backlog, !s->accept_paused, inherited, err,
+				    errlen) < 0)
 		goto fail;
-	listen_plan_finish(&p->listeners);
 	return p;
 
 fail:
@@ -752,7 +742,7 @@ void tcp_commit(struct tcp_service *s, struct tcp_plan *p)
 	}
 
 	bool idle_changed = p->set.idle_ms != s->set.idle_ms;
-	free(s->set.allow.v);
+	acl_free(&s->set.allow);
 	s->set = p->set;
 	free(p);
 	if (idle_changed) {
@@ -788,7 +778,7 @@ void tcp_free(struct tcp_service *s)
 	tcp_close_all(s);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
-	free(s->set.allow.v);
+	acl_free(&s->set.allow);
 	free(s);
 }
 

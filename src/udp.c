@@ -437,13 +437,6 @@ const struct udp_counters *udp_counters(const struct udp_service *s)
 	return &s->counters;
 }
 
-static void settings_free(struct udp_settings *set)
-{
-	free(set->allow.v);
-	set->allow.v = NULL;
-	set->allow.n = 0;
-}
-
 static int settings_from_config(struct udp_settings *set, const struct config_udp *cfg)
 {
 	set->mode = cfg->mode;
@@ -458,40 +451,20 @@ struct udp_plan *udp_prepare(struct udp_service *s, const struct config_udp *cfg
 			     struct sd_listen_set *inherited, char *err, size_t errlen)
 {
 	struct udp_plan *p = calloc(1, sizeof *p);
-	if (!p) {
-		snprintf(err, errlen, "[udp] out of memory");
-		return NULL;
-	}
-	p->svc = s;
-	listen_plan_init(&p->socks, &s->socks);
-	if (settings_from_config(&p->set, cfg) < 0) {
+	if (!p || settings_from_config(&p->set, cfg) < 0) {
 		snprintf(err, errlen, "[udp] out of memory");
 		free(p);
 		return NULL;
 	}
-	for (size_t i = 0; i < cfg->n_listen; i++)
-		if (listen_plan_endpoint(&p->socks, &cfg->listen[i], 0, inherited, err,
-					 errlen) < 0)
-			goto fail;
-	/* Datagram sockets systemd passed that no entry names: the socket
-	 * unit is the authority on where to listen, so serve them, and keep
-	 * them across reloads (they could not be re-created without it). */
-	if (cfg->enabled && (listen_plan_keep_pinned(&p->socks, err, errlen) < 0 ||
-			     listen_plan_adopt(&p->socks, inherited, err, errlen) < 0))
-		goto fail;
-	if (listen_plan_watch(&p->socks, err, errlen) < 0)
+	p->svc = s;
+	listen_plan_init(&p->socks, &s->socks);
+	if (listen_plan_from_config(&p->socks, cfg->enabled, cfg->listen, cfg->n_listen, 0,
+				    true, inherited, err, errlen) < 0)
 		goto fail;
 
-	if (p->set.rate > 0) {
-		p->rl = reflect_ratelimit_plan(s->rl, p->set.table_size, p->set.rate,
-					       p->set.burst);
-		if (!p->rl) {
-			snprintf(err, errlen, "[udp] rate_table_size %u: %s",
-				 p->set.table_size, strerror(errno));
-			goto fail;
-		}
-	}
-	listen_plan_finish(&p->socks);
+	if (reflect_rate_prepare(&p->rl, s->rl, p->set.rate, p->set.burst, p->set.table_size,
+				 "udp", err, errlen) < 0)
+		goto fail;
 	return p;
 fail:
 	udp_abort(p);
@@ -503,9 +476,8 @@ void udp_abort(struct udp_plan *p)
 	if (!p)
 		return;
 	listen_plan_abort(&p->socks);
-	if (p->rl && p->rl != p->svc->rl)
-		ratelimit_free(p->rl);
-	settings_free(&p->set);
+	reflect_rate_abort(p->rl, p->svc->rl);
+	acl_free(&p->set.allow);
 	free(p);
 }
 
@@ -518,15 +490,9 @@ void udp_commit(struct udp_service *s, struct udp_plan *p)
 {
 	listen_set_commit(&s->socks, &p->socks);
 
-	settings_free(&s->set);
+	acl_free(&s->set.allow);
 	s->set = p->set;
-	if (s->rl != p->rl && s->rl) {
-		s->evictions_base += ratelimit_evictions(s->rl);
-		ratelimit_free(s->rl);
-	}
-	s->rl = p->rl;
-	if (s->rl)
-		ratelimit_set_rate(s->rl, s->set.rate, s->set.burst);
+	reflect_rate_commit(&s->rl, &s->evictions_base, p->rl, s->set.rate, s->set.burst);
 
 	for (size_t i = 0; i < s->socks.n; i++) {
 		struct listen_sock *ls = s->socks.v[i];
@@ -550,7 +516,7 @@ void udp_free(struct udp_service *s)
 		return;
 	udp_stop(s);
 	ratelimit_free(s->rl);
-	settings_free(&s->set);
+	acl_free(&s->set.allow);
 	free(s);
 }
 

@@ -917,19 +917,12 @@ int web_route(struct web *w, const char *path, bool prefix, web_page_fn fn, void
 	return 0;
 }
 
-static void settings_free(struct web_settings *s)
-{
-	free(s->allow.v);
-	s->allow.v = NULL;
-	s->allow.n = 0;
-}
-
 void web_abort(struct web_plan *p)
 {
 	if (p == NULL)
 		return;
 	listen_plan_abort(&p->listeners);
-	settings_free(&p->set);
+	acl_free(&p->set.allow);
 	if (p->inst) {
 		loop_unwatch(p->inst->w->loop, &p->inst->io);
 		MHD_stop_daemon(p->inst->mhd);
@@ -957,17 +950,9 @@ struct web_plan *web_prepare(struct web *w, const struct config_web *cfg,
 		set_err(err, errlen, "[web] out of memory");
 		goto fail;
 	}
-	if (cfg->enabled) {
-		for (size_t i = 0; i < cfg->n_listen; i++)
-			if (listen_plan_endpoint(&p->listeners, &cfg->listen[i], 64,
-						 inherited, err, errlen) < 0)
-				goto fail;
-		if (listen_plan_keep_pinned(&p->listeners, err, errlen) < 0 ||
-		    listen_plan_adopt(&p->listeners, inherited, err, errlen) < 0 ||
-		    listen_plan_watch(&p->listeners, err, errlen) < 0)
-			goto fail;
-	}
-	listen_plan_finish(&p->listeners);
+	if (listen_plan_from_config(&p->listeners, cfg->enabled, cfg->listen, cfg->n_listen, 64,
+				    true, inherited, err, errlen) < 0)
+		goto fail;
 	if (p->listeners.n > 0 && (w->cur == NULL || w->cur->pool != p->set.pool)) {
 		p->inst = inst_new(w, p->set.pool);
 		if (p->inst == NULL || inst_watch(p->inst) < 0) {
@@ -1010,7 +995,7 @@ void web_commit(struct web *w, struct web_plan *p)
 			listen_sock_log(l, "listen");
 		}
 	}
-	settings_free(&w->set);
+	acl_free(&w->set.allow);
 	w->set = p->set;
 	if (p->inst) {
 		if (w->cur)
@@ -1048,7 +1033,7 @@ void web_free(struct web *w)
 	for (size_t i = 0; i < w->n_routes; i++)
 		free(w->routes[i].path);
 	free(w->routes);
-	settings_free(&w->set);
+	acl_free(&w->set.allow);
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
 	free(w);

@@ -433,6 +433,13 @@ class Ctl(unittest.TestCase):
         ev = self.d.wait_event("stats", since=since, service="tcp")
         self.assertEqual(int(ev["accepted"]), st["tcp"]["accepted"])
         self.assertEqual(int(ev["bytes_in"]), st["tcp"]["bytes_in"])
+        # Every counter, by the same name and in the same order: the reply
+        # and the stats line both walk the service's counter table.
+        for service in ("tcp", "udp"):
+            ev = self.d.wait_event("stats", since=since, service=service)
+            keys = list(ev)
+            self.assertEqual([k for k in st[service] if k != "listen"],
+                             keys[keys.index("why") + 1:], service)
         r = ctl(self.sock, "stats")
         self.assertRegex(r.stdout, r"(?m)^tcp\n  active +0$")
         self.assertRegex(r.stdout, rf"(?m)^  accepted +{st['tcp']['accepted']}$")

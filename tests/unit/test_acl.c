@@ -148,7 +148,11 @@ Test(acl, copy_is_independent)
 	cr_expect(allows(&dst, "10.1.2.3"));
 	cr_expect(allows(&dst, "::1"));
 	cr_expect_not(allows(&dst, "192.0.2.1"));
-	free(dst.v);
+	acl_free(&dst);              /* empty again: allows no one, freed twice safely */
+	cr_expect_eq(dst.n, 0);
+	cr_expect_null(dst.v);
+	cr_expect_not(allows(&dst, "10.1.2.3"));
+	acl_free(&dst);
 
 	struct acl empty = { NULL, 0 };
 	cr_assert_eq(acl_copy(&dst, &empty), 0);
