@@ -85,7 +85,7 @@ struct daemon {
 	char last_reload_summary[256];
 	/* The target names in force, sorted: a reload's result says what it
 	 * added and removed. */
-	char **target_names;
+	uint64_t *target_names;          /* names_of(): sorted name hashes */
 	size_t n_target_names;
 	/* The listeners' bound addresses, refreshed after each apply. */
 	struct endpoint *tcp_bound, *udp_bound, *web_bound;
@@ -399,47 +399,46 @@ static void notify_ready(struct daemon *d)
 
 /* ---- reload ------------------------------------------------------------------ */
 
-/* The names of cfg's targets, sorted; NULL with *n = 0 when there are
- * none (or no memory: the reload result then counts nothing). */
-static int cmp_name(const void *a, const void *b)
+/* cfg's targets as the sorted FNV-1a hashes of their names (8 bytes a
+ * target, not a copy of every name: the reload result only counts how many
+ * were added and removed, and two names sharing a 64-bit hash would only
+ * miscount that message); NULL with *n = 0 when there are none (or no
+ * memory: the reload result then counts nothing). */
+static int cmp_u64(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
 }
 
-static void names_free(char **v, size_t n)
+static void names_free(uint64_t *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
+	(void)n;
 	free(v);
 }
 
-static char **names_of(const struct config *cfg, size_t *n)
+static uint64_t *names_of(const struct config *cfg, size_t *n)
 {
-	char **v;
+	uint64_t *v;
 
 	*n = 0;
 	if (cfg->n_targets == 0 || !(v = calloc(cfg->n_targets, sizeof *v)))
 		return NULL;
-	for (size_t i = 0; i < cfg->n_targets; i++) {
-		if (!(v[i] = strdup(cfg->targets[i].name))) {
-			names_free(v, i);
-			return NULL;
-		}
-	}
-	qsort(v, cfg->n_targets, sizeof *v, cmp_name);
+	for (size_t i = 0; i < cfg->n_targets; i++)
+		v[i] = str_hash(cfg->targets[i].name);
+	qsort(v, cfg->n_targets, sizeof *v, cmp_u64);
 	*n = cfg->n_targets;
 	return v;
 }
 
 /* Merge two sorted lists: how many names only b has, only a has. */
-static void names_diff(char **a, size_t na, char **b, size_t nb, size_t *added,
-		       size_t *removed)
+static void names_diff(const uint64_t *a, size_t na, const uint64_t *b, size_t nb,
+		       size_t *added, size_t *removed)
 {
 	size_t i = 0, j = 0;
 
 	*added = *removed = 0;
 	while (i < na || j < nb) {
-		int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+		int c = i == na ? 1 : j == nb ? -1 : cmp_u64(&a[i], &b[j]);
 		if (c < 0) {
 			(*removed)++;
 			i++;
@@ -512,7 +511,7 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 	/* The sorted names for the next summary are part of the prepare:
 	 * nothing after the commits may allocate. */
 	size_t n_names, added, removed;
-	char **names = names_of(cfg, &n_names);
+	uint64_t *names = names_of(cfg, &n_names);
 	if (!names && cfg->n_targets > 0)
 		snprintf(err, sizeof err, "out of memory");
 	if ((!names && cfg->n_targets > 0) || daemon_apply(d, cfg, err, sizeof err) < 0) {
