@@ -21,7 +21,10 @@ uint64_t kstamp_cmsg_rx_ns(const struct cmsghdr *c);
  * ns); 0 when absent. */
 uint64_t kstamp_tx_ns(struct msghdr *msg);
 /* The sock_extended_err of an error-queue message (IP_RECVERR or
- * IPV6_RECVERR), copied to *out; false when there is none. */
-bool kstamp_ext_err(struct msghdr *msg, struct sock_extended_err *out);
+ * IPV6_RECVERR, the last one), copied to *out (the control data need not
+ * be aligned for it).  Returns where it sits in the control data (the
+ * offender address, SO_EE_OFFENDER, follows it there), or NULL when there
+ * is none. */
+const void *kstamp_ext_err(struct msghdr *msg, struct sock_extended_err *out);
 
 #endif

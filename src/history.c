@@ -213,9 +213,12 @@ static void round_close(struct history *h)
 			 * two). */
 			uint64_t pos10 = (uint64_t)(n - 1) * k;   /* position x 10 */
 			uint32_t i = (uint32_t)(pos10 / 10), f = (uint32_t)(pos10 % 10);
-			uint64_t lo = history_rtt_decode(h->samples[i]);
-			uint64_t hi = history_rtt_decode(h->samples[i + (f ? 1 : 0)]);
-			uint16_t c = history_rtt_encode((lo * (10 - f) + hi * f + 5) / 10);
+			uint16_t a = h->samples[i], b = h->samples[i + (f ? 1 : 0)];
+			uint16_t c = a;   /* on a rank, or between equal ones: no arithmetic */
+			if (a != b) {
+				uint64_t lo = history_rtt_decode(a), hi = history_rtt_decode(b);
+				c = history_rtt_encode((lo * (10 - f) + hi * f + 5) / 10);
+			}
 			if (c < r.q[k - 1])
 				c = r.q[k - 1];
 			if (c > h->cur_max)

@@ -468,14 +468,15 @@ static void rx_reset(struct icmp_rx *rx)
  * msg_name its destination, and the extended error names the router and
  * the reason. */
 static void errqueue_icmp(struct icmp_sock *s, const struct msghdr *h, size_t len,
-			  const struct sock_extended_err *ee)
+			  const struct sock_extended_err *ee, const void *ee_raw)
 {
 	const union inet_sa *dst = h->msg_name;
 	const uint8_t *req = ((const struct iovec *)h->msg_iov)->iov_base;
 	struct icmp_sock_event ev = { .kind = ICMP_EV_ERROR };
 	union inet_sa from;
 	/* SO_EE_OFFENDER casts away const, which clang -Wcast-qual rejects. */
-	const struct sockaddr *off = (const struct sockaddr *)(const void *)(ee + 1);
+	const struct sockaddr *off =
+		(const struct sockaddr *)(const void *)((const char *)ee_raw + sizeof *ee);
 
 	if (len < ICMP_ECHO_HDR_LEN) {
 		ev.kind = ICMP_EV_ERROR_SHORT;
@@ -525,17 +526,11 @@ static void errqueue_one(struct icmp_sock *s, struct mmsghdr *m,
 			 const struct icmp_clock_pair *now)
 {
 	struct msghdr *h = &m->msg_hdr;
-	const struct sock_extended_err *ee = NULL;
 	struct sock_extended_err copy;
+	const void *ee = kstamp_ext_err(h, &copy);
 
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-		if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
-		    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR))
-			ee = (const struct sock_extended_err *)(const void *)CMSG_DATA(c);
-	}
 	if (!ee)
 		return;
-	memcpy(&copy, ee, sizeof copy);
 	if (copy.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
 		if (s->tx_ring)
 			errqueue_tx_stamp(s, h, &copy, now);
@@ -544,7 +539,7 @@ static void errqueue_one(struct icmp_sock *s, struct mmsghdr *m,
 		 * with dont_fragment): it carries no request and was counted
 		 * then. */
 	} else if (!s->raw) {
-		errqueue_icmp(s, h, m->msg_len, ee);
+		errqueue_icmp(s, h, m->msg_len, &copy, ee);
 	}
 }
 

@@ -48,16 +48,16 @@ uint64_t kstamp_tx_ns(struct msghdr *msg)
 	return k;
 }
 
-bool kstamp_ext_err(struct msghdr *msg, struct sock_extended_err *out)
+const void *kstamp_ext_err(struct msghdr *msg, struct sock_extended_err *out)
 {
-	bool found = false;
+	const void *found = NULL;
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
 		if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
 		     (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
 		    c->cmsg_len >= CMSG_LEN(sizeof *out)) {
 			memcpy(out, CMSG_DATA(c), sizeof *out);
-			found = true;
+			found = CMSG_DATA(c);
 		}
 	}
 	return found;
