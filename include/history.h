@@ -33,7 +33,7 @@
  *
  * Memory with the defaults: 780 rounds x 30 bytes (struct history_round) +
  * up to HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round + the
- * struct itself (448 bytes on LP64: about 120 of counters and pointers,
+ * struct itself (448 bytes on LP64 as allocated, whole cache lines: about 120 of counters and pointers,
  * 32 x 2 bytes of recent outcomes and 16 x 16 bytes of state changes) =
  * at most 24 360 bytes per probe (the goal is 24 KiB, 24 576).  A round
  * with more replies than HISTORY_SAMPLES_MAX keeps a uniform random sample
@@ -84,23 +84,29 @@ struct history_state_change {
 };
 
 struct history {
+	/* What every outcome touches comes first, in HISTORY_HOT_BYTES
+	 * (history_new aligns the struct to a cache line): an outcome then
+	 * costs two cache lines of it, not four, and with 10 000 probes each
+	 * line is a miss. */
 	uint64_t step_ns;
-	struct history_tier tier[HISTORY_TIERS];
 	/* The open round. */
 	uint64_t cur_slot;            /* HISTORY_NONE: none open */
 	uint32_t cur_sent, cur_lost, cur_recv;
 	uint16_t cur_min, cur_max;
 	uint16_t n_samples, cap_samples;
-	uint16_t *samples;
 	uint32_t rng;
-	uint64_t dropped;             /* outcomes older than the newest round (clock stepped back) */
+	uint16_t *samples;
 	/* Rings: the oldest of n entries is at next - n (mod the size). */
 	uint64_t recent_wall_ns;      /* the newest outcome's time; 0 before the first */
-	uint16_t recent[HISTORY_RECENT];
 	uint8_t recent_n, recent_next;
 	uint8_t states_n, states_next;
+	uint16_t recent[HISTORY_RECENT];
+	/* What closing a round and the readers use. */
+	struct history_tier tier[HISTORY_TIERS];
+	uint64_t dropped;             /* outcomes older than the newest round (clock stepped back) */
 	struct history_state_change states[HISTORY_STATES];
 };
+#define HISTORY_HOT_BYTES 128
 
 /* A round's counts as plain numbers. */
 static inline uint32_t history_round_sent(const struct history_round *r)

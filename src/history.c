@@ -2,6 +2,7 @@
  * history: rounds, tiers and their file format.  See history.h.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -381,15 +382,27 @@ static size_t rounds_total(void)
 	return n;
 }
 
+_Static_assert(offsetof(struct history, tier) <= HISTORY_HOT_BYTES,
+	       "an outcome's fields fit two cache lines");
+
+/* The struct as allocated: rounded up to whole cache lines. */
+static size_t struct_size(void)
+{
+	return (sizeof(struct history) + HISTORY_HOT_BYTES / 2 - 1) &
+	       ~(size_t)(HISTORY_HOT_BYTES / 2 - 1);
+}
+
 struct history *history_new(uint64_t step_ns)
 {
 	if (step_ns < HISTORY_STEP_MIN_NS || step_ns > HISTORY_STEP_MAX_NS) {
 		errno = EINVAL;
 		return NULL;
 	}
-	struct history *h = calloc(1, sizeof(*h));
+	/* Aligned so that the hot head is exactly two cache lines. */
+	struct history *h = aligned_alloc(HISTORY_HOT_BYTES / 2, struct_size());
 	if (!h)
 		return NULL;
+	memset(h, 0, sizeof(*h));
 	struct history_round *r = calloc(rounds_total(), sizeof(*r));
 	if (!r) {
 		free(h);
@@ -418,7 +431,7 @@ void history_free(struct history *h)
 
 size_t history_memory(const struct history *h)
 {
-	return sizeof(*h) + rounds_total() * sizeof(struct history_round) +
+	return struct_size() + rounds_total() * sizeof(struct history_round) +
 	       (size_t)h->cap_samples * sizeof(uint16_t);
 }
 

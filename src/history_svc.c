@@ -38,14 +38,15 @@
 #define REAP_POLL_NS (100 * NSEC_PER_MSEC)
 
 struct hentry {
-	struct hentry *hnext;         /* hash chain */
-	struct hentry *prev, *next;   /* all entries, or the retired list */
-	char *target, *host;
+	/* What on_outcome reads, together at the start. */
+	struct history *h;            /* NULL: history = no */
+	uint64_t gen;                 /* settings generation applied */
 	uint8_t family;
 	bool attached;                /* a probe's slot points here */
 	bool retired;                 /* its probe is gone: saved once more, then freed */
-	uint64_t gen;                 /* settings generation applied */
-	struct history *h;            /* NULL: history = no */
+	struct hentry *hnext;         /* hash chain */
+	struct hentry *prev, *next;   /* all entries, or the retired list */
+	char *target, *host;
 };
 
 struct tsetting {
