@@ -39,6 +39,7 @@ struct ctl_client {
 
 struct ctl {
 	struct loop *loop;
+	uid_t overflow_uid;      /* what a peer outside our user namespace reads as */
 	struct io listen;
 	bool from_sd;
 	bool bound;              /* we created the path: unlink it at the end */
@@ -359,7 +360,7 @@ static void client_refuse(struct ctl_client *cl, const char *code, const char *m
 static void client_request(struct ctl_client *cl, size_t len)
 {
 	struct ctl_req *req = malloc(sizeof *req);
-	char err[256];
+	char err[512];
 
 	if (!req) {
 		client_close(cl);
@@ -385,9 +386,15 @@ static void client_request(struct ctl_client *cl, size_t len)
 		return;
 	}
 	if (cmd->privileged && !cl->peer.privileged) {
+		/* Under PrivateUsers=yes everyone outside the service's user
+		 * namespace, root included, arrives as the overflow uid. */
+		bool outside = cl->peer.uid == cl->ctl->overflow_uid;
 		snprintf(err, sizeof err,
-			 "\"%s\" is allowed only for root or the daemon's user (uid %u); you are uid %u",
-			 cmd->name, (unsigned)geteuid(), (unsigned)cl->peer.uid);
+			 "\"%s\" is allowed only for root or the daemon's user (uid %u); you are uid %u%s",
+			 cmd->name, (unsigned)geteuid(), (unsigned)cl->peer.uid,
+			 outside ? " (also how anyone outside the daemon's user namespace "
+				   "appears, as under PrivateUsers=yes: there, use systemctl reload)"
+				 : "");
 		client_refuse(cl, "permission", err);
 		free(req);
 		return;
@@ -543,6 +550,22 @@ static void on_listen(struct io *io, uint32_t events)
 
 /* ---- setup ---- */
 
+/* The uid the kernel shows for a peer whose uid has no mapping in our user
+ * namespace (PrivateUsers=yes): /proc/sys/kernel/overflowuid, 65534 unless
+ * changed. */
+static uid_t overflow_uid(void)
+{
+	unsigned v = 65534;
+	FILE *f = fopen("/proc/sys/kernel/overflowuid", "re");
+
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1)
+			v = 65534;
+		fclose(f);
+	}
+	return (uid_t)v;
+}
+
 struct ctl *ctl_new(struct loop *loop)
 {
 	struct ctl *c = calloc(1, sizeof *c);
@@ -550,6 +573,7 @@ struct ctl *ctl_new(struct loop *loop)
 	if (!c)
 		return NULL;
 	c->loop = loop;
+	c->overflow_uid = overflow_uid();
 	c->budget.cap = CTL_LOOP_BUDGET;
 	io_init(&c->listen, -1, on_listen, 0);
 	struct ctl_command help = {

@@ -495,6 +495,8 @@ class Ctl(unittest.TestCase):
         r = ctl(self.sock, "reload", user="nobody")
         self.assertEqual(r.returncode, EX_NOPERM, r.stderr)
         self.assertIn('"reload" is allowed only for root', r.stderr)
+        # nobody is also the overflow uid (PrivateUsers=yes): the hint.
+        self.assertIn("use systemctl reload", r.stderr)
         self.assertEqual(self.d.events("reloaded", since=since), [])
         self.assertEqual(self.d.events("reload_requested", since=since), [])
         ev = self.d.wait_event("ctl_refused", since=since, code="permission")
