@@ -73,7 +73,9 @@ struct probe {
 	uint8_t family;              /* 4 or 6; 0 until an auto name resolves */
 	uint8_t index;               /* in its target's probes[] */
 	struct health health;
-	struct log_rate err_rate;    /* send_error and icmp_error lines */
+	/* Errors by reason and the rate of their log lines: only for a probe
+	 * that has had one (most never do), allocated then; NULL before. */
+	struct probe_errors *errs;
 	uint64_t health_send_ns;     /* send time of the newest outcome fed to health */
 	struct stats stats;
 	/* What only the view reads (metrics, beaconctl, history). */
@@ -83,10 +85,14 @@ struct probe {
 	 * wrap after 136 years at 1 Hz, 1.4 at the 10 ms minimum interval (a
 	 * wrap reads as a counter reset, which rate() handles). */
 	uint32_t state_changes;
-	uint32_t send_errors[VIEW_SEND_COUNT_];
+};
+
+struct probe_errors {
+	struct log_rate rate;        /* send_error and icmp_error lines */
+	uint32_t send[VIEW_SEND_COUNT_];
 	/* All groups but VIEW_ICMP_OTHER, which is what stats.run.c.errors
 	 * leaves (see probe_icmp_errors). */
-	uint32_t icmp_errors[VIEW_ICMP_OTHER];
+	uint32_t icmp[VIEW_ICMP_OTHER];
 };
 
 /* One [target NAME] section: one or two probes, and DNS state and a source
@@ -207,6 +213,10 @@ void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, u
 void probe_on_tx_stamp(struct probe_ctx *c, struct probe_sock *s, uint16_t seq, uint64_t tx_ns);
 /* ICMP errors of group e attributed to pr. */
 uint64_t probe_icmp_errors(const struct probe *pr, enum view_icmp_err e);
+uint64_t probe_send_errors(const struct probe *pr, enum view_send_err e);
+/* Release what a probe allocated itself (its error block); before its
+ * target is freed. */
+void probe_fini(struct probe *pr);
 /* An input that matched no probe (the pinger's own count). */
 void probe_ignored(struct probe_ctx *c, enum view_ignored why, const char *detail);
 

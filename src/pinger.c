@@ -101,6 +101,8 @@ void target_free(struct pinger *p, struct target *t)
 			p->pc.hook_slots[id] = NULL;
 		}
 	}
+	for (uint32_t i = 0; i < t->n_probes; i++)
+		probe_fini(&t->probes[i]);
 	opts_put(p, t->opts);
 	free(t->hist);
 	free(t);

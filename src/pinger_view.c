@@ -108,7 +108,7 @@ static void view_fill(const struct pinger *p, const struct target *t, uint32_t j
 	out->run_rtt = pr->stats.run.rtt;
 	out->rtt_var_sum_ns = pr->rtt_var_sum_ns;
 	for (int e = 0; e < VIEW_SEND_COUNT_; e++)
-		out->send_errors[e] = pr->send_errors[e];
+		out->send_errors[e] = probe_send_errors(pr, (enum view_send_err)e);
 	for (int e = 0; e < VIEW_ICMP_COUNT_; e++)
 		out->icmp_errors[e] = probe_icmp_errors(pr, (enum view_icmp_err)e);
 	out->in_flight = (uint32_t)(out->run.sent - out->run.received - out->run.lost);

@@ -1,5 +1,6 @@
 /* probe: see include/probe.h. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "probe.h"
@@ -54,6 +55,22 @@ void probe_init(struct target *t, uint8_t index, uint8_t family, const union ine
 	seqmap_chain_init(&pr->chain);
 	health_init(&pr->health);
 	stats_init(&pr->stats);
+}
+
+void probe_fini(struct probe *pr)
+{
+	free(pr->errs);
+	pr->errs = NULL;
+}
+
+/* The error block, made at the first error.  NULL when there is no memory
+ * for it: the error still counts in stats (errors, lost), only its reason
+ * and its log line are lost. */
+static struct probe_errors *probe_errs(struct probe *pr)
+{
+	if (!pr->errs)
+		pr->errs = calloc(1, sizeof *pr->errs);
+	return pr->errs;
 }
 
 const char *probe_sock_kind(const struct probe_sock *s)
@@ -227,17 +244,24 @@ static enum view_icmp_err icmp_err_group(enum icmp_reason r)
 	}
 }
 
+uint64_t probe_send_errors(const struct probe *pr, enum view_send_err e)
+{
+	return pr->errs && (unsigned)e < VIEW_SEND_COUNT_ ? pr->errs->send[e] : 0;
+}
+
 uint64_t probe_icmp_errors(const struct probe *pr, enum view_icmp_err e)
 {
 	uint64_t other = pr->stats.run.c.errors;
 
+	if (!pr->errs)
+		return e < VIEW_ICMP_OTHER ? 0 : other;
 	if (e < VIEW_ICMP_OTHER)
-		return pr->icmp_errors[e];
+		return pr->errs->icmp[e];
 	/* errors counts every ICMP error and every failed send. */
 	for (int i = 0; i < VIEW_SEND_COUNT_; i++)
-		other -= pr->send_errors[i];
+		other -= pr->errs->send[i];
 	for (int i = 0; i < VIEW_ICMP_OTHER; i++)
-		other -= pr->icmp_errors[i];
+		other -= pr->errs->icmp[i];
 	return other;
 }
 
@@ -307,14 +331,16 @@ static void settle_head(struct probe_ctx *c, struct probe *pr)
 static void send_failed(struct probe_ctx *c, struct probe *pr, int err, uint64_t t0)
 {
 	uint64_t suppressed = 0;
+	struct probe_errors *pe = probe_errs(pr);
 
 	stats_send_failed(&pr->stats);
-	pr->send_errors[send_err_group(err)]++;
+	if (pe)
+		pe->send[send_err_group(err)]++;
 	probe_health(c, pr, false, 0, t0);
 	probe_notify(c, pr, STATS_NO_RTT);
 	if (pr->sock == NULL)
 		return; /* logged once when the probe was degraded */
-	if (log_rate_due(&pr->err_rate, t0, PROBE_ERR_LOG_PERIOD_NS, &suppressed)) {
+	if (pe && log_rate_due(&pe->rate, t0, PROBE_ERR_LOG_PERIOD_NS, &suppressed)) {
 		struct logline *l = probe_log(pr, LOG_WARNING, "send_error");
 
 		log_errno(l, err);
@@ -429,9 +455,10 @@ static void log_icmp_error(struct probe *pr, const union inet_sa *from,
 			   enum icmp_reason reason, uint16_t seq, uint32_t mtu, uint64_t now)
 {
 	uint64_t suppressed = 0;
+	struct probe_errors *pe = probe_errs(pr);
 	struct logline *l;
 
-	if (!log_rate_due(&pr->err_rate, now, PROBE_ERR_LOG_PERIOD_NS, &suppressed))
+	if (!pe || !log_rate_due(&pe->rate, now, PROBE_ERR_LOG_PERIOD_NS, &suppressed))
 		return;
 	l = probe_log(pr, LOG_WARNING, "icmp_error");
 	if (from)
@@ -466,8 +493,8 @@ void probe_on_error(struct probe_ctx *c, struct probe_sock *s, uint16_t ident, u
 		return;
 	}
 	stats_error(&pr->stats);
-	if (icmp_err_group(reason) != VIEW_ICMP_OTHER)
-		pr->icmp_errors[icmp_err_group(reason)]++;
+	if (icmp_err_group(reason) != VIEW_ICMP_OTHER && probe_errs(pr))
+		pr->errs->icmp[icmp_err_group(reason)]++;
 	log_icmp_error(pr, from, reason, seq, mtu, c->io->now(c));
 	/* The request will not be answered: count the loss now rather than at
 	 * its timeout, so the state reacts at once. */

@@ -146,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(pr);
 	}
 	probe_unlink(&f->c, pr);
+	probe_fini(pr);
 	seqmap_free(sock.map);
 	free(t);
 	free(f);

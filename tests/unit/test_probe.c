@@ -152,6 +152,7 @@ static struct fx *fx_new(uint32_t down_after, uint32_t up_after)
 static void fx_free(struct fx *f)
 {
 	probe_unlink(&f->c, f->pr);
+	probe_fini(f->pr);
 	seqmap_free(f->sock.map);
 	free(f->t->hist);
 	free(f->t);
@@ -399,7 +400,7 @@ Test(probe, send_errors_by_reason)
 
 		f->send_errno = cases[i].err;
 		seq = send_one(f);
-		cr_assert_eq(f->pr->send_errors[cases[i].g], 1, "errno %d", cases[i].err);
+		cr_assert_eq(probe_send_errors(f->pr, cases[i].g), 1, "errno %d", cases[i].err);
 		cr_assert_eq(f->pr->stats.run.c.sent, 1);
 		cr_assert_eq(f->pr->stats.run.c.lost, 1);
 		cr_assert_eq(f->pr->stats.run.c.errors, 1);
@@ -419,7 +420,7 @@ Test(probe, no_socket_fails_every_send)
 	probe_send_at(&f->c, f->pr, f->now);
 	probe_run(&f->c, f->now);
 	cr_assert_eq(f->sends, 0);
-	cr_assert_eq(f->pr->send_errors[VIEW_SEND_NO_SOCKET], 1);
+	cr_assert_eq(probe_send_errors(f->pr, VIEW_SEND_NO_SOCKET), 1);
 	cr_assert_eq(f->pr->health.state, HEALTH_DOWN);
 	fx_free(f);
 }
@@ -648,5 +649,25 @@ Test(probe, no_outcomes_reported_without_a_history)
 	answer(f, seq, "192.0.2.1", f->now + 3 * MS);
 	cr_assert_eq(f->pr->stats.run.c.received, 1);
 	cr_assert_eq(f->outcomes, 0, "no outcome reported");
+	fx_free(f);
+}
+
+/* The error block exists only once a probe has had an error (most never
+ * do: it is 48 bytes a probe saved). */
+Test(probe, error_block_only_after_an_error)
+{
+	struct fx *f = fx_new(3, 2);
+	uint16_t seq = send_one(f);
+
+	answer(f, seq, "192.0.2.1", f->now + MS);
+	cr_assert_null(f->pr->errs, "replies need no error block");
+	cr_assert_eq(probe_send_errors(f->pr, VIEW_SEND_PERMISSION), 0);
+	cr_assert_eq(probe_icmp_errors(f->pr, VIEW_ICMP_OTHER), 0);
+	f->now += f->opts.interval_ns;
+	f->send_errno = EPERM;
+	probe_send_at(&f->c, f->pr, f->now);
+	probe_run(&f->c, f->now);
+	cr_assert_not_null(f->pr->errs);
+	cr_assert_eq(probe_send_errors(f->pr, VIEW_SEND_PERMISSION), 1);
 	fx_free(f);
 }
