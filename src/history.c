@@ -190,12 +190,25 @@ static void tier_put(struct history *h, unsigned k, uint64_t slot, const struct 
 
 /* ---- the open round */
 
-/* Sort a round's samples (at most HISTORY_SAMPLES_MAX codes): an LSD
- * radix sort, two passes of one byte.  A round closes once a step for each
- * probe, and qsort's comparison calls cost some 250 instructions per
- * sample of a 60-sample round where this costs about 30. */
+/* Sort a round's samples (at most HISTORY_SAMPLES_MAX codes).  A round
+ * closes once a step for each probe, and qsort's comparison calls cost
+ * some 250 instructions per sample of a 60-sample round.  Up to
+ * SORT_INSERTION codes an insertion sort (no fixed cost: a round of a few
+ * samples is a few instructions); above, an LSD radix sort, two passes of
+ * one byte, whose fixed cost (two 257-entry count tables) is then small. */
+#define SORT_INSERTION 48u
 static void sort_codes(uint16_t *v, uint32_t n)
 {
+	if (n <= SORT_INSERTION) {
+		for (uint32_t i = 1; i < n; i++) {
+			uint16_t x = v[i];
+			uint32_t j = i;
+			for (; j > 0 && v[j - 1] > x; j--)
+				v[j] = v[j - 1];
+			v[j] = x;
+		}
+		return;
+	}
 	uint16_t tmp[HISTORY_SAMPLES_MAX];
 	uint16_t *src = v, *dst = tmp;
 

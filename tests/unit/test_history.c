@@ -1,4 +1,5 @@
 /* Unit tests for the history rounds, tiers and file format. */
+#include <math.h>
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,4 +399,30 @@ Test(history, structure_is_checked_without_the_crc)
 	cr_assert(strstr(err, "inconsistent"), "%s", err);
 	free(buf);
 	history_free(h);
+}
+
+/* Replies out of order, few (the insertion sort) and many (the radix
+ * sort): the quantiles are those of the sorted values. */
+Test(history, quantiles_of_shuffled_replies)
+{
+	static const uint32_t counts[] = { 7, 40, 211 };
+	for (unsigned c = 0; c < 3; c++) {
+		uint32_t n = counts[c];
+		struct history *h = h_new(3600 * S);
+		/* i * 97 mod n runs over 0..n-1 once (97 is prime, no count is
+		 * a multiple of it): (1 + that) ms, shuffled. */
+		for (uint32_t i = 0; i < n; i++)
+			cr_assert(history_add(h, T0 + i * 10 * MS, (1 + (i * 97) % n) * MS));
+		history_tick(h, T0 + 3600 * S, true);
+		struct history_round r;
+		cr_assert(history_get(h, 0, T0 / (3600 * S), &r));
+		for (unsigned k = 0; k < HISTORY_Q; k++) {
+			/* Rank (n - 1) * k / 10 of 1..n ms, interpolated. */
+			double want = 1e6 * (1.0 + (double)(n - 1) * k / 10.0);
+			double got = (double)history_rtt_decode(r.q[k]);
+			cr_assert_lt(fabs(got - want), want * 0.001 + 1000, "n=%u q%u: %.0f vs %.0f",
+				     n, k, got, want);
+		}
+		history_free(h);
+	}
 }
