@@ -410,12 +410,6 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void names_free(uint64_t *v, size_t n)
-{
-	(void)n;
-	free(v);
-}
-
 static uint64_t *names_of(const struct config *cfg, size_t *n)
 {
 	uint64_t *v;
@@ -515,14 +509,14 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 	if (!names && cfg->n_targets > 0)
 		snprintf(err, sizeof err, "out of memory");
 	if ((!names && cfg->n_targets > 0) || daemon_apply(d, cfg, err, sizeof err) < 0) {
-		names_free(names, n_names);
+		free(names);
 		config_free(cfg);
 		reload_failed(d, err);
 		snprintf(result, len, "%s", err);
 		return -1;
 	}
 	names_diff(d->target_names, d->n_target_names, names, n_names, &added, &removed);
-	names_free(d->target_names, d->n_target_names);
+	free(d->target_names);
 	d->target_names = names;
 	d->n_target_names = n_names;
 	bool same_listeners = listeners_equal(d->cfg, cfg);
@@ -699,7 +693,7 @@ static void daemon_free(struct daemon *d)
 	if (d->web)
 		web_free(d->web);
 	ctl_free(d->ctl);
-	names_free(d->target_names, d->n_target_names);
+	free(d->target_names);
 	free(d->tcp_bound);
 	free(d->udp_bound);
 	free(d->web_bound);

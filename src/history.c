@@ -399,10 +399,10 @@ _Static_assert(offsetof(struct history, tier) <= HISTORY_HOT_BYTES,
 	       "an outcome's fields fit two cache lines");
 
 /* The struct as allocated: rounded up to whole cache lines. */
+#define CACHE_LINE 64u
 static size_t struct_size(void)
 {
-	return (sizeof(struct history) + HISTORY_HOT_BYTES / 2 - 1) &
-	       ~(size_t)(HISTORY_HOT_BYTES / 2 - 1);
+	return (sizeof(struct history) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
 }
 
 struct history *history_new(uint64_t step_ns)
@@ -412,7 +412,7 @@ struct history *history_new(uint64_t step_ns)
 		return NULL;
 	}
 	/* Aligned so that the hot head is exactly two cache lines. */
-	struct history *h = aligned_alloc(HISTORY_HOT_BYTES / 2, struct_size());
+	struct history *h = aligned_alloc(CACHE_LINE, struct_size());
 	if (!h)
 		return NULL;
 	memset(h, 0, sizeof(*h));

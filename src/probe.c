@@ -117,6 +117,16 @@ static struct view_probe_key probe_key(const struct probe *pr)
 	};
 }
 
+/* The hooks' slot of a probe, or NULL when its outcomes go to no hook:
+ * only targets that keep a history are reported (the history is the one
+ * listener; the others cost it nothing, not even an entry). */
+static void **hook_slot(struct probe_ctx *c, const struct probe *pr)
+{
+	if (!c->hook_slots || pr->id >= c->n_slots || !probe_target(pr)->opts->history)
+		return NULL;
+	return &c->hook_slots[pr->id];
+}
+
 /* Feed one resolved request to the up/down state machine.  Outcomes are
  * taken in send order: a timeout resolves only after `timeout`, often after
  * the reply to a newer request, and that older news must not reset the run
@@ -149,25 +159,25 @@ static void probe_health(struct probe_ctx *c, struct probe *pr, bool ok, uint64_
 	log_u64(l, "total_sent", pr->stats.run.c.sent);
 	log_u64(l, "total_lost", pr->stats.run.c.lost);
 	log_end(l);
-	if (h->on_state && c->hook_slots && pr->id < c->n_slots && probe_target(pr)->opts->history) {
+	void **slot = h->on_state ? hook_slot(c, pr) : NULL;
+	if (slot) {
 		struct view_probe_key key = probe_key(pr);
 
-		h->on_state(h->arg, &c->hook_slots[pr->id], &key, c->io->now(c), ch.from, ch.to);
+		h->on_state(h->arg, slot, &key, c->io->now(c), ch.from, ch.to);
 	}
 }
 
-/* Tell the hook (the history) about one resolved request, for targets
- * that keep a history: the others cost it nothing, not even an entry. */
+/* Tell the hook (the history) about one resolved request. */
 static void probe_notify(struct probe_ctx *c, struct probe *pr, uint64_t rtt_ns)
 {
 	const struct pinger_hooks *h = &c->hooks;
+	void **slot = h->on_outcome ? hook_slot(c, pr) : NULL;
 	struct view_probe_key key;
 
-	if (!h->on_outcome || !c->hook_slots || pr->id >= c->n_slots ||
-	    !probe_target(pr)->opts->history)
+	if (!slot)
 		return;
 	key = probe_key(pr);
-	h->on_outcome(h->arg, &c->hook_slots[pr->id], &key, c->io->now(c), rtt_ns);
+	h->on_outcome(h->arg, slot, &key, c->io->now(c), rtt_ns);
 }
 
 static void probe_lost(struct probe_ctx *c, struct probe *pr, uint64_t send_ns)
