@@ -39,6 +39,8 @@ struct pinger_plan *pinger_prepare(struct pinger *p, const struct config *cfg,
 				   char *err, size_t errlen);
 void pinger_commit(struct pinger *p, struct pinger_plan *plan);
 void pinger_abort(struct pinger_plan *plan);
+/* How many targets the last commit added and removed, by name. */
+void pinger_last_commit(const struct pinger *p, size_t *added, size_t *removed);
 
 /* Log every probe's summary now (SIGUSR1, shutdown); why = "signal", "final". */
 void pinger_log_summaries(struct pinger *p, const char *why);

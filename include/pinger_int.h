@@ -129,6 +129,9 @@ struct pinger {
 	uint32_t *free_ids;
 	uint32_t n_free;
 	uint16_t next_raw_ident;
+	/* The last commit, by target name: how many it added and removed (a
+	 * target whose settings changed is neither). */
+	size_t last_added, last_removed;
 	struct timer wheel_timer;    /* the wheel's one loop timer */
 	uint64_t grid_ns;            /* send grid step for new probes (send_sched.h) */
 	struct lateness late;

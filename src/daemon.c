@@ -85,8 +85,6 @@ struct daemon {
 	char last_reload_summary[256];
 	/* The target names in force, sorted: a reload's result says what it
 	 * added and removed. */
-	uint64_t *target_names;          /* names_of(): sorted name hashes */
-	size_t n_target_names;
 	/* The listeners' bound addresses, refreshed after each apply. */
 	struct endpoint *tcp_bound, *udp_bound, *web_bound;
 	size_t n_tcp_bound, n_udp_bound, n_web_bound;
@@ -399,53 +397,6 @@ static void notify_ready(struct daemon *d)
 
 /* ---- reload ------------------------------------------------------------------ */
 
-/* cfg's targets as the sorted FNV-1a hashes of their names (8 bytes a
- * target, not a copy of every name: the reload result only counts how many
- * were added and removed, and two names sharing a 64-bit hash would only
- * miscount that message); NULL with *n = 0 when there are none (or no
- * memory: the reload result then counts nothing). */
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t *names_of(const struct config *cfg, size_t *n)
-{
-	uint64_t *v;
-
-	*n = 0;
-	if (cfg->n_targets == 0 || !(v = calloc(cfg->n_targets, sizeof *v)))
-		return NULL;
-	for (size_t i = 0; i < cfg->n_targets; i++)
-		v[i] = str_hash(cfg->targets[i].name);
-	qsort(v, cfg->n_targets, sizeof *v, cmp_u64);
-	*n = cfg->n_targets;
-	return v;
-}
-
-/* Merge two sorted lists: how many names only b has, only a has. */
-static void names_diff(const uint64_t *a, size_t na, const uint64_t *b, size_t nb,
-		       size_t *added, size_t *removed)
-{
-	size_t i = 0, j = 0;
-
-	*added = *removed = 0;
-	while (i < na || j < nb) {
-		int c = i == na ? 1 : j == nb ? -1 : cmp_u64(&a[i], &b[j]);
-		if (c < 0) {
-			(*removed)++;
-			i++;
-		} else if (c > 0) {
-			(*added)++;
-			j++;
-		} else {
-			i++;
-			j++;
-		}
-	}
-}
-
 static bool endpoints_equal(const struct endpoint *a, size_t na, const struct endpoint *b,
 			    size_t nb)
 {
@@ -502,23 +453,14 @@ static int daemon_reload(struct daemon *d, char *result, size_t len)
 		snprintf(result, len, "%s", err);
 		return -1;
 	}
-	/* The sorted names for the next summary are part of the prepare:
-	 * nothing after the commits may allocate. */
-	size_t n_names, added, removed;
-	uint64_t *names = names_of(cfg, &n_names);
-	if (!names && cfg->n_targets > 0)
-		snprintf(err, sizeof err, "out of memory");
-	if ((!names && cfg->n_targets > 0) || daemon_apply(d, cfg, err, sizeof err) < 0) {
-		free(names);
+	size_t added, removed;
+	if (daemon_apply(d, cfg, err, sizeof err) < 0) {
 		config_free(cfg);
 		reload_failed(d, err);
 		snprintf(result, len, "%s", err);
 		return -1;
 	}
-	names_diff(d->target_names, d->n_target_names, names, n_names, &added, &removed);
-	free(d->target_names);
-	d->target_names = names;
-	d->n_target_names = n_names;
+	pinger_last_commit(d->pinger, &added, &removed);
 	bool same_listeners = listeners_equal(d->cfg, cfg);
 	snprintf(d->last_reload_summary, sizeof d->last_reload_summary,
 		 "%zu target%s added, %zu removed, listeners %s", added, added == 1 ? "" : "s",
@@ -693,7 +635,6 @@ static void daemon_free(struct daemon *d)
 	if (d->web)
 		web_free(d->web);
 	ctl_free(d->ctl);
-	free(d->target_names);
 	free(d->tcp_bound);
 	free(d->udp_bound);
 	free(d->web_bound);
@@ -850,7 +791,6 @@ int daemon_main(const struct daemon_options *opts, struct config *cfg)
 	release_unused_inherited(&d.inherited);
 	/* Before the first ping, so loaded rounds are there for its outcome. */
 	history_svc_configure(d.history, cfg);
-	d.target_names = names_of(cfg, &d.n_target_names);
 	size_t n_targets = cfg->n_targets;
 	config_drop_targets(cfg);
 	heap_release();

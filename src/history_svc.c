@@ -835,7 +835,12 @@ static void settings_free(struct history_svc *hs)
 
 void history_svc_configure(struct history_svc *hs, const struct config *cfg)
 {
-	struct tsetting *set = calloc(cfg->n_targets ? cfg->n_targets : 1, sizeof(*set));
+	/* Only history-enabled targets get a setting: with `history = no`
+	 * everywhere the array is one empty element, not 40 B a target. */
+	size_t want = 0;
+	for (size_t i = 0; i < cfg->n_targets; i++)
+		want += cfg->targets[i].opts.history;
+	struct tsetting *set = calloc(want ? want : 1, sizeof(*set));
 	if (!set) {
 		log_msg(LOG_ERR, "history_config_failed", "out of memory: keeping the previous settings");
 		return;

@@ -64,6 +64,7 @@ struct pinger_plan {
 	uint8_t *rxbuf;              /* NULL: the running one fits */
 	size_t rx_slot, rx_n;
 	size_t n_new_probes;
+	size_t n_named_before;       /* targets whose name is running already */
 	/* The RTT histogram bounds; rtt_changed: they differ from the running
 	 * ones, so kept targets get new (empty) histograms. */
 	bool rtt_changed;
@@ -399,6 +400,7 @@ static int plan_target(struct pinger_plan *plan, const struct config *cfg, size_
 	}
 	slot = p->n_targets ? str_index_slot(ix, ct->name) : NULL;
 	old = slot && *slot ? p->targets[*slot - 1] : NULL;
+	plan->n_named_before += old != NULL;
 	if (old && target_same(old, ct, &r, pt->socks)) {
 		pt->t = old;
 		pt->kept = true;
@@ -457,11 +459,14 @@ static int reserve_slots(struct pinger *p, size_t n_new)
 	while (cap < need)
 		cap *= 2;
 	if (p->pc.hook_slots) {
-		void **hs = realloc(p->pc.hook_slots, cap * sizeof *hs);
+		/* calloc, not realloc and memset: slots of probes without a
+		 * history are never written, so their pages are never touched. */
+		void **hs = calloc(cap, sizeof *hs);
 
 		if (!hs)
 			return -1;
-		memset(hs + p->cap_slots, 0, (cap - p->cap_slots) * sizeof *hs);
+		memcpy(hs, p->pc.hook_slots, p->cap_slots * sizeof *hs);
+		free(p->pc.hook_slots);
 		p->pc.hook_slots = hs;
 	}
 	ns = realloc(p->pc.slots, cap * sizeof *ns);
@@ -897,12 +902,22 @@ static void commit_groups(struct pinger *p, struct pinger_plan *plan, uint64_t n
 	}
 }
 
+void pinger_last_commit(const struct pinger *p, size_t *added, size_t *removed)
+{
+	*added = p->last_added;
+	*removed = p->last_removed;
+}
+
 void pinger_commit(struct pinger *p, struct pinger_plan *plan)
 {
 	uint64_t now = loop_now_refresh(p->loop), lookup_at = now;
 	bool new_resolver = commit_resolver(p, plan);
 	size_t k = 0;
 
+	/* Names are unique on both sides, so what the new set does not name
+	 * again was removed. */
+	p->last_added = plan->n - plan->n_named_before;
+	p->last_removed = p->n_targets - plan->n_named_before;
 	commit_drop_removed(p, plan, now);
 	commit_sockets_and_grid(p, plan);
 	for (size_t i = 0; i < plan->n; i++) {

@@ -532,6 +532,12 @@ class Ctl(unittest.TestCase):
             names = {x["target"] for x in self.targets_json()}
             self.assertIn("v4b", names)
             self.assertNotIn("v6", names)
+            # A target whose settings change under the same name is replaced,
+            # neither added nor removed.
+            targets["v4b"] = {"host": "127.0.0.3"}
+            d.write_config(ctl_config(self.sock, targets=targets))
+            r = ctl(self.sock, "reload")
+            self.assertEqual(r.stdout, "reloaded: 0 targets added, 0 removed, listeners unchanged\n")
 
             before = self.targets_json()
             text = ctl_config(self.sock, targets=targets).replace(
