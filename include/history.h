@@ -31,11 +31,16 @@
  * newest, and the last HISTORY_STATES up/down changes.  Neither is in the
  * file: after a restart they start empty (the rounds carry the long view).
  *
- * Memory with the defaults: 780 rounds x 30 bytes (struct history_round) +
- * up to HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round + the
- * struct itself (448 bytes on LP64 as allocated, whole cache lines: about 120 of counters and pointers,
- * 32 x 2 bytes of recent outcomes and 16 x 16 bytes of state changes) =
- * at most 24 360 bytes per probe (the goal is 24 KiB, 24 576).  A round
+ * Memory with the defaults, one allocation per probe: the struct (832
+ * bytes on LP64 in whole cache lines: about 120 of counters and pointers,
+ * 32 x 2 bytes of recent outcomes, 16 x 8 bytes of state changes and
+ * HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round) + 780 rounds
+ * x 30 bytes (struct history_round) = 24 232 bytes per probe; with the
+ * daemon's entry for it (history_svc.c: about 250 bytes with the names and
+ * malloc's headers) under the goal of 24 KiB, 24 576.  Everything an outcome touches -- the open round's
+ * counters, the recent ring, the samples -- is in the first 1 KB, one
+ * page, so an outcome costs one TLB entry and three or four cache lines,
+ * whichever probe it is for; the rounds follow.  A round
  * with more replies than HISTORY_SAMPLES_MAX keeps a uniform random sample
  * of them (reservoir sampling, deterministic) for its interior quantiles;
  * its minimum, maximum and counts stay exact.
@@ -77,7 +82,8 @@ struct history_tier {
 };
 
 /* One up/down change: the probe's enum health_state values (stats.h;
- * the history does not interpret them). */
+ * the history does not interpret them, but keeps 4 bits of each) and the
+ * time, kept to the microsecond. */
 struct history_state_change {
 	uint64_t wall_ns;             /* CLOCK_REALTIME */
 	uint8_t from, to;
@@ -93,9 +99,8 @@ struct history {
 	uint64_t cur_slot;            /* HISTORY_NONE: none open */
 	uint32_t cur_sent, cur_lost, cur_recv;
 	uint16_t cur_min, cur_max;
-	uint16_t n_samples, cap_samples;
+	uint16_t n_samples;
 	uint32_t rng;
-	uint16_t *samples;
 	/* Rings: the oldest of n entries is at next - n (mod the size). */
 	uint64_t recent_wall_ns;      /* the newest outcome's time; 0 before the first */
 	uint8_t recent_n, recent_next;
@@ -104,7 +109,11 @@ struct history {
 	/* What closing a round and the readers use. */
 	struct history_tier tier[HISTORY_TIERS];
 	uint64_t dropped;             /* outcomes older than the newest round (clock stepped back) */
-	struct history_state_change states[HISTORY_STATES];
+	uint64_t states[HISTORY_STATES];   /* us << 8 | from << 4 | to */
+	/* The open round's RTT codes in arrival order (a reservoir sample
+	 * once there are more); sorted when it closes. */
+	uint16_t samples[HISTORY_SAMPLES_MAX];
+	/* The tiers' rounds follow in the same allocation. */
 };
 #define HISTORY_HOT_BYTES 128
 

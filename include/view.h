@@ -179,10 +179,17 @@ void pinger_view_global(const struct pinger *p, struct view_pinger *out);
  * All are called from the loop, never re-entered, and must not block.
  */
 struct view_probe;
+/* The probe a hook is told about.  Its names are read only when the hook
+ * asks (view_probe_key): they sit in a cache line that sending and
+ * receiving never touch, and a hook whose slot is set up already needs
+ * at most the family. */
+struct view_probe_src;
+struct view_probe_key view_probe_key(const struct view_probe_src *src);
+uint8_t view_probe_family(const struct view_probe_src *src);
 struct pinger_hooks {
-	void (*on_outcome)(void *arg, void **slot, const struct view_probe_key *key,
+	void (*on_outcome)(void *arg, void **slot, const struct view_probe_src *src,
 			   uint64_t now_ns, uint64_t rtt_ns);
-	void (*on_state)(void *arg, void **slot, const struct view_probe_key *key,
+	void (*on_state)(void *arg, void **slot, const struct view_probe_src *src,
 			 uint64_t now_ns, enum health_state from, enum health_state to);
 	void (*on_gone)(void *arg, void **slot);
 	void *arg;

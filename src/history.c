@@ -279,27 +279,13 @@ static uint32_t xorshift32(uint32_t *s)
 static void round_sample(struct history *h, uint16_t code)
 {
 	h->cur_recv++;
-	if (h->n_samples < h->cap_samples) {
+	if (h->n_samples < HISTORY_SAMPLES_MAX) {
 		h->samples[h->n_samples++] = code;
 		return;
 	}
-	if (h->cap_samples < HISTORY_SAMPLES_MAX) {
-		uint16_t ncap = h->cap_samples ? (uint16_t)(h->cap_samples * 2) : 16;
-		if (ncap > HISTORY_SAMPLES_MAX)
-			ncap = HISTORY_SAMPLES_MAX;
-		uint16_t *ns = realloc(h->samples, ncap * sizeof(uint16_t));
-		if (ns) {
-			h->samples = ns;
-			h->cap_samples = ncap;
-			h->samples[h->n_samples++] = code;
-			return;
-		}
-		if (h->cap_samples == 0)
-			return;   /* no memory: the quantiles lose this one */
-	}
-	/* Reservoir: keep it with probability cap / received. */
+	/* Reservoir: keep it with probability HISTORY_SAMPLES_MAX / received. */
 	uint32_t j = xorshift32(&h->rng) % h->cur_recv;
-	if (j < h->cap_samples)
+	if (j < HISTORY_SAMPLES_MAX)
 		h->samples[j] = code;
 }
 
@@ -330,7 +316,8 @@ size_t history_recent(const struct history *h, uint16_t *out)
 
 void history_state_add(struct history *h, uint64_t wall_ns, uint8_t from, uint8_t to)
 {
-	h->states[h->states_next] = (struct history_state_change){ wall_ns, from, to };
+	/* Packed in 8 bytes: microseconds, then 4 bits each of from and to. */
+	h->states[h->states_next] = (wall_ns / 1000) << 8 | (uint64_t)(from & 15) << 4 | (to & 15);
 	h->states_next = (uint8_t)((h->states_next + 1) % HISTORY_STATES);
 	if (h->states_n < HISTORY_STATES)
 		h->states_n++;
@@ -339,8 +326,11 @@ void history_state_add(struct history *h, uint64_t wall_ns, uint8_t from, uint8_
 size_t history_states(const struct history *h, struct history_state_change *out)
 {
 	unsigned first = (h->states_next + HISTORY_STATES - h->states_n) % HISTORY_STATES;
-	for (unsigned i = 0; i < h->states_n; i++)
-		out[i] = h->states[(first + i) % HISTORY_STATES];
+	for (unsigned i = 0; i < h->states_n; i++) {
+		uint64_t v = h->states[(first + i) % HISTORY_STATES];
+		out[i] = (struct history_state_change){ (v >> 8) * 1000, (uint8_t)(v >> 4 & 15),
+							(uint8_t)(v & 15) };
+	}
 	return h->states_n;
 }
 
@@ -411,16 +401,20 @@ struct history *history_new(uint64_t step_ns)
 		errno = EINVAL;
 		return NULL;
 	}
-	/* Aligned so that the hot head is exactly two cache lines. */
-	struct history *h = aligned_alloc(CACHE_LINE, struct_size());
-	if (!h)
-		return NULL;
-	memset(h, 0, sizeof(*h));
-	struct history_round *r = calloc(rounds_total(), sizeof(*r));
-	if (!r) {
-		free(h);
+	/* One block, aligned so that the hot head is exactly two cache lines:
+	 * the struct, then every tier's rounds.  Only the struct is cleared: a
+	 * tier is cleared when its first round lands (tier_put, or the file's
+	 * rounds in decode_tier), and until then nothing reads it (its `last`
+	 * is HISTORY_NONE), so the pages of rounds not written yet are never
+	 * touched. */
+	void *mem;
+	if (posix_memalign(&mem, CACHE_LINE, history_memory(NULL)) != 0) {
+		errno = ENOMEM;
 		return NULL;
 	}
+	struct history *h = mem;
+	memset(h, 0, offsetof(struct history, samples));
+	struct history_round *r = (struct history_round *)(void *)((char *)h + struct_size());
 	h->step_ns = step_ns;
 	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
 		h->tier[k].last = HISTORY_NONE;
@@ -435,17 +429,13 @@ struct history *history_new(uint64_t step_ns)
 
 void history_free(struct history *h)
 {
-	if (!h)
-		return;
-	free(h->tier[0].r);
-	free(h->samples);
 	free(h);
 }
 
 size_t history_memory(const struct history *h)
 {
-	return struct_size() + rounds_total() * sizeof(struct history_round) +
-	       (size_t)h->cap_samples * sizeof(uint16_t);
+	(void)h;   /* the same for every history */
+	return struct_size() + rounds_total() * sizeof(struct history_round);
 }
 
 /* ---- reading */
@@ -772,6 +762,8 @@ static int decode_tier(struct rbuf *r, struct history *h, unsigned k, uint64_t s
 		return -1;
 	}
 	h->tier[k].last = last;
+	if (last != HISTORY_NONE)   /* the gaps between the rounds read as empty */
+		memset(h->tier[k].r, 0, sizeof(struct history_round) * tlen);
 	uint32_t prev_age = UINT32_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t age = get_u32(r);

@@ -236,22 +236,24 @@ static void entry_apply(struct history_svc *hs, struct hentry *e)
 
 /* The entry of the probe behind *slot, made (or taken over from a loaded
  * file) at its first outcome or state change, brought to the settings in
- * force; NULL when out of memory. */
-static struct hentry *slot_entry(struct history_svc *hs, void **slot,
-				 const struct view_probe_key *key)
+ * force; NULL when out of memory.  Once that is done an outcome reads
+ * nothing of the probe but its family. */
+static struct hentry *slot_entry_slow(struct history_svc *hs, void **slot,
+				      const struct view_probe_src *src)
 {
 	struct hentry *e = *slot;
+	struct view_probe_key key = view_probe_key(src);
 
-	if (e && e->family != key->family) {
+	if (e && e->family != key.family) {
 		entry_retire(hs, e);
 		e = *slot = NULL;
 	}
 	if (!e) {
-		e = entry_find(hs, key->target, key->family);
-		if (e && (e->attached || strcmp(e->host, key->host) != 0))
+		e = entry_find(hs, key.target, key.family);
+		if (e && (e->attached || strcmp(e->host, key.host) != 0))
 			e = NULL;   /* cannot happen: one probe per (target, family) */
 		if (!e) {
-			e = entry_new(hs, key->target, key->host, key->family);
+			e = entry_new(hs, key.target, key.host, key.family);
 			if (!e)
 				return NULL;
 		}
@@ -264,20 +266,30 @@ static struct hentry *slot_entry(struct history_svc *hs, void **slot,
 	return e;
 }
 
-static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
+static inline struct hentry *slot_entry(struct history_svc *hs, void **slot,
+					const struct view_probe_src *src)
+{
+	struct hentry *e = *slot;
+
+	if (e && e->gen == hs->gen && e->family == view_probe_family(src))
+		return e;
+	return slot_entry_slow(hs, slot, src);
+}
+
+static void on_outcome(void *arg, void **slot, const struct view_probe_src *src,
 		       uint64_t now_ns, uint64_t rtt_ns)
 {
-	struct hentry *e = slot_entry(arg, slot, key);
+	struct hentry *e = slot_entry(arg, slot, src);
 	(void)now_ns;   /* rounds are aligned to the wall clock */
 
 	if (e && e->h)
 		history_add(e->h, wall_ns(), rtt_ns);
 }
 
-static void on_state(void *arg, void **slot, const struct view_probe_key *key,
+static void on_state(void *arg, void **slot, const struct view_probe_src *src,
 		     uint64_t now_ns, enum health_state from, enum health_state to)
 {
-	struct hentry *e = slot_entry(arg, slot, key);
+	struct hentry *e = slot_entry(arg, slot, src);
 	(void)now_ns;   /* shown as wall-clock times */
 
 	if (e && e->h)

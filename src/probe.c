@@ -108,13 +108,31 @@ void probe_ignored(struct probe_ctx *c, enum view_ignored why, const char *detai
 /* ---- outcomes ------------------------------------------------------------- */
 
 /* What the hooks are told a probe is. */
-static struct view_probe_key probe_key(const struct probe *pr)
+/* What the hooks see of a probe: the probe itself, behind a type of its own. */
+static const struct view_probe_src *probe_src(const struct probe *pr)
 {
+	return (const struct view_probe_src *)(const void *)pr;
+}
+
+static const struct probe *src_probe(const struct view_probe_src *src)
+{
+	return (const struct probe *)(const void *)src;
+}
+
+struct view_probe_key view_probe_key(const struct view_probe_src *src)
+{
+	const struct probe *pr = src_probe(src);
+
 	return (struct view_probe_key){
 		.target = target_name(probe_target(pr)),
 		.host = target_host(probe_target(pr)),
 		.family = pr->family,
 	};
+}
+
+uint8_t view_probe_family(const struct view_probe_src *src)
+{
+	return src_probe(src)->family;
 }
 
 /* The hooks' slot of a probe, or NULL when its outcomes go to no hook:
@@ -160,11 +178,8 @@ static void probe_health(struct probe_ctx *c, struct probe *pr, bool ok, uint64_
 	log_u64(l, "total_lost", pr->stats.run.c.lost);
 	log_end(l);
 	void **slot = h->on_state ? hook_slot(c, pr) : NULL;
-	if (slot) {
-		struct view_probe_key key = probe_key(pr);
-
-		h->on_state(h->arg, slot, &key, c->io->now(c), ch.from, ch.to);
-	}
+	if (slot)
+		h->on_state(h->arg, slot, probe_src(pr), c->io->now(c), ch.from, ch.to);
 }
 
 /* Tell the hook (the history) about one resolved request. */
@@ -172,12 +187,9 @@ static void probe_notify(struct probe_ctx *c, struct probe *pr, uint64_t rtt_ns)
 {
 	const struct pinger_hooks *h = &c->hooks;
 	void **slot = h->on_outcome ? hook_slot(c, pr) : NULL;
-	struct view_probe_key key;
 
-	if (!slot)
-		return;
-	key = probe_key(pr);
-	h->on_outcome(h->arg, slot, &key, c->io->now(c), rtt_ns);
+	if (slot)
+		h->on_outcome(h->arg, slot, probe_src(pr), c->io->now(c), rtt_ns);
 }
 
 static void probe_lost(struct probe_ctx *c, struct probe *pr, uint64_t send_ns)

@@ -22,7 +22,7 @@ Measured over the same window (after a warm-up) for each:
     writer's cost, which a second CPU absorbs;
   * memory per target: RSS over a zero-target daemon of the same config,
     divided by N (history rings fill as rounds close, so also the bound
-    from history.h: 24 360 bytes);
+    from history.h: 24 232 bytes);
   * send lateness p99 and max (the pinger's own figure, scheduled
     deadline -> sendto, on SIGUSR1) for "saving" vs "on": the saves must
     not delay pings;
@@ -63,6 +63,13 @@ def cpu_s(pid, children=False):
     if children:
         t += int(fields[13]) + int(fields[14])
     return t / tck
+
+
+def minflt(pid):
+    """Minor page faults so far: first touches of memory (the rounds'
+    pages fill as rounds land), which the CPU window also pays for."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
 def rss_kib(pid):
@@ -197,10 +204,12 @@ def main():
         time.sleep(10)
         st0 = icmp_stats(0)
         c0 = {k: (cpu_s(p), cpu_s(p, True)) for k, p in pids.items()}
+        f0 = {k: minflt(p) for k, p in pids.items()}
         t0 = time.monotonic()
         log(f"measuring {a.seconds} s")
         time.sleep(a.seconds)
         c1 = {k: (cpu_s(p), cpu_s(p, True)) for k, p in pids.items()}
+        f1 = {k: minflt(p) for k, p in pids.items()}
         window = time.monotonic() - t0
         rss = {k: rss_kib(p) for k, p in pids.items()}
         load1 = open("/proc/loadavg").read().split()[0]
@@ -245,27 +254,27 @@ def main():
                   "cpu": c1[k][0] - c0[k][0], "cpu_all": c1[k][1] - c0[k][1],
                   "us_per_probe": (c1[k][0] - c0[k][0]) / sent * 1e6 if sent else float("nan"),
                   "us_all": (c1[k][1] - c0[k][1]) / sent * 1e6 if sent else float("nan"),
-                  "mem_b": (rss[k] - base) * 1024 / n}
+                  "mem_b": (rss[k] - base) * 1024 / n, "faults": f1[k] - f0[k]}
     took = [float(e["took_ms"]) for e in saves if e.get("why") != "stop"]
     out = []
     out.append(f"## bench/history, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                f"{n} targets at 1 Hz each, 3 daemons at once, {window:.0f} s window, "
                f"load average {load0} -> {load1} on {os.cpu_count()} CPUs\n")
     out.append("| daemon | requests | CPU s | CPU us/probe | with children us/probe | "
-               "RSS-base bytes/target | lateness p99 us | max us |")
-    out.append("|---|---|---|---|---|---|---|---|")
+               "RSS-base bytes/target | lateness p99 us | max us | page faults in window |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for k in ("off", "on", "saving"):
         p = per[k]
         lp = late.get(k, (float("nan"),) * 3)
         out.append(f"| {k} | {p['sent']:.0f} | {p['cpu']:.2f} | {p['us_per_probe']:.2f} | "
-                   f"{p['us_all']:.2f} | {p['mem_b']:.0f} | {lp[0]} | {lp[1]} |")
+                   f"{p['us_all']:.2f} | {p['mem_b']:.0f} | {lp[0]} | {lp[1]} | {p['faults']} |")
     out.append("")
     out.append(f"- CPU per probe, history on / off: {per['on']['us_per_probe'] / per['off']['us_per_probe']:.3f} "
                f"(goal <= 1.05); saving / off (the daemon): "
                f"{per['saving']['us_per_probe'] / per['off']['us_per_probe']:.3f}, "
                f"with the writer child: {per['saving']['us_all'] / per['off']['us_all']:.3f}")
     out.append(f"- memory: history on - off = {(per['on']['mem_b'] - per['off']['mem_b']):.0f} bytes/target "
-               f"resident after {window + 10:.0f} s of {a.step} rounds (bound when every ring is full, history.h: 24 360)")
+               f"resident after {window + 10:.0f} s of {a.step} rounds (bound when every ring is full, history.h: 24 232)")
     if "saving" in late and "on" in late:
         out.append(f"- lateness p99 saving / not saving: {late['saving'][0]} / {late['on'][0]} us = "
                    f"{late['saving'][0] / max(1, late['on'][0]):.2f} (goal <= 1.1)")

@@ -67,13 +67,15 @@ static uint64_t fake_now(struct probe_ctx *c)
 
 static const struct probe_io fake_io = { fake_send, fake_wake_at, fake_now };
 
-static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
+static void on_outcome(void *arg, void **slot, const struct view_probe_src *src,
 		       uint64_t now_ns, uint64_t rtt_ns)
 {
 	struct fx *f = arg;
+	struct view_probe_key k = view_probe_key(src), *key = &k;
 
 	(void)slot;
 	cr_assert_str_eq(key->target, "t1");
+	cr_assert_eq(view_probe_family(src), 4);
 	cr_assert_eq(now_ns, f->now);
 	f->outcomes++;
 	if (rtt_ns == STATS_NO_RTT)
@@ -81,10 +83,11 @@ static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
 	f->last_rtt = rtt_ns;
 }
 
-static void on_state(void *arg, void **slot, const struct view_probe_key *key,
+static void on_state(void *arg, void **slot, const struct view_probe_src *src,
 		     uint64_t now_ns, enum health_state from, enum health_state to)
 {
 	struct fx *f = arg;
+	struct view_probe_key k = view_probe_key(src), *key = &k;
 
 	cr_assert_eq(slot, &f->hook_slots[0]);
 	cr_assert_str_eq(key->target, "t1");

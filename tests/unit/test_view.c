@@ -32,10 +32,11 @@ static void on_stop(struct timer *t)
 	loop_stop(f->loop);
 }
 
-static void on_outcome(void *arg, void **slot, const struct view_probe_key *key,
+static void on_outcome(void *arg, void **slot, const struct view_probe_src *src,
 		       uint64_t now_ns, uint64_t rtt_ns)
 {
 	struct fixture *f = arg;
+	struct view_probe_key k = view_probe_key(src), *key = &k;
 
 	cr_assert_not_null(key->target);
 	cr_assert_eq(key->family, 4);
