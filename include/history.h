@@ -35,9 +35,10 @@
  * bytes on LP64 in whole cache lines: about 120 of counters and pointers,
  * 32 x 2 bytes of recent outcomes, 16 x 8 bytes of state changes and
  * HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round) + 780 rounds
- * x 30 bytes (struct history_round) = 24 232 bytes per probe; with the
- * daemon's entry for it (history_svc.c: about 250 bytes with the names and
- * malloc's headers) under the goal of 24 KiB, 24 576.  Everything an outcome touches -- the open round's
+ * x 30 bytes (struct history_round) = 24 232, in whole cache lines 24 256
+ * bytes per probe; with the daemon's entry for it (history_svc.c: about
+ * 150 bytes with the names and malloc's headers) under the goal of 24 KiB,
+ * 24 576.  Everything an outcome touches -- the open round's
  * counters, the recent ring, the samples -- is in the first 1 KB, one
  * page, so an outcome costs one TLB entry and three or four cache lines,
  * whichever probe it is for; the rounds follow.  A round
@@ -76,9 +77,11 @@ struct history_round {
 	uint16_t sent[2], lost[2];    /* 32-bit counts, low word first */
 };
 
+/* A tier's rounds follow the struct in the same block (slot s of tier k
+ * at its s % len), found by offset, not by pointer: a history is one
+ * position-independent block that can be copied as bytes. */
 struct history_tier {
 	uint64_t last;                /* newest slot stored, or HISTORY_NONE */
-	struct history_round *r;      /* len rounds, slot s at r[s % len] */
 };
 
 /* One up/down change: the probe's enum health_state values (stats.h;
@@ -138,6 +141,13 @@ uint64_t history_rtt_decode(uint16_t code);
  * or a bad step (errno EINVAL). */
 struct history *history_new(uint64_t step_ns);
 void history_free(struct history *h);
+/* For a caller that places histories itself (history_svc's pool): the
+ * bytes of one (history_memory; a multiple of 64), making one in mem
+ * (64-byte aligned; NULL and errno EINVAL on a bad step), and copying one
+ * (to memory of that size).  Such a history is not history_free()d. */
+size_t history_size(void);
+struct history *history_init(void *mem, uint64_t step_ns);
+struct history *history_copy(void *mem, const struct history *h);
 /* Bytes the history holds (for the memory goal and the bench). */
 size_t history_memory(const struct history *h);
 

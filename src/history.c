@@ -118,9 +118,25 @@ static bool acc_round(const struct round_acc *a, struct history_round *out)
 
 /* ---- tiers */
 
+/* The struct as allocated: rounded up to whole cache lines. */
+#define CACHE_LINE 64u
+static size_t struct_size(void)
+{
+	return (sizeof(struct history) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
+}
+
+/* Tier k's first round: after the struct and the finer tiers. */
+static struct history_round *tier_rounds(const struct history *h, unsigned k)
+{
+	size_t before = 0;
+	for (unsigned i = 0; i < k; i++)
+		before += history_tier_len[i];
+	return (struct history_round *)(void *)((char *)(uintptr_t)h + struct_size()) + before;
+}
+
 static struct history_round *tier_at(const struct history *h, unsigned k, uint64_t slot)
 {
-	return &h->tier[k].r[slot % history_tier_len[k]];
+	return &tier_rounds(h, k)[slot % history_tier_len[k]];
 }
 
 static bool tier_holds(const struct history *h, unsigned k, uint64_t slot)
@@ -182,7 +198,7 @@ static void tier_put(struct history *h, unsigned k, uint64_t slot, const struct 
 		for (uint64_t i = 1; i <= gap; i++)
 			memset(tier_at(h, k, t->last + i), 0, sizeof(struct history_round));
 	} else {
-		memset(t->r, 0, sizeof(struct history_round) * len);
+		memset(tier_rounds(h, k), 0, sizeof(struct history_round) * len);
 	}
 	t->last = slot;
 	*tier_at(h, k, slot) = *r;
@@ -388,14 +404,7 @@ static size_t rounds_total(void)
 _Static_assert(offsetof(struct history, tier) <= HISTORY_HOT_BYTES,
 	       "an outcome's fields fit two cache lines");
 
-/* The struct as allocated: rounded up to whole cache lines. */
-#define CACHE_LINE 64u
-static size_t struct_size(void)
-{
-	return (sizeof(struct history) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
-}
-
-struct history *history_new(uint64_t step_ns)
+struct history *history_init(void *mem, uint64_t step_ns)
 {
 	if (step_ns < HISTORY_STEP_MIN_NS || step_ns > HISTORY_STEP_MAX_NS) {
 		errno = EINVAL;
@@ -407,24 +416,47 @@ struct history *history_new(uint64_t step_ns)
 	 * rounds in decode_tier), and until then nothing reads it (its `last`
 	 * is HISTORY_NONE), so the pages of rounds not written yet are never
 	 * touched. */
-	void *mem;
-	if (posix_memalign(&mem, CACHE_LINE, history_memory(NULL)) != 0) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	struct history *h = mem;
 	memset(h, 0, offsetof(struct history, samples));
-	struct history_round *r = (struct history_round *)(void *)((char *)h + struct_size());
 	h->step_ns = step_ns;
-	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
+	for (unsigned k = 0; k < HISTORY_TIERS; k++)
 		h->tier[k].last = HISTORY_NONE;
-		h->tier[k].r = r;
-		r += history_tier_len[k];
-	}
 	h->cur_slot = HISTORY_NONE;
 	h->cur_min = UINT16_MAX;
 	h->rng = 2463534242u;
 	return h;
+}
+
+struct history *history_new(uint64_t step_ns)
+{
+	void *mem;
+	if (step_ns < HISTORY_STEP_MIN_NS || step_ns > HISTORY_STEP_MAX_NS) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (posix_memalign(&mem, CACHE_LINE, history_size()) != 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return history_init(mem, step_ns);
+}
+
+struct history *history_copy(void *mem, const struct history *h)
+{
+	/* Only what is in use: the samples past n_samples and the rounds of
+	 * tiers not started are never read. */
+	memcpy(mem, h, offsetof(struct history, samples) + h->n_samples * sizeof(uint16_t));
+	for (unsigned k = 0; k < HISTORY_TIERS; k++)
+		if (h->tier[k].last != HISTORY_NONE)
+			memcpy(tier_rounds(mem, k), tier_rounds(h, k),
+			       history_tier_len[k] * sizeof(struct history_round));
+	return mem;
+}
+
+size_t history_size(void)
+{
+	return (struct_size() + rounds_total() * sizeof(struct history_round) + CACHE_LINE - 1) &
+	       ~(size_t)(CACHE_LINE - 1);
 }
 
 void history_free(struct history *h)
@@ -435,7 +467,7 @@ void history_free(struct history *h)
 size_t history_memory(const struct history *h)
 {
 	(void)h;   /* the same for every history */
-	return struct_size() + rounds_total() * sizeof(struct history_round);
+	return history_size();
 }
 
 /* ---- reading */
@@ -763,7 +795,7 @@ static int decode_tier(struct rbuf *r, struct history *h, unsigned k, uint64_t s
 	}
 	h->tier[k].last = last;
 	if (last != HISTORY_NONE)   /* the gaps between the rounds read as empty */
-		memset(h->tier[k].r, 0, sizeof(struct history_round) * tlen);
+		memset(tier_rounds(h, k), 0, sizeof(struct history_round) * tlen);
 	uint32_t prev_age = UINT32_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t age = get_u32(r);

@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "pinger.h"
 #include "render.h"
+#include "pool.h"
 #include "util.h"
 #include "view.h"
 #include "web.h"
@@ -59,6 +60,7 @@ struct tsetting {
 struct history_svc {
 	struct loop *loop;
 	struct pinger *pinger;
+	struct pool pool;             /* every entry's history (pool.h: why) */
 
 	struct hentry **buckets;
 	size_t n_buckets, n_entries;
@@ -150,9 +152,24 @@ static void hash_unlink(struct history_svc *hs, struct hentry *e)
 		}
 }
 
-static void entry_free(struct hentry *e)
+/* A history in the pool: fresh, or a copy of a loaded one. */
+static struct history *hist_get(struct history_svc *hs, uint64_t step_ns,
+				const struct history *from)
 {
-	history_free(e->h);
+	void *mem = pool_get(&hs->pool);
+	if (!mem)
+		return NULL;
+	return from ? history_copy(mem, from) : history_init(mem, step_ns);
+}
+
+static void hist_put(struct history_svc *hs, struct history *h)
+{
+	pool_put(&hs->pool, h);
+}
+
+static void entry_free(struct history_svc *hs, struct hentry *e)
+{
+	hist_put(hs, e->h);
 	free(e->target);
 	free(e->host);
 	free(e);
@@ -169,7 +186,7 @@ static struct hentry *entry_new(struct history_svc *hs, const char *target, cons
 	e->target = strdup(target);
 	e->host = strdup(host ? host : "");
 	if (!e->target || !e->host) {
-		entry_free(e);
+		entry_free(hs, e);
 		return NULL;
 	}
 	e->family = family;
@@ -188,7 +205,7 @@ static void entry_retire(struct history_svc *hs, struct hentry *e)
 	hash_unlink(hs, e);
 	list_remove(e);
 	if (!hs->dir[0] || !e->h) {
-		entry_free(e);
+		entry_free(hs, e);
 		return;
 	}
 	e->retired = true;
@@ -215,7 +232,7 @@ static void entry_apply(struct history_svc *hs, struct hentry *e)
 	 * on are kept there), or it is being removed. */
 	const struct tsetting *s = setting_of(hs, e->target);
 	if (!s || !s->enabled) {
-		history_free(e->h);
+		hist_put(hs, e->h);
 		e->h = NULL;
 		return;
 	}
@@ -225,11 +242,11 @@ static void entry_apply(struct history_svc *hs, struct hentry *e)
 		log_u64(l, "family", e->family);
 		log_str(l, "reason", "history_step changed");
 		log_end(l);
-		history_free(e->h);
+		hist_put(hs, e->h);
 		e->h = NULL;
 	}
 	if (!e->h)
-		e->h = history_new(s->step_ns);
+		e->h = hist_get(hs, s->step_ns, NULL);
 }
 
 /* ---- the hooks */
@@ -493,7 +510,7 @@ static void free_retired(struct history_svc *hs)
 	while (hs->retired.next != &hs->retired) {
 		struct hentry *e = hs->retired.next;
 		list_remove(e);
-		entry_free(e);
+		entry_free(hs, e);
 	}
 }
 
@@ -767,10 +784,14 @@ static void load_one(struct history_svc *hs, int dirfd, const struct tsetting *s
 		return;
 	}
 	struct hentry *e = entry_new(hs, s->name, s->host, family);
-	if (!e) {
-		history_free(h);
+	struct history *ph = e ? hist_get(hs, 0, h) : NULL;
+	history_free(h);
+	if (!ph) {
+		if (e)
+			entry_retire(hs, e);
 		return;
 	}
+	h = ph;
 	e->h = h;
 	e->gen = hs->gen;
 	size_t rounds = rounds_of(h);
@@ -1429,6 +1450,7 @@ struct history_svc *history_svc_new(struct loop *loop, struct pinger *p)
 		return NULL;
 	hs->loop = loop;
 	hs->pinger = p;
+	pool_init(&hs->pool, history_size());
 	hs->live.next = hs->live.prev = &hs->live;
 	hs->retired.next = hs->retired.prev = &hs->retired;
 	io_init(&hs->pidfd, -1, on_pidfd, 0);
@@ -1472,9 +1494,10 @@ void history_svc_free(struct history_svc *hs)
 	while (hs->live.next != &hs->live) {
 		struct hentry *e = hs->live.next;
 		list_remove(e);
-		entry_free(e);
+		entry_free(hs, e);
 	}
 	free_retired(hs);
+	pool_fini(&hs->pool);
 	free(hs->buckets);
 	settings_free(hs);
 	free(hs);
