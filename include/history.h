@@ -77,9 +77,10 @@ struct history_round {
 	uint16_t sent[2], lost[2];    /* 32-bit counts, low word first */
 };
 
-/* A tier's rounds follow the struct in the same block (slot s of tier k
- * at its s % len), found by offset, not by pointer: a history is one
- * position-independent block that can be copied as bytes. */
+/* The tiers' rounds are one array (tier 0's, then 1's, then 2's; slot s of
+ * tier k at its s % len), apart from the struct: history_new puts it right
+ * after, history_svc in a pool of its own, so that the structs, which
+ * every outcome touches, lie close together. */
 struct history_tier {
 	uint64_t last;                /* newest slot stored, or HISTORY_NONE */
 };
@@ -111,12 +112,12 @@ struct history {
 	uint16_t recent[HISTORY_RECENT];
 	/* What closing a round and the readers use. */
 	struct history_tier tier[HISTORY_TIERS];
+	struct history_round *rounds; /* history_rounds_size() bytes */
 	uint64_t dropped;             /* outcomes older than the newest round (clock stepped back) */
 	uint64_t states[HISTORY_STATES];   /* us << 8 | from << 4 | to */
 	/* The open round's RTT codes in arrival order (a reservoir sample
 	 * once there are more); sorted when it closes. */
 	uint16_t samples[HISTORY_SAMPLES_MAX];
-	/* The tiers' rounds follow in the same allocation. */
 };
 #define HISTORY_HOT_BYTES 128
 
@@ -141,13 +142,15 @@ uint64_t history_rtt_decode(uint16_t code);
  * or a bad step (errno EINVAL). */
 struct history *history_new(uint64_t step_ns);
 void history_free(struct history *h);
-/* For a caller that places histories itself (history_svc's pool): the
- * bytes of one (history_memory; a multiple of 64), making one in mem
- * (64-byte aligned; NULL and errno EINVAL on a bad step), and copying one
- * (to memory of that size).  Such a history is not history_free()d. */
-size_t history_size(void);
-struct history *history_init(void *mem, uint64_t step_ns);
-struct history *history_copy(void *mem, const struct history *h);
+/* For a caller that places histories itself (history_svc's pools): the
+ * bytes of the struct and of its rounds (multiples of 64; their sum is
+ * history_memory), making one in head and rounds (both 64-byte aligned;
+ * NULL and errno EINVAL on a bad step), and copying one.  Such a history
+ * is not history_free()d: its two parts are the caller's. */
+size_t history_head_size(void);
+size_t history_rounds_size(void);
+struct history *history_init(void *head, void *rounds, uint64_t step_ns);
+struct history *history_copy(void *head, void *rounds, const struct history *h);
 /* Bytes the history holds (for the memory goal and the bench). */
 size_t history_memory(const struct history *h);
 

@@ -1,14 +1,16 @@
 /*
  * pool: fixed-size blocks carved from large anonymous mappings, for the
  * one kind of object the daemon has ten thousand of and touches on every
- * probe outcome: a latency history (24 KB each).  From malloc, each such
- * block sat in the small-object heap between the small allocations made
- * with it, so every probe's history entry and history head were a page of
- * their own: two TLB entries an outcome, 20 000 distinct pages a second at
- * 10 000 targets.  Here the blocks lie side by side in chunks of
- * POOL_CHUNK_BLOCKS, and the heap keeps the entries dense
- * (bench/history, paired rounds on a 2-CPU VM: CPU per probe with the
- * history over without it 1.06 before, 1.04 with the pool).
+ * probe outcome: a latency history.  From malloc, each history (24 KB)
+ * sat in the small-object heap between the small allocations made with
+ * it, so every probe's history entry and history struct were pages of
+ * their own: 20 000 distinct pages touched a second at 10 000 targets,
+ * which on this class of VM costs more in TLB misses than the history's
+ * own work.  history_svc keeps the structs (832 bytes) in one pool and
+ * their rounds (23 424 bytes) in another: structs side by side, and the
+ * heap keeps the entries dense (bench/history, paired rounds on a 2-CPU
+ * VM: CPU per probe with the history over without it 1.06 from malloc,
+ * 1.03-1.04 with one pool, 1.03 with the two).
  *
  * A free block goes on a LIFO list, and the whole pages inside it are
  * given back to the kernel (MADV_DONTNEED), so removing targets returns

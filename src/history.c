@@ -125,13 +125,13 @@ static size_t struct_size(void)
 	return (sizeof(struct history) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
 }
 
-/* Tier k's first round: after the struct and the finer tiers. */
+/* Tier k's first round: after the finer tiers'. */
 static struct history_round *tier_rounds(const struct history *h, unsigned k)
 {
 	size_t before = 0;
 	for (unsigned i = 0; i < k; i++)
 		before += history_tier_len[i];
-	return (struct history_round *)(void *)((char *)(uintptr_t)h + struct_size()) + before;
+	return h->rounds + before;
 }
 
 static struct history_round *tier_at(const struct history *h, unsigned k, uint64_t slot)
@@ -404,21 +404,20 @@ static size_t rounds_total(void)
 _Static_assert(offsetof(struct history, tier) <= HISTORY_HOT_BYTES,
 	       "an outcome's fields fit two cache lines");
 
-struct history *history_init(void *mem, uint64_t step_ns)
+struct history *history_init(void *head, void *rounds, uint64_t step_ns)
 {
 	if (step_ns < HISTORY_STEP_MIN_NS || step_ns > HISTORY_STEP_MAX_NS) {
 		errno = EINVAL;
 		return NULL;
 	}
-	/* One block, aligned so that the hot head is exactly two cache lines:
-	 * the struct, then every tier's rounds.  Only the struct is cleared: a
-	 * tier is cleared when its first round lands (tier_put, or the file's
-	 * rounds in decode_tier), and until then nothing reads it (its `last`
-	 * is HISTORY_NONE), so the pages of rounds not written yet are never
-	 * touched. */
-	struct history *h = mem;
+	/* Only the struct is cleared: a tier is cleared when its first round
+	 * lands (tier_put, or the file's rounds in decode_tier), and until
+	 * then nothing reads it (its `last` is HISTORY_NONE), so the pages of
+	 * rounds not written yet are never touched. */
+	struct history *h = head;
 	memset(h, 0, offsetof(struct history, samples));
 	h->step_ns = step_ns;
+	h->rounds = rounds;
 	for (unsigned k = 0; k < HISTORY_TIERS; k++)
 		h->tier[k].last = HISTORY_NONE;
 	h->cur_slot = HISTORY_NONE;
@@ -434,28 +433,37 @@ struct history *history_new(uint64_t step_ns)
 		errno = EINVAL;
 		return NULL;
 	}
-	if (posix_memalign(&mem, CACHE_LINE, history_size()) != 0) {
+	/* One block: the struct, aligned so that its hot head is exactly two
+	 * cache lines, then the rounds. */
+	if (posix_memalign(&mem, CACHE_LINE, history_head_size() + history_rounds_size()) != 0) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return history_init(mem, step_ns);
+	return history_init(mem, (char *)mem + history_head_size(), step_ns);
 }
 
-struct history *history_copy(void *mem, const struct history *h)
+struct history *history_copy(void *head, void *rounds, const struct history *h)
 {
 	/* Only what is in use: the samples past n_samples and the rounds of
 	 * tiers not started are never read. */
-	memcpy(mem, h, offsetof(struct history, samples) + h->n_samples * sizeof(uint16_t));
+	struct history *g = head;
+	memcpy(g, h, offsetof(struct history, samples) + h->n_samples * sizeof(uint16_t));
+	g->rounds = rounds;
 	for (unsigned k = 0; k < HISTORY_TIERS; k++)
 		if (h->tier[k].last != HISTORY_NONE)
-			memcpy(tier_rounds(mem, k), tier_rounds(h, k),
+			memcpy(tier_rounds(g, k), tier_rounds(h, k),
 			       history_tier_len[k] * sizeof(struct history_round));
-	return mem;
+	return g;
 }
 
-size_t history_size(void)
+size_t history_head_size(void)
 {
-	return (struct_size() + rounds_total() * sizeof(struct history_round) + CACHE_LINE - 1) &
+	return struct_size();
+}
+
+size_t history_rounds_size(void)
+{
+	return (rounds_total() * sizeof(struct history_round) + CACHE_LINE - 1) &
 	       ~(size_t)(CACHE_LINE - 1);
 }
 
@@ -467,7 +475,7 @@ void history_free(struct history *h)
 size_t history_memory(const struct history *h)
 {
 	(void)h;   /* the same for every history */
-	return history_size();
+	return history_head_size() + history_rounds_size();
 }
 
 /* ---- reading */

@@ -60,7 +60,9 @@ struct tsetting {
 struct history_svc {
 	struct loop *loop;
 	struct pinger *pinger;
-	struct pool pool;             /* every entry's history (pool.h: why) */
+	/* Every entry's history: the structs, which each outcome touches,
+	 * in one pool, their rounds in another (pool.h: why). */
+	struct pool heads, rounds;
 
 	struct hentry **buckets;
 	size_t n_buckets, n_entries;
@@ -156,15 +158,23 @@ static void hash_unlink(struct history_svc *hs, struct hentry *e)
 static struct history *hist_get(struct history_svc *hs, uint64_t step_ns,
 				const struct history *from)
 {
-	void *mem = pool_get(&hs->pool);
-	if (!mem)
-		return NULL;
-	return from ? history_copy(mem, from) : history_init(mem, step_ns);
+	void *head = pool_get(&hs->heads), *rounds = head ? pool_get(&hs->rounds) : NULL;
+	struct history *h = NULL;
+	if (rounds)
+		h = from ? history_copy(head, rounds, from) : history_init(head, rounds, step_ns);
+	if (!h) {
+		pool_put(&hs->rounds, rounds);
+		pool_put(&hs->heads, head);
+	}
+	return h;
 }
 
 static void hist_put(struct history_svc *hs, struct history *h)
 {
-	pool_put(&hs->pool, h);
+	if (!h)
+		return;
+	pool_put(&hs->rounds, h->rounds);
+	pool_put(&hs->heads, h);
 }
 
 static void entry_free(struct history_svc *hs, struct hentry *e)
@@ -1450,7 +1460,8 @@ struct history_svc *history_svc_new(struct loop *loop, struct pinger *p)
 		return NULL;
 	hs->loop = loop;
 	hs->pinger = p;
-	pool_init(&hs->pool, history_size());
+	pool_init(&hs->heads, history_head_size());
+	pool_init(&hs->rounds, history_rounds_size());
 	hs->live.next = hs->live.prev = &hs->live;
 	hs->retired.next = hs->retired.prev = &hs->retired;
 	io_init(&hs->pidfd, -1, on_pidfd, 0);
@@ -1497,7 +1508,8 @@ void history_svc_free(struct history_svc *hs)
 		entry_free(hs, e);
 	}
 	free_retired(hs);
-	pool_fini(&hs->pool);
+	pool_fini(&hs->heads);
+	pool_fini(&hs->rounds);
 	free(hs->buckets);
 	settings_free(hs);
 	free(hs);
