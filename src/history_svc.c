@@ -12,6 +12,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -633,7 +634,14 @@ static void save_start(struct history_svc *hs, const char *why)
 	if (pid == 0) {
 		/* The child: a copy of the histories as they were at fork.  It
 		 * only writes files and exits; it never returns to the loop. */
-		setpriority(PRIO_PROCESS, 0, 10);
+		/* SCHED_IDLE: the writer runs on CPU time nobody else wants,
+		 * so it never delays the daemon's pings (nor anyone's) on the
+		 * CPU it shares with them; the kernel still gives it a sliver
+		 * on a saturated machine, and the stop's save is the daemon's
+		 * own.  A nice value where the policy is refused. */
+		struct sched_param sp = { .sched_priority = 0 };
+		if (sched_setscheduler(0, SCHED_IDLE, &sp) < 0)
+			setpriority(PRIO_PROCESS, 0, 19);
 		/* Never outlive the daemon: a writer left over from a killed
 		 * daemon could rename old files over a new daemon's. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """bench/history: what the latency history costs, side by side in one run.
 
-Three daemons run at once in one network namespace that has only a
-loopback interface, each pinging the same N (10 000) loopback targets
-127.1.x.y at 1 Hz over datagram ICMP sockets:
+Every daemon runs in one network namespace that has only a loopback
+interface and pings the same N (10 000) loopback targets 127.1.x.y at 1 Hz
+over datagram ICMP sockets:
 
   off     [icmp] history = no
   on      history = yes (history_step --step: 1m by default, as shipped
@@ -13,25 +13,24 @@ loopback interface, each pinging the same N (10 000) loopback targets
   saving  history = yes, saved every 10 s (save_interval = 10s) by the
           forked child, to a directory under the build dir
 
-Measured over the same window (after a warm-up) for each:
-  * CPU per probe: the daemon's utime+stime (/proc/PID/stat) over the
-    requests it sent in the window (the pinger's own count, icmp_stats
-    lateness_n, on SIGUSR1 at both ends; the per-target summaries that
-    SIGUSR1 also logs fall outside the CPU window);
-    for "saving" also with its reaped children (cutime+cstime): the
-    writer's cost, which a second CPU absorbs;
-  * memory per target: RSS over a zero-target daemon of the same config,
-    divided by N (history rings fill as rounds close, so also the bound
-    from history.h: 24 256 bytes);
+Phase 1, CPU: off and on at once, each pinned to a CPU of its own, the CPUs
+swapped every round (--rounds of --round-seconds); per round, the ratio of
+their CPU time over the same seconds (/proc/PID/schedstat); the median of
+the rounds is the figure.  Memory per target: RSS over a zero-target
+daemon of the same config, divided by N.  --aa gives "on" history = no as
+well: the A/A check of the method.
+
+Phase 2, saving: on and saving at once (not pinned) for --seconds:
   * send lateness p99 and max (the pinger's own figure, scheduled
-    deadline -> sendto, on SIGUSR1) for "saving" vs "on": the saves must
-    not delay pings;
+    deadline -> sendto, since start, on SIGUSR1) for saving vs on: the
+    saves must not delay pings;
+  * CPU per probe of each, and of saving with its reaped writer children;
   * the saves: how many, how long each took (history_saved took_ms);
   * serving the pages of "saving" at N targets: `/` (first page), the last
     page of `/` (walks all N), one `/target/NAME` and its 3 h graph.
 
-Everything is bounded: --seconds (default 40) of measurement, at most 4
-minutes in all; the namespace and every process are removed at the end.
+Everything is bounded (about 4 minutes with the defaults); the namespace
+and every process are removed at the end.
 """
 import argparse
 import os
