@@ -321,6 +321,22 @@ static uint8_t *encode(const struct history *h, size_t *len)
 	return buf;
 }
 
+/* g holds the rounds h holds, tier by tier, slot by slot. */
+static void assert_same_rounds(const struct history *h, const struct history *g)
+{
+	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
+		cr_assert_eq(g->tier[k].last, h->tier[k].last);
+		uint64_t newest = history_newest(h, k);
+		for (uint64_t s = newest - history_tier_len[k]; s <= newest; s++) {
+			struct history_round a, b;
+			bool ha = history_get(h, k, s, &a), hb = history_get(g, k, s, &b);
+			cr_assert_eq(ha, hb, "tier %u slot %llu", k, (unsigned long long)s);
+			if (ha)
+				cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+		}
+	}
+}
+
 Test(history, file_round_trip)
 {
 	struct history *h = filled();
@@ -342,17 +358,7 @@ Test(history, file_round_trip)
 	cr_assert_eq(history_recent(g, rec), 0);
 	cr_assert_eq(history_states(g, sc), 0);
 	cr_assert_eq(g->recent_wall_ns, 0);
-	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
-		cr_assert_eq(g->tier[k].last, h->tier[k].last);
-		uint64_t newest = history_newest(h, k);
-		for (uint64_t s = newest - history_tier_len[k]; s <= newest; s++) {
-			struct history_round a, b;
-			bool ha = history_get(h, k, s, &a), hb = history_get(g, k, s, &b);
-			cr_assert_eq(ha, hb, "tier %u slot %llu", k, (unsigned long long)s);
-			if (ha)
-				cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
-		}
-	}
+	assert_same_rounds(h, g);
 	free(buf);
 	history_free(h);
 	history_free(g);
@@ -425,4 +431,22 @@ Test(history, quantiles_of_shuffled_replies)
 		}
 		history_free(h);
 	}
+}
+
+Test(history, a_copy_in_two_parts_is_whole_and_goes_on_alone)
+{
+	struct history *h = h_new(60 * S);
+	for (unsigned i = 0; i < 4000; i++)   /* 66 min: all three tiers start */
+		history_add(h, T0 + i * S, (1 + i % 7) * MS);
+	void *head = aligned_alloc(64, history_head_size());
+	void *rounds = aligned_alloc(64, history_rounds_size());
+	cr_assert_null(history_init(head, rounds, 0), "a bad step");
+	struct history *g = history_copy(head, rounds, h);
+	for (unsigned k = 0; k < HISTORY_TIERS; k++)
+		cr_assert_neq(history_newest(h, k), HISTORY_NONE, "tier %u", k);
+	assert_same_rounds(h, g);
+	history_free(h);
+	cr_assert(history_add(g, T0 + 4000 * S, 5 * MS));
+	free(rounds);
+	free(head);
 }

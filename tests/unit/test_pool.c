@@ -4,7 +4,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "history.h"
 #include "pool.h"
 
 #define BLOCK 24256u   /* a history's size: blocks that straddle pages */
@@ -58,37 +57,4 @@ Test(pool, a_freed_block_is_reused_and_its_pages_given_back)
 	pool_put(&p, NULL);   /* a no-op, like free(NULL) */
 	cr_assert_eq(p.n_used, 2);
 	pool_fini(&p);
-}
-
-Test(pool, histories_live_in_it_and_copy_as_bytes)
-{
-	struct pool p, r;
-	pool_init(&p, history_head_size());
-	pool_init(&r, history_rounds_size());
-	const uint64_t S = 1000000000ULL, t0 = 1699999200ULL * S;
-	struct history *h = history_new(60 * S);
-	cr_assert_not_null(h);
-	for (unsigned i = 0; i < 4000; i++)   /* 66 min: all three tiers start */
-		history_add(h, t0 + i * S, (1 + i % 7) * 1000000ULL);
-	cr_assert_null(history_init(pool_get(&p), pool_get(&r), 0), "a bad step");
-	struct history *g = history_copy(pool_get(&p), pool_get(&r), h);
-	cr_assert_eq(p.n_used, 2);
-	cr_assert_eq(r.n_used, 2);
-	for (unsigned k = 0; k < HISTORY_TIERS; k++) {
-		uint64_t newest = history_newest(h, k);
-		cr_assert_neq(newest, HISTORY_NONE, "tier %u", k);
-		cr_assert_eq(history_newest(g, k), newest);
-		for (uint64_t s = newest - history_tier_len[k] + 1; s <= newest; s++) {
-			struct history_round a, b;
-			bool ha = history_get(h, k, s, &a), hb = history_get(g, k, s, &b);
-			cr_assert_eq(ha, hb, "tier %u slot %llu", k, (unsigned long long)s);
-			if (ha)
-				cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
-		}
-	}
-	/* The copy goes on by itself. */
-	history_free(h);
-	cr_assert(history_add(g, t0 + 4000 * S, 5000000ULL));
-	pool_fini(&p);
-	pool_fini(&r);
 }
