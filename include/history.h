@@ -31,17 +31,18 @@
  * newest, and the last HISTORY_STATES up/down changes.  Neither is in the
  * file: after a restart they start empty (the rounds carry the long view).
  *
- * Memory with the defaults, one allocation per probe: the struct (832
- * bytes on LP64 in whole cache lines: about 120 of counters and pointers,
- * 32 x 2 bytes of recent outcomes, 16 x 8 bytes of state changes and
- * HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round) + 780 rounds
- * x 30 bytes (struct history_round) = 24 232, in whole cache lines 24 256
- * bytes per probe; with the daemon's entry for it (history_svc.c: about
- * 150 bytes with the names and malloc's headers) under the goal of 24 KiB,
- * 24 576.  Everything an outcome touches -- the open round's
- * counters, the recent ring, the samples -- is in the first 1 KB, one
- * page, so an outcome costs one TLB entry and three or four cache lines,
- * whichever probe it is for; the rounds follow.  A round
+ * Memory with the defaults, in two parts: the struct (832 bytes on LP64
+ * in whole cache lines: about 120 of counters and pointers, 32 x 2 bytes
+ * of recent outcomes, 16 x 8 bytes of state changes and
+ * HISTORY_SAMPLES_MAX x 2 bytes of samples for the open round) and 780
+ * rounds x 30 bytes (struct history_round, 23 424 in whole cache lines) =
+ * 24 256 bytes per probe; with the daemon's entry for it (history_svc.c:
+ * about 170 bytes with the names and malloc's headers) under the goal of
+ * 24 KiB, 24 576.  Everything an outcome touches -- the open round's
+ * counters, the recent ring, the samples -- is in the struct, three or
+ * four cache lines of it; history_new puts the rounds right after it,
+ * history_svc keeps structs and rounds in pools of their own (pool.h).
+ * A round
  * with more replies than HISTORY_SAMPLES_MAX keeps a uniform random sample
  * of them (reservoir sampling, deterministic) for its interior quantiles;
  * its minimum, maximum and counts stay exact.

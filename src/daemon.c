@@ -83,8 +83,6 @@ struct daemon {
 	bool last_reload_ok;
 	char last_reload_error[512];
 	char last_reload_summary[256];
-	/* The target names in force, sorted: a reload's result says what it
-	 * added and removed. */
 	/* The listeners' bound addresses, refreshed after each apply. */
 	struct endpoint *tcp_bound, *udp_bound, *web_bound;
 	size_t n_tcp_bound, n_udp_bound, n_web_bound;

@@ -429,17 +429,16 @@ struct history *history_init(void *head, void *rounds, uint64_t step_ns)
 struct history *history_new(uint64_t step_ns)
 {
 	void *mem;
-	if (step_ns < HISTORY_STEP_MIN_NS || step_ns > HISTORY_STEP_MAX_NS) {
-		errno = EINVAL;
-		return NULL;
-	}
 	/* One block: the struct, aligned so that its hot head is exactly two
 	 * cache lines, then the rounds. */
 	if (posix_memalign(&mem, CACHE_LINE, history_head_size() + history_rounds_size()) != 0) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return history_init(mem, (char *)mem + history_head_size(), step_ns);
+	struct history *h = history_init(mem, (char *)mem + history_head_size(), step_ns);
+	if (!h)
+		free(mem);   /* a bad step: errno EINVAL */
+	return h;
 }
 
 struct history *history_copy(void *head, void *rounds, const struct history *h)

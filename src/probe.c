@@ -107,7 +107,6 @@ void probe_ignored(struct probe_ctx *c, enum view_ignored why, const char *detai
 
 /* ---- outcomes ------------------------------------------------------------- */
 
-/* What the hooks are told a probe is. */
 /* What the hooks see of a probe: the probe itself, behind a type of its own. */
 static const struct view_probe_src *probe_src(const struct probe *pr)
 {
