@@ -191,14 +191,12 @@ static void tier_put(struct history *h, unsigned k, uint64_t slot, const struct 
 		return;
 	}
 	tier_rollup(h, k, slot);
-	if (t->last != HISTORY_NONE) {
+	if (t->last != HISTORY_NONE) {   /* a fresh tier is all clear (history_init) */
 		uint64_t gap = slot - t->last - 1;
 		if (gap > len)
 			gap = len;
 		for (uint64_t i = 1; i <= gap; i++)
 			memset(tier_at(h, k, t->last + i), 0, sizeof(struct history_round));
-	} else {
-		memset(tier_rounds(h, k), 0, sizeof(struct history_round) * len);
 	}
 	t->last = slot;
 	*tier_at(h, k, slot) = *r;
@@ -410,12 +408,13 @@ struct history *history_init(void *head, void *rounds, uint64_t step_ns)
 		errno = EINVAL;
 		return NULL;
 	}
-	/* Only the struct is cleared: a tier is cleared when its first round
-	 * lands (tier_put, or the file's rounds in decode_tier), and until
-	 * then nothing reads it (its `last` is HISTORY_NONE), so the pages of
-	 * rounds not written yet are never touched. */
+	/* Everything is cleared now, the rounds too (a gap reads as an empty
+	 * round): a history's memory is resident from its first outcome, so
+	 * the daemon's size is what its targets make it from the start, not a
+	 * step up at each tier's first round. */
 	struct history *h = head;
 	memset(h, 0, offsetof(struct history, samples));
+	memset(rounds, 0, history_rounds_size());
 	h->step_ns = step_ns;
 	h->rounds = rounds;
 	for (unsigned k = 0; k < HISTORY_TIERS; k++)
@@ -443,15 +442,11 @@ struct history *history_new(uint64_t step_ns)
 
 struct history *history_copy(void *head, void *rounds, const struct history *h)
 {
-	/* Only what is in use: the samples past n_samples and the rounds of
-	 * tiers not started are never read. */
+	/* The samples past n_samples are never read. */
 	struct history *g = head;
 	memcpy(g, h, offsetof(struct history, samples) + h->n_samples * sizeof(uint16_t));
 	g->rounds = rounds;
-	for (unsigned k = 0; k < HISTORY_TIERS; k++)
-		if (h->tier[k].last != HISTORY_NONE)
-			memcpy(tier_rounds(g, k), tier_rounds(h, k),
-			       history_tier_len[k] * sizeof(struct history_round));
+	memcpy(rounds, h->rounds, history_rounds_size());
 	return g;
 }
 
@@ -801,8 +796,6 @@ static int decode_tier(struct rbuf *r, struct history *h, unsigned k, uint64_t s
 		return -1;
 	}
 	h->tier[k].last = last;
-	if (last != HISTORY_NONE)   /* the gaps between the rounds read as empty */
-		memset(tier_rounds(h, k), 0, sizeof(struct history_round) * tlen);
 	uint32_t prev_age = UINT32_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t age = get_u32(r);

@@ -328,7 +328,7 @@ def main():
                f"{us['on']:.2f} / {us['off']:.2f} us per probe = {us['on'] / us['off']:.3f} "
                f"(requests {sent1['on']} / {sent1['off']}, between two SIGUSR1 lines)")
     out.append(f"- page faults over the rounds: off {f1['off'] - f0['off']}, on {f1['on'] - f0['on']} "
-               f"(first touches of rounds' pages are paid for once, when a tier's first round lands)")
+               f"(first touches of memory: a history's pages are all touched at its first outcome)")
     out.append(f"- memory (RSS - zero-target daemon): off {mem['off']:.0f}, on {mem['on']:.0f} bytes/target; "
                f"on - off = {mem['on'] - mem['off']:.0f} after {10 + a.rounds * (a.round_seconds + 0.5):.0f} s "
                f"of {a.step} rounds (bound when every ring is full, history.h: 24 256 + the entry)")
