@@ -445,14 +445,20 @@ def diff_stats(pairs):
             "p99": pct([abs(x) for x in d], 99), "max": max(abs(x) for x in d)}
 
 
-def acc_beacond(topo, tmp, n, socket_kind):
+def acc_beacond(topo, tmp, n, socket_kind, other=None):
+    """This build, or (other: its binary) another one, whose config then
+    names neither the history nor the web listener (it may predate both)."""
     cap = Capture(topo, topo.P, "va", ACC_BPF, os.path.join(tmp, "acc-beacond.pcap"))
     d = topo.daemon(harness.base_config(
         icmp={"interval": "10ms", "timeout": "1s", "summary_interval": "0",
-              "log_replies": "yes", "socket": socket_kind, **PINGER_ONLY},
+              "log_replies": "yes", "socket": socket_kind, **({} if other else PINGER_ONLY)},
         targets={"a4": {"host": netns.T_A4}, "a6": {"host": netns.T_A6}},
-        daemon={"log_level": "info"}))
-    d.start(timeout=30)
+        daemon={"log_level": "info"}, web="omit" if other else None))
+    saved, harness.BEACOND = harness.BEACOND, other or harness.BEACOND
+    try:
+        d.start(timeout=30)
+    finally:
+        harness.BEACOND = saved
     kind = d.wait_event("socket", family="4").get("kind", "?")
     for name in ("a4", "a6"):
         d.wait_event("reply", target=name, count=n, timeout=n * 0.01 + 30)
@@ -468,7 +474,7 @@ def acc_beacond(topo, tmp, n, socket_kind):
         pairs = [(float(e["rtt_ms"]) * 1000, w[int(e["seq"])])
                  for e in d.events("reply", target=name) if int(e["seq"]) in w]
         res[fam] = diff_stats(pairs)
-    return f"beacond ({kind})", res, "1 us"
+    return f"{'other beacond' if other else 'beacond'} ({kind})", res, "1 us"
 
 
 def acc_fping(topo, tmp, n):
@@ -587,34 +593,48 @@ def versus(topo, tmp, rounds, seconds, other, socket_kind):
     """This beacond in P and another build (other: its binary) in T at the
     same time, 10 000 loopback targets each, each pinned to one CPU,
     swapped every round: CPU per probe of both over the same seconds, and
-    their RSS at the end of each round (the difference per target is what
-    the change costs in memory)."""
+    their RSS at the end of each round.  Each build's RSS with no target is
+    taken first, so the memory per target compares what a target costs in
+    each, not the size of the binaries and their libraries."""
     icmp = {"interval": "1s", "timeout": "1s", "summary_interval": "0",
             "log_replies": "no", "socket": socket_kind}
     targets = {f"t{i}": {"host": a} for i, a in enumerate(targets_list())}
     topo.sysctl(topo.T, "net.ipv4.ping_group_range", "0 2147483647")
+    # This build with the history and web listener off; the other build
+    # may predate both keys, so its config names neither.
+    sides = ((topo.P, harness.BEACOND, PINGER_ONLY, None), (topo.T, other, {}, "omit"))
+
+    def start(ns, binary, extra, web, tgts, logpath):
+        d = netns.NsDaemon(harness.base_config(icmp={**icmp, **extra}, targets=tgts, web=web,
+                                               daemon={"log_level": "info",
+                                                       "log_target": logpath}),
+                           prefix=["ip", "netns", "exec", ns])
+        topo.daemons.append(d)
+        # harness.Daemon starts the module's BEACOND: point it at this
+        # build or the other one for the start only.
+        saved, harness.BEACOND = harness.BEACOND, binary
+        try:
+            d.start(wait_ready=False)
+        finally:
+            harness.BEACOND = saved
+        LogTail(logpath, d).wait(lambda e: e.get("event") == "ready", 60)
+        return d
+
+    base = []
+    for i, (ns, binary, extra, web) in enumerate(sides):
+        d = start(ns, binary, extra, web, {}, os.path.join(tmp, f"versus-base-{i}.log"))
+        time.sleep(2)
+        base.append(rss_kib(d.pid))
+        d.stop(timeout=60)
+        d.close()
+    log(f"versus: RSS with no target: this {base[0]} KiB, other {base[1]} KiB")
     out = []
     for r in range(rounds):
         cpu_new, cpu_old = (0, 1) if r % 2 == 0 else (1, 0)
         ds = []
-        # This build with the history and web listener off; the other
-        # build may predate both keys, so its config names neither.
-        for ns, binary, cpu, extra, web in ((topo.P, harness.BEACOND, cpu_new, PINGER_ONLY, None),
-                                            (topo.T, other, cpu_old, {}, "omit")):
-            logpath = os.path.join(tmp, f"versus-{r}-{len(ds)}.log")
-            d = netns.NsDaemon(harness.base_config(icmp={**icmp, **extra}, targets=targets, web=web,
-                                                   daemon={"log_level": "info",
-                                                           "log_target": logpath}),
-                               prefix=["ip", "netns", "exec", ns])
-            topo.daemons.append(d)
-            # harness.Daemon starts the module's BEACOND: point it at this
-            # build or the other one for the start only.
-            saved, harness.BEACOND = harness.BEACOND, binary
-            try:
-                d.start(wait_ready=False)
-            finally:
-                harness.BEACOND = saved
-            LogTail(logpath, d).wait(lambda e: e.get("event") == "ready", 60)
+        for (ns, binary, extra, web), cpu in zip(sides, (cpu_new, cpu_old)):
+            d = start(ns, binary, extra, web, targets,
+                      os.path.join(tmp, f"versus-{r}-{len(ds)}.log"))
             os.sched_setaffinity(d.pid, {cpu})
             ds.append(d)
         time.sleep(4)
@@ -632,7 +652,7 @@ def versus(topo, tmp, rounds, seconds, other, socket_kind):
         log(f"versus round {r + 1}: this {us[0]:.2f} us/probe (CPU {cpu_new}, RSS {rss[0]} KiB), "
             f"other {us[1]:.2f} (CPU {cpu_old}, RSS {rss[1]} KiB)")
         out.append((us[0], us[1], rss[0], rss[1]))
-    return out
+    return out, base
 
 
 def fmt(x, spec):
@@ -703,17 +723,20 @@ def main():
                 log(f"floor, CPUs kept busy: {args.warm_rounds} rounds")
                 warm = paired(topo, tmp, args.warm_rounds, args.pair_seconds, args.socket,
                               warm=True)
-        vs = []
+        vs, vs_base = [], None
         if args.versus:
             with netns.Topology(dgram=dgram) as topo:
                 log(f"versus {args.versus}: {args.versus_rounds} rounds")
-                vs = versus(topo, tmp, args.versus_rounds, args.pair_seconds, args.versus,
-                            args.socket)
+                vs, vs_base = versus(topo, tmp, args.versus_rounds, args.pair_seconds,
+                                     args.versus, args.socket)
         if not args.skip_accuracy:
             with netns.Topology(dgram=dgram) as topo:
                 log(f"accuracy: {args.probes} probes per family and tool")
                 if "beacond" in tools:
                     acc.append(acc_beacond(topo, tmp, args.probes, args.socket))
+                    if args.versus:
+                        acc.append(acc_beacond(topo, tmp, args.probes, args.socket,
+                                               other=args.versus))
                 if "fping" in tools:
                     acc.append(acc_fping(topo, tmp, args.probes))
                 if "oping" in tools:
@@ -777,9 +800,12 @@ def main():
         print("|---:|---:|---:|---:|---:|---:|")
         for i, (n, o, rn, ro) in enumerate(vs):
             print(f"| {i + 1} | {n:.2f} | {o:.2f} | {n / o:.2f} | {rn} | {ro} |")
-        dmem = sorted((rn - ro) * 1024 / N_TARGETS for _, _, rn, ro in vs)
-        print(f"\nmedian CPU ratio (this / other) {pct(ratios, 50):.2f}; memory difference "
-              f"{pct(dmem, 50):+.0f} B per target (median of the rounds' RSS)")
+        per = [sorted((x[2 + k] - b0) * 1024 / N_TARGETS for x in vs)
+               for k, b0 in enumerate(vs_base)]
+        print(f"\nmedian CPU ratio (this / other) {pct(ratios, 50):.2f}; memory per target "
+              f"(RSS minus the build's own with no target: this {vs_base[0]} KiB, other "
+              f"{vs_base[1]} KiB), median of the rounds: this {pct(per[0], 50):.0f} B, "
+              f"other {pct(per[1], 50):.0f} B, difference {pct(per[0], 50) - pct(per[1], 50):+.0f} B")
     if acc:
         print(f"\n## RTT accuracy against the wire (veth capture in the probe namespace, "
               f"ns timestamps, {args.probes} probes per family at 10 ms)")
