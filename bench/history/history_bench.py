@@ -21,9 +21,12 @@ daemon of the same config, divided by N.  --aa gives "on" history = no as
 well: the A/A check of the method.
 
 Phase 2, saving: on and saving at once (not pinned) for --seconds:
-  * send lateness p99 and max (the pinger's own figure, scheduled
-    deadline -> sendto, since start, on SIGUSR1) for saving vs on: the
-    saves must not delay pings;
+  * send lateness (the pinger's own, scheduled deadline -> sendto): both
+    daemons' histograms are read from their control sockets every 0.5 s;
+    the figure is the p99 of "saving" over the intervals a save overlaps
+    against the p99 of "on" over the same intervals (same seconds, same
+    machine), beside the same over the intervals between saves (the two
+    daemons' own difference, an A/A) and over the whole window;
   * CPU per probe of each, and of saving with its reaped writer children;
   * the saves: how many, how long each took (history_saved took_ms);
   * serving the pages of "saving" at N targets: `/` (first page), the last
@@ -115,6 +118,56 @@ for url in sys.argv[1:]:
 """
 
 
+SAMPLE_S = 0.5
+
+
+def lateness_buckets(sock):
+    """The daemon's send-lateness histogram from its control socket
+    (`status`: the non-empty buckets, upper bound in ns, None = +Inf)."""
+    import json
+    import socket
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    try:
+        c.connect(sock)
+        c.sendall(b"1 status\n")
+        data = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+    finally:
+        c.close()
+    for line in data.splitlines():
+        doc = json.loads(line)
+        late = doc.get("icmp", {}).get("send_late") if isinstance(doc, dict) else None
+        if late is not None:
+            return {(b if b is not None else float("inf")): n for b, n in late["buckets"]}
+    raise RuntimeError(f"{sock}: no icmp.send_late in the status reply")
+
+
+def add_diff(acc, a, b):
+    """acc += b - a, bucket by bucket (two readings of one histogram)."""
+    for k, n in b.items():
+        d = n - a.get(k, 0)
+        if d:
+            acc[k] = acc.get(k, 0) + d
+
+
+def quantile_us(h, q):
+    """The upper bound of the bucket holding quantile q, in us (0 if empty)."""
+    total = sum(h.values())
+    if not total:
+        return 0
+    need, seen = q * total, 0
+    for bound in sorted(h):
+        seen += h[bound]
+        if seen >= need:
+            return bound / 1000 if bound != float("inf") else float("inf")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=40,
@@ -146,10 +199,10 @@ def main():
     ns = Ns()
     daemons = {}
     try:
-        def config(kind, with_targets=True):
+        def config(kind, with_targets=True, control=""):
             logname = kind if with_targets else "baseline"
             d = {"log_level": "info", "log_target": os.path.join(tmp, f"{logname}.log"),
-                 "stats_interval": 0, "control_socket": ""}
+                 "stats_interval": 0, "control_socket": control}
             history = "no" if kind == "off" or (kind == "on" and a.aa) else "yes"
             icmp = {"interval": "1s", "timeout": "1s", "socket": "dgram",
                     "summary_interval": 0, "history_step": a.step, "history": history}
@@ -165,10 +218,10 @@ def main():
 
         logs = {}
 
-        def start(kind, label=None):
+        def start(kind, label=None, control=""):
             label = label or kind
-            text = config(kind).replace(os.path.join(tmp, f"{kind}.log"),
-                                        os.path.join(tmp, f"{label}.log"))
+            text = config(kind, control=control).replace(os.path.join(tmp, f"{kind}.log"),
+                                                         os.path.join(tmp, f"{label}.log"))
             d = harness.Daemon(text, prefix=["ip", "netns", "exec", ns.name])
             d.start(wait_ready=False)
             daemons[label] = d
@@ -264,8 +317,9 @@ def main():
 
         # ---- Phase 2: saving.  on and saving side by side (not pinned: the
         # writer child takes the other CPU while it runs).
+        socks = {k: os.path.join(tmp, f"{k}.sock") for k in ("on", "saving")}
         for k in ("on", "saving"):
-            start(k, k + "2")
+            start(k, k + "2", control=socks[k])
         ports = {k: port(k + "2") for k in ("on", "saving")}
         pids2 = {k: pid_of(k + "2") for k in ("on", "saving")}
         log(f"phase 2: on and saving; warming up 10 s")
@@ -273,8 +327,14 @@ def main():
         s0 = icmp_stats(("on2", "saving2"), 0)
         c0 = {k: (cpu_s(p), cpu_s(p, True)) for k, p in pids2.items()}
         t0 = time.monotonic()
-        log(f"measuring {a.seconds} s")
-        time.sleep(a.seconds)
+        log(f"measuring {a.seconds} s, the lateness histograms read every {SAMPLE_S} s")
+        samples = []   # (wall time, {kind: {bucket bound: count}})
+        order = ["on", "saving"]
+        while time.monotonic() - t0 < a.seconds:
+            order.reverse()   # neither daemon always read first
+            h = {k: lateness_buckets(socks[k]) for k in order}
+            samples.append((time.time(), h))
+            time.sleep(SAMPLE_S)
         c1 = {k: (cpu_s(p), cpu_s(p, True)) for k, p in pids2.items()}
         window = time.monotonic() - t0
         rss2 = {k: rss_kib(p) for k, p in pids2.items()}
@@ -301,6 +361,20 @@ def main():
         spans = [(harness.log_time(e) - float(e["took_ms"]) / 1000, harness.log_time(e), e)
                  for e in saves]
         saving_s = sum(max(0.0, min(b, w1) - max(a_, w0)) for a_, b, _ in spans)
+        # Each interval between two readings is "during a save" if any save
+        # overlaps it (so the fork and the copy-on-write faults just after
+        # it count as saving), else "between saves".
+        during = {"on": {}, "saving": {}}
+        between = {"on": {}, "saving": {}}
+        n_during = 0
+        for (ta, ha), (tb, hb) in zip(samples, samples[1:]):
+            busy = any(x < tb and y > ta for x, y, _ in spans)
+            n_during += busy
+            for k in ("on", "saving"):
+                add_diff(during[k] if busy else between[k], ha[k], hb[k])
+        whole = {k: {} for k in ("on", "saving")}
+        for k in whole:
+            add_diff(whole[k], samples[0][1][k], samples[-1][1][k])
         stop_save = [e for e in saves if e.get("why") == "stop"]
     finally:
         for d in daemons.values():
@@ -341,8 +415,26 @@ def main():
         out.append(f"| {k} | {sent2[k]} | {cs / sent2[k] * 1e6:.2f} | {ca / sent2[k] * 1e6:.2f} | "
                    f"{(rss2[k] - base) * 1024 / n:.0f} | {late[k][0]} | {late[k][1]} |")
     out.append("")
-    out.append(f"- lateness p99 saving / not saving: {late['saving'][0]} / {late['on'][0]} us = "
-               f"{late['saving'][0] / max(1, late['on'][0]):.2f} (goal <= 1.1; since each daemon's start)")
+    q = {name: {k: quantile_us(h[k], 0.99) for k in h} for name, h in
+         (("during", during), ("between", between), ("whole", whole))}
+    cnt = {name: {k: sum(h[k].values()) for k in h} for name, h in
+           (("during", during), ("between", between))}
+
+    def ratio(x, y):
+        return f"{x / y:.2f}" if x and y else "n/a"
+    out.append(f"- **lateness p99 while a save runs, saving / on over the same seconds: "
+               f"{q['during']['saving']:.0f} / {q['during']['on']:.0f} us = "
+               f"{ratio(q['during']['saving'], q['during']['on'])}** (goal <= 1.1; {n_during} of "
+               f"{len(samples) - 1} intervals of {SAMPLE_S} s overlap a save, "
+               f"{cnt['during']['saving']} / {cnt['during']['on']} sends in them)")
+    out.append(f"- between saves, saving / on: {q['between']['saving']:.0f} / "
+               f"{q['between']['on']:.0f} us = {ratio(q['between']['saving'], q['between']['on'])} "
+               f"(the two daemons' own difference); saving during / between its saves: "
+               f"{ratio(q['during']['saving'], q['between']['saving'])}")
+    out.append(f"- over the whole window, saving / on: {q['whole']['saving']:.0f} / "
+               f"{q['whole']['on']:.0f} us = {ratio(q['whole']['saving'], q['whole']['on'])}; "
+               f"since each daemon's start (SIGUSR1 line): {late['saving'][0]} / {late['on'][0]} us = "
+               f"{late['saving'][0] / max(1, late['on'][0]):.2f}")
     out.append(f"- a save was running for {saving_s:.0f} of the {window:.0f} s window; "
                f"background saves: {len(took)}"
                + (f", took {min(took):.0f}-{max(took):.0f} ms" if took else "")
