@@ -689,11 +689,17 @@ class Ctl(unittest.TestCase):
     def test_watch_in_tmux(self):
         session = f"bctl{os.getpid()}"
         sockdir = tempfile.mkdtemp(prefix="beacond-tmux-")
-        tmux = ["tmux", "-S", os.path.join(sockdir, "tmux.sock")]
+        servers = [["tmux", "-S", os.path.join(sockdir, f"tmux{i}.sock")] for i in range(2)]
         try:
-            for env, colour in (("", True), ("NO_COLOR=1 ", False)):
-                subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "160", "-y", "40",
-                                       f"{env}{BEACONCTL} -s {self.sock} watch"], check=True)
+            # A tmux server of its own for each run: killing a server's only
+            # session makes it exit, so a second new-session on the same
+            # socket can reach a server on its way out (a loaded CI run's
+            # second new-session failed: "server exited unexpectedly").
+            for tmux, (env, colour) in zip(servers, (("", True), ("NO_COLOR=1 ", False))):
+                r = subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "160",
+                                           "-y", "40", f"{env}{BEACONCTL} -s {self.sock} watch"],
+                                   capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, f"tmux new-session: {r.stderr}")
                 frames = []
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline and len(set(frames)) < 2:
@@ -712,7 +718,8 @@ class Ctl(unittest.TestCase):
                 self.assertEqual("\033[" in cap, colour, cap)
                 subprocess.run(tmux + ["kill-session", "-t", session], check=False)
         finally:
-            subprocess.run(tmux + ["kill-server"], check=False, capture_output=True)
+            for tmux in servers:
+                subprocess.run(tmux + ["kill-server"], check=False, capture_output=True)
             shutil.rmtree(sockdir, ignore_errors=True)
 
 
