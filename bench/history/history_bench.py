@@ -360,6 +360,10 @@ def main():
         saves = [e for e in events("saving2") if e.get("event") == "history_saved"]
         spans = [(harness.log_time(e) - float(e["took_ms"]) / 1000, harness.log_time(e), e)
                  for e in saves]
+        # A save still running at stop is killed (superseded by the final
+        # one) and logged with how long it ran: it was running, too.
+        spans += [(harness.log_time(e) - float(e["ran_ms"]) / 1000, harness.log_time(e), e)
+                  for e in events("saving2") if e.get("event") == "history_save_superseded"]
         saving_s = sum(max(0.0, min(b, w1) - max(a_, w0)) for a_, b, _ in spans)
         # Each interval between two readings is "during a save" if any save
         # overlaps it (so the fork and the copy-on-write faults just after
@@ -384,6 +388,8 @@ def main():
     ratios = [x[3] for x in rounds]
     cpu_tot = {k: sum(x[1 if k == "off" else 2] for x in rounds) for k in ("off", "on")}
     took = [float(e["took_ms"]) for e in saves if e.get("why") != "stop"]
+    paused = [float(e["paused_ms"]) for e in saves if "paused_ms" in e]
+    forks = [float(e["fork_ms"]) for e in saves if "fork_ms" in e]
     mem = {k: (rss1[k] - base) * 1024 / n for k in ("off", "on")}
     out = []
     out.append(f"## bench/history, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -438,6 +444,8 @@ def main():
     out.append(f"- a save was running for {saving_s:.0f} of the {window:.0f} s window; "
                f"background saves: {len(took)}"
                + (f", took {min(took):.0f}-{max(took):.0f} ms" if took else "")
+               + (f", held the loop {min(paused):.1f}-{max(paused):.1f} ms (of which fork "
+                  f"{min(forks):.1f}-{max(forks):.1f} ms)" if paused else "")
                + f"; at stop ({stop_save[0].get('probes') if stop_save else '?'} probes): "
                f"{stop_save[0]['took_ms'] if stop_save else '?'} ms")
     for url, size, secs in pages:

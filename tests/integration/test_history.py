@@ -295,6 +295,7 @@ class HistoryFiles(unittest.TestCase):
         self.assertEqual(d.stop(), 0)
         saved = d.events("history_saved", why="stop")
         self.assertEqual(len(saved), 1, d.lines[-20:])
+        self.assertNotIn("paused_ms", saved[0])   # the loop's own save: no fork
         self.assertEqual(saved[0]["probes"], "1")
         self.assertTrue(os.path.exists(os.path.join(self.hist, "lo.4.hist")))
         d2 = self.start(self.config())
@@ -308,6 +309,11 @@ class HistoryFiles(unittest.TestCase):
         d = self.start(self.config(save_interval="10s"))
         saved = d.wait_event("history_saved", why="interval", timeout=30)
         at_save = harness.log_time(saved)
+        # A background save says how long it held the loop (tick and fork),
+        # part of what it took.
+        self.assertLess(0, float(saved["paused_ms"]), saved)
+        self.assertLessEqual(float(saved["paused_ms"]), float(saved["took_ms"]), saved)
+        self.assertLessEqual(float(saved["fork_ms"]), float(saved["paused_ms"]), saved)
         snap = history(self.sock, "lo")
         time.sleep(3)
         d.proc.kill()
