@@ -538,11 +538,11 @@ static void tick_all(struct history_svc *hs, bool force)
 			history_tick(e->h, now, true);
 }
 
-/* paused_ns: how long the loop was held to start a background save (the
- * rounds' tick and the fork: pings due then leave that much late), 0 for
- * the save at stop, which the loop makes itself. */
+/* forked: a background save, which also says how long the loop was held
+ * to start it (the rounds' tick and the fork: pings due then leave that
+ * much late); the save at stop is the loop's own. */
 static void log_saved(struct history_svc *hs, const char *why, bool ok, const char *err,
-		      size_t n, size_t removed, uint64_t took_ns, uint64_t paused_ns)
+		      size_t n, size_t removed, uint64_t took_ns, bool forked)
 {
 	struct logline *l = log_begin(ok ? LOG_INFO : LOG_ERR, ok ? "history_saved" : "history_save_failed");
 	log_str(l, "why", why);
@@ -554,8 +554,8 @@ static void log_saved(struct history_svc *hs, const char *why, bool ok, const ch
 		log_str(l, "reason", err);
 	}
 	log_fixed(l, "took_ms", took_ns, NSEC_PER_MSEC, 1);
-	if (paused_ns) {
-		log_fixed(l, "paused_ms", paused_ns, NSEC_PER_MSEC, 2);
+	if (forked) {
+		log_fixed(l, "paused_ms", hs->save_paused_ns, NSEC_PER_MSEC, 2);
 		log_fixed(l, "fork_ms", hs->save_fork_ns, NSEC_PER_MSEC, 2);
 	}
 	log_end(l);
@@ -579,8 +579,7 @@ static void child_done(struct history_svc *hs, int status)
 	if (!ok)
 		snprintf(why, sizeof(why), WIFSIGNALED(status) ? "killed by signal %d" : "exit status %d",
 			 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	log_saved(hs, hs->save_why, ok, ok ? NULL : why, hs->save_probes, 0, took,
-		  hs->save_paused_ns);
+	log_saved(hs, hs->save_why, ok, ok ? NULL : why, hs->save_probes, 0, took, true);
 done:
 	hs->child = 0;
 	loop_child_ended(hs->loop);
@@ -639,10 +638,13 @@ static void save_start(struct history_svc *hs, const char *why)
 	pid_t parent = getpid();
 	uint64_t t1 = mono_ns();
 	pid_t pid = fork();
-	if (pid != 0)
-		hs->save_fork_ns = mono_ns() - t1;
+	if (pid != 0) {
+		uint64_t t2 = mono_ns();
+		hs->save_fork_ns = t2 - t1;
+		hs->save_paused_ns = t2 - t0;
+	}
 	if (pid < 0) {
-		log_saved(hs, why, false, strerror(errno), 0, 0, 0, mono_ns() - t0);
+		log_saved(hs, why, false, strerror(errno), 0, 0, 0, true);
 		return;
 	}
 	if (pid == 0) {
@@ -668,7 +670,6 @@ static void save_start(struct history_svc *hs, const char *why)
 			log_msg(LOG_ERR, "history_save_failed", "%s", err);
 		_exit(r < 0 ? 1 : 0);
 	}
-	hs->save_paused_ns = mono_ns() - t0;
 	hs->child = pid;
 	loop_child_started(hs->loop);
 	hs->save_why = why;
@@ -717,7 +718,7 @@ void history_svc_stop(struct history_svc *hs)
 	size_t n, removed;
 	char err[512];
 	int r = save_all(hs, &n, &removed, err, sizeof(err));
-	log_saved(hs, "stop", r == 0, err, n, removed, mono_ns() - t0, 0);
+	log_saved(hs, "stop", r == 0, err, n, removed, mono_ns() - t0, false);
 	if (r == 0)
 		free_retired(hs);
 }

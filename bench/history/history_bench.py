@@ -36,6 +36,7 @@ Everything is bounded (about 4 minutes with the defaults); the namespace
 and every process are removed at the end.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -124,21 +125,7 @@ SAMPLE_S = 0.5
 def lateness_buckets(sock):
     """The daemon's send-lateness histogram from its control socket
     (`status`: the non-empty buckets, upper bound in ns, None = +Inf)."""
-    import json
-    import socket
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    c.settimeout(10)
-    try:
-        c.connect(sock)
-        c.sendall(b"1 status\n")
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-    finally:
-        c.close()
+    data = harness.raw_request(sock, b"1 status\n")
     for line in data.splitlines():
         doc = json.loads(line)
         late = doc.get("icmp", {}).get("send_late") if isinstance(doc, dict) else None

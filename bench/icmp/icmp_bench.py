@@ -445,6 +445,16 @@ def diff_stats(pairs):
             "p99": pct([abs(x) for x in d], 99), "max": max(abs(x) for x in d)}
 
 
+def start_as(d, binary, **kw):
+    """d.start(**kw) with binary (None: this build).  harness.Daemon starts
+    the module's BEACOND: it points at the other build for the start only."""
+    saved, harness.BEACOND = harness.BEACOND, binary or harness.BEACOND
+    try:
+        d.start(**kw)
+    finally:
+        harness.BEACOND = saved
+
+
 def acc_beacond(topo, tmp, n, socket_kind, other=None):
     """This build, or (other: its binary) another one, whose config then
     names neither the history nor the web listener (it may predate both)."""
@@ -454,11 +464,7 @@ def acc_beacond(topo, tmp, n, socket_kind, other=None):
               "log_replies": "yes", "socket": socket_kind, **({} if other else PINGER_ONLY)},
         targets={"a4": {"host": netns.T_A4}, "a6": {"host": netns.T_A6}},
         daemon={"log_level": "info"}, web="omit" if other else None))
-    saved, harness.BEACOND = harness.BEACOND, other or harness.BEACOND
-    try:
-        d.start(timeout=30)
-    finally:
-        harness.BEACOND = saved
+    start_as(d, other, timeout=30)
     kind = d.wait_event("socket", family="4").get("kind", "?")
     for name in ("a4", "a6"):
         d.wait_event("reply", target=name, count=n, timeout=n * 0.01 + 30)
@@ -610,13 +616,7 @@ def versus(topo, tmp, rounds, seconds, other, socket_kind):
                                                        "log_target": logpath}),
                            prefix=["ip", "netns", "exec", ns])
         topo.daemons.append(d)
-        # harness.Daemon starts the module's BEACOND: point it at this
-        # build or the other one for the start only.
-        saved, harness.BEACOND = harness.BEACOND, binary
-        try:
-            d.start(wait_ready=False)
-        finally:
-            harness.BEACOND = saved
+        start_as(d, binary, wait_ready=False)
         LogTail(logpath, d).wait(lambda e: e.get("event") == "ready", 60)
         return d
 

@@ -60,6 +60,30 @@ def log_time(event):
     return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
+def raw_request(sock, data, timeout=10):
+    """Send bytes to a Unix stream socket (the control socket), read the
+    whole reply (the daemon closes when done)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+
+
 def is_root():
     return os.geteuid() == 0
 

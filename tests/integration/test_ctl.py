@@ -24,7 +24,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from harness import BEACOND, EX_CONFIG, Daemon, base_config, have, is_root  # noqa: E402
+from harness import (BEACOND, EX_CONFIG, Daemon, base_config, have, is_root,  # noqa: E402
+                     raw_request)
 
 BEACONCTL = os.environ.get("BEACONCTL") or os.path.join(os.path.dirname(BEACOND), "beaconctl")
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -41,29 +42,6 @@ def ctl(sock, *args, user=None, env=None, timeout=20):
     if env:
         e.update(env)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
-
-
-def raw_request(sock, data, timeout=10):
-    """Send bytes, read the whole reply (the daemon closes when done)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(sock)
-    try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    out = b""
-    while True:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    return out
 
 
 class Netns:
